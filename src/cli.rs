@@ -1,0 +1,139 @@
+//! Command-line flags, named as the Prometheus exporters name theirs.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::logging::{LogFormat, LogLevel};
+
+pub const DEFAULT_CONFIG_FILE: &str = "tenant-exporter.yml";
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("TENANT_EXPORTER_REVISION"),
+    ")"
+);
+
+#[derive(Debug, Parser)]
+#[command(name = "tenant-exporter", version = LONG_VERSION, about = "Prometheus exporter for multi-tenant Cisco Webex, VOSS Automate and Commvault estates.")]
+pub struct Cli {
+    /// Path to the configuration file.
+    #[arg(long = "config.file", value_name = "FILE", conflicts_with = "demo")]
+    pub config_file: Option<PathBuf>,
+
+    /// Address to listen on, as host:port or :port (all interfaces). Repeatable.
+    #[arg(
+        long = "web.listen-address",
+        value_name = "ADDRESS",
+        default_value = ":10020"
+    )]
+    pub listen_addresses: Vec<String>,
+
+    /// Path under which to expose metrics.
+    #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics", value_parser = telemetry_path)]
+    pub telemetry_path: String,
+
+    /// Only log messages with the given severity or above.
+    #[arg(long = "log.level", value_enum, default_value = "info")]
+    pub log_level: LogLevel,
+
+    /// Output format of log messages.
+    #[arg(long = "log.format", value_enum, default_value = "logfmt")]
+    pub log_format: LogFormat,
+
+    /// Validate the configuration file, report every problem with its location, and exit
+    /// (0 when valid, 1 otherwise).
+    #[arg(long = "config.check", conflicts_with_all = ["once", "demo"])]
+    pub config_check: bool,
+
+    /// Collect every target once, print the exposition (Prometheus text format) to stdout and
+    /// exit; non-zero if any collection failed.
+    #[arg(long)]
+    pub once: bool,
+
+    /// Run without a config against the built-in simulator of the upstream APIs.
+    #[arg(long)]
+    pub demo: bool,
+
+    /// Number of BroadWorks enterprises the demo simulator serves.
+    #[arg(long = "demo.enterprises", value_name = "N", default_value_t = 25, requires = "demo",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub demo_enterprises: u32,
+}
+
+fn telemetry_path(s: &str) -> Result<String, String> {
+    if !s.starts_with('/') {
+        return Err("must start with /".into());
+    }
+    if s == "/" || s.starts_with("/-/") {
+        return Err("must not be / nor under /-/, which the exporter uses itself".into());
+    }
+    if s.chars()
+        .any(|c| c.is_whitespace() || c == '?' || c == '#' || c == '{' || c == '}' || c == '*')
+    {
+        return Err("must be a plain path without spaces, ?, #, {, } or *".into());
+    }
+    Ok(s.to_string())
+}
+
+impl Cli {
+    pub fn config_path(&self) -> PathBuf {
+        self.config_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE))
+    }
+}
+
+/// Resolves a listen address; `:port` means every interface.
+pub async fn resolve_listen_address(addr: &str) -> Result<std::net::SocketAddr, String> {
+    let full = if addr.starts_with(':') {
+        format!("0.0.0.0{addr}")
+    } else {
+        addr.to_string()
+    };
+    let resolved = tokio::net::lookup_host(full.as_str())
+        .await
+        .map(|mut a| a.next());
+    match resolved {
+        Ok(Some(a)) => Ok(a),
+        Ok(None) => Err(format!(
+            "--web.listen-address {addr:?}: resolves to no address"
+        )),
+        Err(e) => Err(format!("--web.listen-address {addr:?}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse() {
+        let c = Cli::try_parse_from([
+            "tenant-exporter",
+            "--config.file=x.yml",
+            "--web.listen-address=:1",
+            "--web.listen-address=127.0.0.1:2",
+            "--log.format=json",
+        ])
+        .unwrap();
+        assert_eq!(c.listen_addresses, [":1", "127.0.0.1:2"]);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.config_path(), PathBuf::from("x.yml"));
+    }
+
+    #[test]
+    fn bad_flags_are_errors() {
+        for args in [
+            &["tenant-exporter", "--web.config.file=web.yml"][..],
+            &["tenant-exporter", "--log.level=verbose"],
+            &["tenant-exporter", "--web.telemetry-path=metrics"],
+            &["tenant-exporter", "--web.telemetry-path=/-/x"],
+            &["tenant-exporter", "--demo.enterprises=5"],
+            &["tenant-exporter", "--demo", "--config.file=x.yml"],
+            &["tenant-exporter", "--demo", "--demo.enterprises=0"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! tenant-exporter: a Prometheus exporter for multi-tenant Cisco Webex, VOSS Automate and
+//! Commvault estates. `main.rs` wires config → scheduler → snapshot → server.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod logging;
+pub mod metrics;
+pub mod scheduler;
+pub mod server;
+pub mod simulator;
+pub mod snapshot;
+pub mod sources;
+pub mod upstream;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const REVISION: &str = env!("TENANT_EXPORTER_REVISION");

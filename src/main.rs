@@ -1,0 +1,283 @@
+//! Thin: flags, config, start, shutdown.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
+
+use tenant_exporter::cli::{resolve_listen_address, Cli};
+use tenant_exporter::config::{BroadworksConfig, Config, Global, Secret, WebexTarget};
+use tenant_exporter::metrics::SelfMetrics;
+use tenant_exporter::scheduler::{client_for, run_once, Scheduler, Shared};
+use tenant_exporter::server::{self, AppState, ReloadRequest};
+use tenant_exporter::simulator::{self, Simulator};
+use tenant_exporter::snapshot::openmetrics_to_prometheus_text;
+use tenant_exporter::{logging, VERSION};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_level, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+/// Where the config comes from: a file, re-read on reload, or the demo.
+enum Source {
+    File(std::path::PathBuf),
+    /// The simulator is held so it runs as long as the exporter.
+    Demo {
+        config: Config,
+        _simulator: Simulator,
+    },
+}
+
+impl Source {
+    fn load(&self) -> Result<Config, String> {
+        match self {
+            Source::File(path) => Config::load(path).map_err(|e| e.to_string()),
+            Source::Demo { config, .. } => Ok(config.clone()),
+        }
+    }
+}
+
+async fn demo_source(enterprises: u32) -> Result<Source, String> {
+    let sim = Simulator::start(simulator::Options {
+        enterprises: enterprises as usize,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| format!("cannot start the demo simulator: {e}"))?;
+    let interval = Duration::from_secs(15);
+    let config = Config {
+        global: Global {
+            interval,
+            timeout: Duration::from_secs(10),
+            stale_after: Duration::from_secs(300),
+        },
+        webex: vec![WebexTarget {
+            name: "demo".into(),
+            base_url: sim
+                .webex_base_url()
+                .parse()
+                .map_err(|e| format!("simulator URL: {e}"))?,
+            access_token: Secret::new(sim.webex_token()),
+            broadworks: Some(BroadworksConfig {
+                starts_with: None,
+                interval,
+                // Small pages in the small demo show paging at work.
+                page_size: if enterprises <= 100 { 10 } else { 1000 },
+            }),
+        }],
+    };
+    tracing::info!(upstream = %sim.addr(), enterprises, "demo simulator started");
+    Ok(Source::Demo {
+        config,
+        _simulator: sim,
+    })
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    if cli.config_check {
+        let path = cli.config_path();
+        return match Config::load(&path) {
+            Ok(c) => {
+                println!(
+                    "{}: config is valid ({} webex targets)",
+                    path.display(),
+                    c.webex.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+
+    let source = if cli.demo {
+        match demo_source(cli.demo_enterprises).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the demo");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        Source::File(cli.config_path())
+    };
+    let config = match source.load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            tracing::error!("invalid configuration; see above");
+            return ExitCode::FAILURE;
+        }
+    };
+    let metrics = Arc::new(SelfMetrics::new());
+    let shared = Shared::new(metrics.clone());
+    let client = match client_for(&config, metrics.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the HTTP client");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    if cli.once {
+        let failures = run_once(&config, &client, &shared).await;
+        let text = shared.snapshot().text() + &openmetrics_to_prometheus_text(&metrics.encode());
+        print!("{text}");
+        for (job, error) in &failures {
+            eprintln!("{job}: {error}");
+        }
+        return if failures.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+
+    let mut listeners = Vec::new();
+    for addr in &cli.listen_addresses {
+        let bound = match resolve_listen_address(addr).await {
+            Ok(a) => tokio::net::TcpListener::bind(a)
+                .await
+                .map_err(|e| format!("--web.listen-address {addr:?}: {e}")),
+            Err(e) => Err(e),
+        };
+        match bound {
+            Ok(l) => listeners.push(l),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+
+    let mut scheduler = Scheduler::start(shared.clone());
+    scheduler.apply(&config, client);
+
+    let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(4);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let app = server::router(AppState {
+        shared: shared.clone(),
+        telemetry_path: cli.telemetry_path.clone(),
+        reload: reload_tx.clone(),
+    });
+    let mut servers = Vec::new();
+    for listener in listeners {
+        let local = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        tracing::info!(address = %local, version = VERSION, "listening");
+        let mut stop = shutdown_rx.clone();
+        let app = app.clone();
+        servers.push(tokio::spawn(async move {
+            let graceful = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(graceful)
+                .await
+            {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        }));
+    }
+
+    let reloader = tokio::spawn(reload_loop(
+        source,
+        scheduler,
+        metrics,
+        reload_rx,
+        shutdown_rx.clone(),
+    ));
+    let sighup = tokio::spawn(forward_sighup(reload_tx));
+
+    wait_for_shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = shutdown_tx.send(true);
+    sighup.abort();
+    for s in servers {
+        // Scrapes in flight get a moment to finish; the process does not wait on a stuck one.
+        let _ = tokio::time::timeout(Duration::from_secs(5), s).await;
+    }
+    if let Ok(scheduler) = reloader.await {
+        scheduler.shutdown();
+    }
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_shutdown_signal() {
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+async fn forward_sighup(reload: mpsc::Sender<ReloadRequest>) {
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; use POST /-/reload");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        if reload.send(tx).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Applies reloads one at a time; a bad config leaves the running one alone.
+async fn reload_loop(
+    source: Source,
+    mut scheduler: Scheduler,
+    metrics: Arc<SelfMetrics>,
+    mut requests: mpsc::Receiver<ReloadRequest>,
+    mut stop: watch::Receiver<bool>,
+) -> Scheduler {
+    loop {
+        let reply = tokio::select! {
+            r = requests.recv() => match r { Some(r) => r, None => break },
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let result = source.load().and_then(|config| {
+            let client = client_for(&config, metrics.clone())
+                .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            scheduler.apply(&config, client);
+            Ok(())
+        });
+        match &result {
+            Ok(()) => tracing::info!("configuration reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, "configuration reload failed; keeping the running configuration")
+            }
+        }
+        let _ = reply.send(result);
+    }
+    scheduler
+}

@@ -1,0 +1,332 @@
+//! An in-process fake of the upstream APIs on 127.0.0.1, for `--demo`, tests and benchmarks.
+//!
+//! Data is derived from the enterprise index and the wall clock, so it changes like the real
+//! thing (syncs start, run, finish, fail) without any state to keep. Faults can be injected
+//! per request kind.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::task::JoinHandle;
+
+mod broadworks;
+
+/// The kinds of upstream request a fault can be set for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RequestKind {
+    BroadworksEnterprises,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// 429 with `Retry-After` (seconds) when given.
+    RateLimited { retry_after: Option<u64> },
+    /// 423 with `Retry-After`.
+    Locked { retry_after: Option<u64> },
+    /// Any status with a Webex-style error body.
+    Status(u16),
+    /// 401, as for an expired token.
+    Unauthorized,
+    /// The normal answer, late.
+    Slow(Duration),
+    /// The normal answer cut in half.
+    Truncated,
+    /// A 200 whose body is not the expected JSON.
+    Malformed,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub enterprises: usize,
+    /// The bearer token the fake Webex API accepts.
+    pub webex_token: String,
+    /// How long one directory-sync cycle lasts.
+    pub sync_period: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            enterprises: 25,
+            webex_token: "demo-webex-token".to_string(),
+            sync_period: Duration::from_secs(600),
+        }
+    }
+}
+
+struct Injected {
+    fault: Fault,
+    remaining: Option<u32>,
+}
+
+pub(crate) struct SimState {
+    opts: Options,
+    epoch: SystemTime,
+    enterprises: AtomicUsize,
+    faults: Mutex<HashMap<RequestKind, Injected>>,
+    requests: Mutex<Vec<(RequestKind, String)>>,
+}
+
+/// Requests kept for tests to inspect; older ones are forgotten.
+const REQUEST_LOG: usize = 10_000;
+
+impl SimState {
+    /// Takes the fault to apply to this request, if any.
+    fn take_fault(&self, kind: RequestKind, query: &str) -> Option<Fault> {
+        {
+            let mut log = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+            if log.len() >= REQUEST_LOG {
+                log.drain(..REQUEST_LOG / 2);
+            }
+            log.push((kind, query.to_string()));
+        }
+        let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        let injected = faults.get_mut(&kind)?;
+        let fault = injected.fault.clone();
+        if let Some(n) = &mut injected.remaining {
+            *n -= 1;
+            if *n == 0 {
+                faults.remove(&kind);
+            }
+        }
+        Some(fault)
+    }
+}
+
+/// A running simulator. Stops when dropped.
+pub struct Simulator {
+    addr: SocketAddr,
+    state: Arc<SimState>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Simulator {
+    /// Starts on 127.0.0.1 on an ephemeral port.
+    pub async fn start(opts: Options) -> std::io::Result<Simulator> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(SimState {
+            enterprises: AtomicUsize::new(opts.enterprises),
+            opts,
+            epoch: SystemTime::now(),
+            faults: Mutex::new(HashMap::new()),
+            requests: Mutex::new(Vec::new()),
+        });
+        let app = Router::new()
+            .route("/v1/broadworks/enterprises", get(list_enterprises))
+            .with_state(state.clone());
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "simulator stopped");
+            }
+        });
+        Ok(Simulator { addr, state, task })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The Webex API base URL, `http://127.0.0.1:PORT/v1`.
+    pub fn webex_base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn webex_token(&self) -> &str {
+        &self.state.opts.webex_token
+    }
+
+    /// Applies `fault` to the next `times` requests of `kind` (every one when `None`).
+    pub fn set_fault(&self, kind: RequestKind, fault: Fault, times: Option<u32>) {
+        let mut faults = self.state.faults.lock().unwrap_or_else(|e| e.into_inner());
+        if times == Some(0) {
+            faults.remove(&kind);
+        } else {
+            faults.insert(
+                kind,
+                Injected {
+                    fault,
+                    remaining: times,
+                },
+            );
+        }
+    }
+
+    pub fn clear_faults(&self) {
+        self.state
+            .faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Changes how many enterprises exist; the ones past the new count vanish.
+    pub fn set_enterprises(&self, n: usize) {
+        self.state.enterprises.store(n, Ordering::Relaxed);
+    }
+
+    /// The query strings of the requests received so far, oldest first.
+    pub fn requests(&self, kind: RequestKind) -> Vec<String> {
+        let log = self
+            .state
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        log.iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, q)| q.clone())
+            .collect()
+    }
+}
+
+fn webex_error(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({
+        "message": message,
+        "errors": [{"description": message}],
+        "trackingId": format!("SIMULATOR_{:08x}", fastrand::u32(..)),
+    });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Answers with `fault`, or returns `None` when the normal answer should follow (late, cut
+/// or garbled as the fault says).
+async fn apply_fault(fault: &Fault) -> Option<Response> {
+    let with_retry_after = |status, retry_after: &Option<u64>, message| {
+        let mut r = webex_error(status, message);
+        if let Some(s) = retry_after {
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                s.to_string().parse().expect("digits are a valid header"),
+            );
+        }
+        r
+    };
+    match fault {
+        Fault::RateLimited { retry_after } => Some(with_retry_after(
+            StatusCode::TOO_MANY_REQUESTS,
+            retry_after,
+            "Too many requests",
+        )),
+        Fault::Locked { retry_after } => Some(with_retry_after(
+            StatusCode::LOCKED,
+            retry_after,
+            "Resource locked",
+        )),
+        Fault::Status(code) => {
+            let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            Some(webex_error(status, "Simulated failure"))
+        }
+        Fault::Unauthorized => Some(webex_error(
+            StatusCode::UNAUTHORIZED,
+            "The request requires a valid access token set in the Authorization request header.",
+        )),
+        Fault::Slow(d) => {
+            tokio::time::sleep(*d).await;
+            None
+        }
+        Fault::Truncated | Fault::Malformed => None,
+    }
+}
+
+fn garble(fault: Option<&Fault>, body: String) -> String {
+    match fault {
+        Some(Fault::Truncated) => {
+            let mut cut = body.len() / 2;
+            while !body.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            body[..cut].to_string()
+        }
+        Some(Fault::Malformed) => "{\"items\": \"<html>502 Bad Gateway</html>\"".to_string(),
+        _ => body,
+    }
+}
+
+fn bearer_ok(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| t == token)
+}
+
+async fn list_enterprises(
+    State(state): State<Arc<SimState>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    let fault = state.take_fault(
+        RequestKind::BroadworksEnterprises,
+        uri.query().unwrap_or(""),
+    );
+    if let Some(f) = &fault {
+        if let Some(r) = apply_fault(f).await {
+            return r;
+        }
+    }
+    if !bearer_ok(&headers, &state.opts.webex_token) {
+        return webex_error(StatusCode::UNAUTHORIZED, "Invalid access token");
+    }
+    let max = match q.get("max").map(|m| m.parse::<usize>()) {
+        None => 100,
+        Some(Ok(m)) if (1..=1000).contains(&m) => m,
+        Some(_) => return webex_error(StatusCode::BAD_REQUEST, "max must be between 1 and 1000"),
+    };
+    let cursor: usize = q.get("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
+    let prefix = q.get("startsWith").map(String::as_str).unwrap_or("");
+    let now = SystemTime::now();
+    let total = state.enterprises.load(Ordering::Relaxed);
+    let ids: Vec<usize> = (0..total)
+        .filter(|&i| prefix.is_empty() || broadworks::sp_enterprise_id(i).starts_with(prefix))
+        .collect();
+    let page = ids.iter().skip(cursor).take(max);
+    let items: Vec<String> = page
+        .map(|&i| broadworks::enterprise_json(&state, i, now))
+        .collect();
+    let body = garble(
+        fault.as_ref(),
+        format!("{{\"items\":[{}]}}", items.join(",")),
+    );
+    let mut resp = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response();
+    if cursor + max < ids.len() {
+        // Like the real API as reported by SDK authors, the next link carries only the
+        // cursor, not the first request's other parameters.
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1");
+        let link = format!(
+            "<http://{host}/v1/broadworks/enterprises?cursor={}>; rel=\"next\"",
+            cursor + max
+        );
+        if let Ok(v) = link.parse() {
+            resp.headers_mut().insert(header::LINK, v);
+        }
+    }
+    resp
+}

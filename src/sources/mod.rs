@@ -1,0 +1,57 @@
+//! Upstream sources. Each owns its payload types, its auth and its conversion to samples,
+//! and knows nothing about HTTP serving.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+use crate::snapshot::SampleSet;
+use crate::upstream::{Client, RequestCtx, UpstreamError};
+
+pub mod webex;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("{0}")]
+    Payload(String),
+    #[error("collection did not finish within {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+}
+
+/// One collector polling one target.
+pub trait Collect: Send + Sync + 'static {
+    fn collect<'a>(
+        &'a self,
+        client: &'a Client,
+        ctx: &'a RequestCtx,
+    ) -> BoxFuture<'a, Result<Arc<dyn SampleSet>, CollectError>>;
+}
+
+/// Parses an ISO 8601 / RFC 3339 UTC timestamp such as `2021-04-07T15:26:40.704911Z` into
+/// Unix seconds.
+pub fn parse_timestamp(s: &str) -> Option<f64> {
+    let t = humantime::parse_rfc3339(s.trim()).ok()?;
+    t.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_timestamp;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(
+            parse_timestamp("2021-04-07T15:26:40.704911Z"),
+            Some(1617809200.704911)
+        );
+        assert_eq!(parse_timestamp("2021-04-07T15:26:40Z"), Some(1617809200.0));
+        assert_eq!(parse_timestamp("yesterday"), None);
+        assert_eq!(parse_timestamp(""), None);
+        assert_eq!(parse_timestamp("2021-13-40T99:26:40Z"), None);
+    }
+}

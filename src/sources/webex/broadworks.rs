@@ -1,0 +1,595 @@
+//! Webex BroadWorks enterprises and their directory-sync status (collector `webex_broadworks`).
+//!
+//! `GET {base}/broadworks/enterprises?max=N[&startsWith=..]`, following `Link: rel="next"`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use prometheus_client::encoding::MetricEncoder;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use url::Url;
+
+use super::WebexAuth;
+use crate::config::BroadworksConfig;
+use crate::snapshot::{Family, SampleSet};
+use crate::sources::{parse_timestamp, Collect, CollectError};
+use crate::upstream::{display_url, Client, Request, RequestCtx};
+
+pub const COLLECTOR: &str = "webex_broadworks";
+
+/// Statuses always exposed (0 unless current); any other upstream value is passed through.
+pub const KNOWN_STATUSES: [&str; 4] = ["COMPLETE", "IN_PROGRESS", "NOT_SYNCED", "FAILED"];
+/// A safety net against an upstream whose next links never end.
+const MAX_PAGES: usize = 10_000;
+
+const CHANGE_KINDS: [(&str, &str); 12] = [
+    ("user", "added"),
+    ("user", "updated"),
+    ("user", "deleted"),
+    ("machine", "added"),
+    ("machine", "updated"),
+    ("machine", "deleted"),
+    ("user_contact", "added"),
+    ("user_contact", "updated"),
+    ("user_contact", "deleted"),
+    ("org_contact", "added"),
+    ("org_contact", "updated"),
+    ("org_contact", "deleted"),
+];
+
+macro_rules! cached {
+    ($text:literal) => {
+        concat!(
+            $text,
+            " Cached from the Webex API; refreshed every collection interval."
+        )
+    };
+}
+
+static FAMILIES: [Family; 12] = [
+    Family {
+        name: "webex_broadworks_enterprise_info",
+        help: cached!("BroadWorks enterprise identifiers, value 1."),
+    },
+    Family {
+        name: "webex_broadworks_enterprises",
+        help: cached!("BroadWorks enterprises provisioned for this target."),
+    },
+    Family {
+        name: "webex_broadworks_directory_sync_enabled",
+        help: cached!("Whether directory sync is enabled for the enterprise (1) or not (0)."),
+    },
+    Family {
+        name: "webex_broadworks_directory_sync_status",
+        help: cached!(
+            "Directory sync status: 1 for the current status, 0 for the other known ones."
+        ),
+    },
+    Family {
+        name: "webex_broadworks_directory_sync_last_start_timestamp_seconds",
+        help: cached!("Unix time the last directory sync started."),
+    },
+    Family {
+        name: "webex_broadworks_directory_sync_last_end_timestamp_seconds",
+        help: cached!("Unix time the last directory sync ended."),
+    },
+    Family {
+        name: "webex_broadworks_directory_sync_last_success_timestamp_seconds",
+        help: cached!("Unix time of the last successful directory sync."),
+    },
+    Family {
+        name: "webex_broadworks_directory_sync_last_changes",
+        help: cached!("Objects changed by the last directory sync, by object and action."),
+    },
+    Family {
+        name: "webex_broadworks_directory_sync_errors",
+        help: cached!("Errors reported for the last directory sync attempt."),
+    },
+    Family {
+        name: "webex_broadworks_directory_sync_error_info",
+        help: cached!("Error codes reported for the last directory sync attempt, value 1."),
+    },
+    Family {
+        name: "webex_broadworks_external_identities",
+        help: cached!("External users and machines in Webex Common Identity across all syncs."),
+    },
+    Family {
+        name: "webex_broadworks_contacts",
+        help: cached!("User and org contacts in the Webex contact service."),
+    },
+];
+
+/// One enterprise, reduced to what the metrics need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enterprise {
+    pub sp_enterprise_id: Box<str>,
+    pub id: Box<str>,
+    pub org_id: Box<str>,
+    pub provisioning_id: Box<str>,
+    pub sync_enabled: Option<bool>,
+    pub status: Option<Box<str>>,
+    pub last_start: Option<f64>,
+    pub last_end: Option<f64>,
+    pub last_success: Option<f64>,
+    /// In the order of `CHANGE_KINDS`.
+    pub changes: [Option<f64>; 12],
+    /// Distinct error codes of the last attempt; `None` when there is no sync status at all.
+    pub errors: Option<Vec<Box<str>>>,
+    /// Errors of the last attempt, duplicates included.
+    pub error_count: usize,
+    pub external_users: Option<f64>,
+    pub external_machines: Option<f64>,
+    pub user_contacts: Option<f64>,
+    pub org_contacts: Option<f64>,
+}
+
+#[derive(Debug, Default)]
+pub struct Enterprises {
+    pub items: Vec<Enterprise>,
+}
+
+/// Something in a payload that was skipped rather than failing the collection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skipped {
+    pub what: String,
+}
+
+#[derive(Deserialize)]
+struct Page<'a> {
+    #[serde(borrow)]
+    items: Vec<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawEnterprise {
+    id: Option<String>,
+    org_id: Option<String>,
+    provisioning_id: Option<String>,
+    sp_enterprise_id: Option<String>,
+    broadworks_directory_sync: Option<RawDirSync>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawDirSync {
+    enable_dir_sync: Option<bool>,
+    directory_sync_status: Option<RawSyncStatus>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawSyncStatus {
+    last_sync_start_time: Option<String>,
+    last_sync_end_time: Option<String>,
+    last_successful_sync_time: Option<String>,
+    sync_status: Option<String>,
+    #[serde(default, deserialize_with = "number")]
+    users_added: Option<f64>,
+    #[serde(default, deserialize_with = "number")]
+    users_updated: Option<f64>,
+    #[serde(default, deserialize_with = "number")]
+    users_deleted: Option<f64>,
+    #[serde(default, deserialize_with = "number")]
+    machines_added: Option<f64>,
+    #[serde(default, deserialize_with = "number")]
+    machines_updated: Option<f64>,
+    #[serde(default, deserialize_with = "number")]
+    machines_deleted: Option<f64>,
+    #[serde(
+        default,
+        deserialize_with = "number",
+        rename = "totalExternalUsersInCI"
+    )]
+    total_external_users: Option<f64>,
+    #[serde(
+        default,
+        deserialize_with = "number",
+        rename = "totalExternalMachinesInCI"
+    )]
+    total_external_machines: Option<f64>,
+    #[serde(default, deserialize_with = "number")]
+    user_contacts_added: Option<f64>,
+    #[serde(default, deserialize_with = "number")]
+    user_contacts_updated: Option<f64>,
+    #[serde(default, deserialize_with = "number")]
+    user_contacts_deleted: Option<f64>,
+    #[serde(default, deserialize_with = "number")]
+    org_contacts_added: Option<f64>,
+    #[serde(default, deserialize_with = "number")]
+    org_contacts_updated: Option<f64>,
+    #[serde(default, deserialize_with = "number")]
+    org_contacts_deleted: Option<f64>,
+    #[serde(default, deserialize_with = "number")]
+    total_user_contacts_in_contact_service: Option<f64>,
+    #[serde(default, deserialize_with = "number")]
+    total_org_contacts_in_contact_service: Option<f64>,
+    errors: Option<Vec<RawError>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawError {
+    error_code: Option<serde_json::Value>,
+}
+
+/// A count that may come as a number, a numeric string or null; anything else is absent.
+fn number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+/// Parses one page. An item that cannot be read is skipped and reported; a page that is not
+/// `{"items": [...]}` is an error.
+pub fn parse_page(
+    body: &[u8],
+    out: &mut Vec<Enterprise>,
+    skipped: &mut Vec<Skipped>,
+) -> Result<(), String> {
+    let page: Page = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    for (i, raw) in page.items.iter().enumerate() {
+        match serde_json::from_str::<RawEnterprise>(raw.get()) {
+            Ok(item) => {
+                if let Some(e) = convert(item, skipped) {
+                    out.push(e);
+                } else {
+                    skipped.push(Skipped {
+                        what: format!("items[{i}]: no spEnterpriseId"),
+                    });
+                }
+            }
+            Err(e) => skipped.push(Skipped {
+                what: format!("items[{i}]: {e}"),
+            }),
+        }
+    }
+    Ok(())
+}
+
+fn convert(raw: RawEnterprise, skipped: &mut Vec<Skipped>) -> Option<Enterprise> {
+    let sp_enterprise_id: Box<str> = raw.sp_enterprise_id.filter(|s| !s.is_empty())?.into();
+    let sync = raw.broadworks_directory_sync;
+    let sync_enabled = sync.as_ref().and_then(|s| s.enable_dir_sync);
+    let status = sync.and_then(|s| s.directory_sync_status);
+    let mut time = |field: &str, v: &Option<String>| -> Option<f64> {
+        let v = v.as_deref().filter(|v| !v.trim().is_empty())?;
+        let t = parse_timestamp(v);
+        if t.is_none() {
+            skipped.push(Skipped {
+                what: format!(
+                    "enterprise {:?}: {field} {:?} is not an RFC 3339 timestamp",
+                    sp_enterprise_id,
+                    crate::upstream::sanitize(v, 64)
+                ),
+            });
+        }
+        t
+    };
+    let (last_start, last_end, last_success) = match &status {
+        Some(s) => (
+            time("lastSyncStartTime", &s.last_sync_start_time),
+            time("lastSyncEndTime", &s.last_sync_end_time),
+            time("lastSuccessfulSyncTime", &s.last_successful_sync_time),
+        ),
+        None => (None, None, None),
+    };
+    let mut e = Enterprise {
+        sp_enterprise_id,
+        id: raw.id.unwrap_or_default().into(),
+        org_id: raw.org_id.unwrap_or_default().into(),
+        provisioning_id: raw.provisioning_id.unwrap_or_default().into(),
+        sync_enabled,
+        status: None,
+        last_start,
+        last_end,
+        last_success,
+        changes: [None; 12],
+        errors: None,
+        error_count: 0,
+        external_users: None,
+        external_machines: None,
+        user_contacts: None,
+        org_contacts: None,
+    };
+    if let Some(s) = status {
+        e.status = s.sync_status.filter(|v| !v.is_empty()).map(Into::into);
+        e.changes = [
+            s.users_added,
+            s.users_updated,
+            s.users_deleted,
+            s.machines_added,
+            s.machines_updated,
+            s.machines_deleted,
+            s.user_contacts_added,
+            s.user_contacts_updated,
+            s.user_contacts_deleted,
+            s.org_contacts_added,
+            s.org_contacts_updated,
+            s.org_contacts_deleted,
+        ];
+        let mut codes: Vec<Box<str>> = s
+            .errors
+            .unwrap_or_default()
+            .into_iter()
+            .map(|err| match err.error_code {
+                Some(serde_json::Value::Number(n)) => n.to_string().into(),
+                Some(serde_json::Value::String(s)) if !s.is_empty() => s.into(),
+                _ => "unknown".into(),
+            })
+            .collect();
+        e.error_count = codes.len();
+        codes.sort();
+        codes.dedup();
+        e.errors = Some(codes);
+        e.external_users = s.total_external_users;
+        e.external_machines = s.total_external_machines;
+        e.user_contacts = s.total_user_contacts_in_contact_service;
+        e.org_contacts = s.total_org_contacts_in_contact_service;
+    }
+    Some(e)
+}
+
+impl Enterprises {
+    /// Builds the set from parsed items: a spEnterpriseId seen twice (pages that overlap
+    /// while the list changes) is kept once, the later item winning, so the exposition never
+    /// repeats a series.
+    pub fn new(items: Vec<Enterprise>) -> Enterprises {
+        let mut index: HashMap<Box<str>, usize> = HashMap::with_capacity(items.len());
+        let mut out: Vec<Enterprise> = Vec::with_capacity(items.len());
+        for e in items {
+            match index.get(&e.sp_enterprise_id) {
+                Some(&i) => out[i] = e,
+                None => {
+                    index.insert(e.sp_enterprise_id.clone(), out.len());
+                    out.push(e);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.sp_enterprise_id.cmp(&b.sp_enterprise_id));
+        out.shrink_to_fit();
+        Enterprises { items: out }
+    }
+}
+
+fn gauge(
+    enc: &mut MetricEncoder<'_>,
+    labels: &impl prometheus_client::encoding::EncodeLabelSet,
+    v: f64,
+) -> fmt::Result {
+    enc.encode_family(labels)?.encode_gauge(&v)
+}
+
+impl SampleSet for Enterprises {
+    fn families(&self) -> &'static [Family] {
+        &FAMILIES
+    }
+
+    fn objects(&self) -> usize {
+        self.items.len()
+    }
+
+    fn encode(&self, family: usize, target: &str, enc: &mut MetricEncoder<'_>) -> fmt::Result {
+        if family == 1 {
+            return gauge(enc, &[("target", target)], self.items.len() as f64);
+        }
+        for e in &self.items {
+            let id = &*e.sp_enterprise_id;
+            let base = [("target", target), ("sp_enterprise_id", id)];
+            match family {
+                0 => gauge(
+                    enc,
+                    &[
+                        ("target", target),
+                        ("sp_enterprise_id", id),
+                        ("enterprise_id", &e.id),
+                        ("org_id", &e.org_id),
+                        ("provisioning_id", &e.provisioning_id),
+                    ],
+                    1.0,
+                )?,
+                2 => {
+                    if let Some(v) = e.sync_enabled {
+                        gauge(enc, &base, if v { 1.0 } else { 0.0 })?
+                    }
+                }
+                3 => {
+                    let current = e.status.as_deref();
+                    for s in KNOWN_STATUSES {
+                        let v = if current == Some(s) { 1.0 } else { 0.0 };
+                        gauge(
+                            enc,
+                            &[("target", target), ("sp_enterprise_id", id), ("status", s)],
+                            v,
+                        )?;
+                    }
+                    if let Some(s) = current.filter(|s| !KNOWN_STATUSES.contains(s)) {
+                        gauge(
+                            enc,
+                            &[("target", target), ("sp_enterprise_id", id), ("status", s)],
+                            1.0,
+                        )?;
+                    }
+                }
+                4..=6 => {
+                    let v = [e.last_start, e.last_end, e.last_success][family - 4];
+                    if let Some(v) = v {
+                        gauge(enc, &base, v)?
+                    }
+                }
+                7 => {
+                    for ((object, action), v) in CHANGE_KINDS.iter().zip(e.changes) {
+                        if let Some(v) = v {
+                            let l = [
+                                ("target", target),
+                                ("sp_enterprise_id", id),
+                                ("object", object),
+                                ("action", action),
+                            ];
+                            gauge(enc, &l, v)?;
+                        }
+                    }
+                }
+                8 => {
+                    if e.errors.is_some() {
+                        gauge(enc, &base, e.error_count as f64)?
+                    }
+                }
+                9 => {
+                    for code in e.errors.iter().flatten() {
+                        gauge(
+                            enc,
+                            &[
+                                ("target", target),
+                                ("sp_enterprise_id", id),
+                                ("error_code", code),
+                            ],
+                            1.0,
+                        )?;
+                    }
+                }
+                10 => {
+                    for (object, v) in
+                        [("user", e.external_users), ("machine", e.external_machines)]
+                    {
+                        if let Some(v) = v {
+                            gauge(
+                                enc,
+                                &[
+                                    ("target", target),
+                                    ("sp_enterprise_id", id),
+                                    ("object", object),
+                                ],
+                                v,
+                            )?;
+                        }
+                    }
+                }
+                11 => {
+                    for (object, v) in [("user", e.user_contacts), ("org", e.org_contacts)] {
+                        if let Some(v) = v {
+                            gauge(
+                                enc,
+                                &[
+                                    ("target", target),
+                                    ("sp_enterprise_id", id),
+                                    ("object", object),
+                                ],
+                                v,
+                            )?;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Polls one Webex target's BroadWorks enterprises.
+pub struct Broadworks {
+    pub base_url: Url,
+    pub auth: WebexAuth,
+    pub config: BroadworksConfig,
+}
+
+impl Broadworks {
+    fn first_url(&self) -> Url {
+        let mut url = super::endpoint(&self.base_url, "broadworks/enterprises");
+        self.ensure_params(&mut url);
+        url
+    }
+
+    /// Next links may drop the first request's query parameters; put back the ones that
+    /// shape the result.
+    fn ensure_params(&self, url: &mut Url) {
+        let has = |url: &Url, key: &str| url.query_pairs().any(|(k, _)| k == key);
+        let missing_max = !has(url, "max");
+        let missing_starts_with = self.config.starts_with.is_some() && !has(url, "startsWith");
+        let mut q = url.query_pairs_mut();
+        if missing_max {
+            q.append_pair("max", &self.config.page_size.to_string());
+        }
+        if let (true, Some(prefix)) = (missing_starts_with, &self.config.starts_with) {
+            q.append_pair("startsWith", prefix);
+        }
+    }
+
+    async fn fetch(
+        &self,
+        client: &Client,
+        ctx: &RequestCtx,
+    ) -> Result<Arc<dyn SampleSet>, CollectError> {
+        let mut url = self.first_url();
+        let mut items = Vec::new();
+        let mut skipped = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..MAX_PAGES {
+            seen.insert(url.to_string());
+            let resp = client
+                .send(
+                    ctx,
+                    Request {
+                        method: reqwest::Method::GET,
+                        url: url.clone(),
+                        headers: self.auth.headers(),
+                        body: None,
+                        tracking_header: Some("TrackingID"),
+                    },
+                )
+                .await?;
+            parse_page(&resp.body, &mut items, &mut skipped).map_err(|e| {
+                CollectError::Payload(format!(
+                    "{}: invalid enterprise list: {e}",
+                    display_url(&resp.url)
+                ))
+            })?;
+            match resp.next_link() {
+                None => {
+                    if !skipped.is_empty() {
+                        tracing::warn!(
+                            collector = COLLECTOR,
+                            target = %ctx.target,
+                            skipped = skipped.len(),
+                            first = %skipped[0].what,
+                            "skipped unreadable values in the enterprise list"
+                        );
+                    }
+                    return Ok(Arc::new(Enterprises::new(items)));
+                }
+                Some(mut next) => {
+                    self.ensure_params(&mut next);
+                    if seen.contains(next.as_str()) {
+                        return Err(CollectError::Payload(format!(
+                            "{}: next link points back to a page already read",
+                            display_url(&next)
+                        )));
+                    }
+                    url = next;
+                }
+            }
+        }
+        Err(CollectError::Payload(format!(
+            "more than {MAX_PAGES} pages of enterprises"
+        )))
+    }
+}
+
+impl Collect for Broadworks {
+    fn collect<'a>(
+        &'a self,
+        client: &'a Client,
+        ctx: &'a RequestCtx,
+    ) -> BoxFuture<'a, Result<Arc<dyn SampleSet>, CollectError>> {
+        Box::pin(self.fetch(client, ctx))
+    }
+}
+
+#[cfg(test)]
+mod tests;
