@@ -256,14 +256,11 @@ impl Checker<'_> {
         };
         match Url::parse(raw.value.trim()) {
             Ok(u) if !matches!(u.scheme(), "http" | "https") => {
-                self.report(
-                    raw,
-                    format!("base_url {:?}: scheme must be http or https", raw.value),
-                );
+                self.report(raw, "base_url: scheme must be http or https");
                 None
             }
             Ok(u) if u.host().is_none() => {
-                self.report(raw, format!("base_url {:?}: has no host", raw.value));
+                self.report(raw, "base_url: has no host");
                 None
             }
             Ok(u) if !u.username().is_empty() || u.password().is_some() => {
@@ -275,7 +272,8 @@ impl Checker<'_> {
             }
             Ok(u) => Some(u),
             Err(e) => {
-                self.report(raw, format!("base_url {:?}: {e}", raw.value));
+                // The value is not echoed: a mistyped URL may carry credentials.
+                self.report(raw, format!("base_url: {e}"));
                 None
             }
         }
@@ -411,12 +409,18 @@ fn yaml_problem(e: &serde_saphyr::Error) -> Problem {
     // The rendered error repeats the position and a source snippet; keep the first line,
     // which carries the message itself.
     let rendered = e.to_string();
-    let message = rendered
-        .lines()
-        .next()
-        .unwrap_or("invalid YAML")
-        .trim()
-        .to_string();
+    let mut message = rendered.lines().next().unwrap_or("invalid YAML").trim();
+    message = message
+        .strip_prefix("error:")
+        .unwrap_or(message)
+        .trim_start();
+    // Drop the "line L column C:" prefix; the position is printed in front already.
+    if let (Some(rest), Some(_)) = (message.strip_prefix("line "), loc) {
+        if let Some((_, msg)) = rest.split_once(": ") {
+            message = msg;
+        }
+    }
+    let message = message.to_string();
     Problem {
         line: loc.map(|l| l.line()),
         column: loc.map(|l| l.column()),
