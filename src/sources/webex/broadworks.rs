@@ -435,11 +435,7 @@ impl SampleSet for Enterprises {
                         }
                     }
                 }
-                8 => {
-                    if e.errors.is_some() {
-                        gauge(enc, &base, e.error_count as f64)?
-                    }
-                }
+                8 if e.errors.is_some() => gauge(enc, &base, e.error_count as f64)?,
                 9 => {
                     for code in e.errors.iter().flatten() {
                         gauge(
