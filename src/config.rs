@@ -18,6 +18,10 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(3600);
 /// The Webex API returns at most 1000 enterprises a page.
 const MAX_BROADWORKS_PAGE_SIZE: u32 = 1000;
+const DEFAULT_VOSS_PAGE_SIZE: u32 = 500;
+/// VOSS reports `maximum_limit: 2000`.
+const MAX_VOSS_PAGE_SIZE: u32 = 2000;
+const DEFAULT_COMMVAULT_CONCURRENCY: usize = 4;
 
 /// A credential. It has no `Display` and its `Debug` is redacted, so it cannot reach a log
 /// line or an error message by accident.
@@ -44,6 +48,8 @@ impl fmt::Debug for Secret {
 pub struct Config {
     pub global: Global,
     pub webex: Vec<WebexTarget>,
+    pub voss: Vec<VossTarget>,
+    pub commvault: Vec<CommvaultTarget>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -70,8 +76,25 @@ impl Default for Global {
 pub struct WebexTarget {
     pub name: String,
     pub base_url: Url,
-    pub access_token: Secret,
+    pub credentials: WebexCredentials,
     pub broadworks: Option<BroadworksConfig>,
+    pub managed_orgs: Option<ManagedOrgsConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WebexCredentials {
+    /// A personal or bot access token, used as it is.
+    AccessToken(Secret),
+    /// An integration's refresh token, rotated and persisted by the exporter.
+    OAuth(OAuthConfig),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuthConfig {
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Holds the current refresh token; rewritten atomically when Webex rotates it.
+    pub refresh_token_file: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -79,6 +102,54 @@ pub struct BroadworksConfig {
     pub starts_with: Option<String>,
     pub interval: Duration,
     pub page_size: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManagedOrgsConfig {
+    pub admins: Vec<Admin>,
+    pub interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admin {
+    /// The `admin` label.
+    pub name: String,
+    pub person_id: String,
+}
+
+/// How to trust an upstream's TLS certificate.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TlsConfig {
+    /// PEM bundle of extra trusted CAs, for self-signed appliances.
+    pub ca_file: Option<PathBuf>,
+    pub insecure_skip_verify: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VossTarget {
+    pub name: String,
+    pub base_url: Url,
+    pub username: String,
+    pub password: Secret,
+    /// Dotted hierarchy path or pkid.
+    pub hierarchy: String,
+    pub page_size: u32,
+    pub interval: Duration,
+    pub tls: TlsConfig,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommvaultTarget {
+    pub name: String,
+    pub base_url: Url,
+    pub username: String,
+    pub password: Secret,
+    /// `None` means every organization the account sees.
+    pub organizations: Option<Vec<u64>>,
+    pub interval: Duration,
+    /// Organization detail requests in flight at once.
+    pub concurrency: usize,
+    pub tls: TlsConfig,
 }
 
 /// One problem found in a config file, with its position when known.
@@ -118,10 +189,10 @@ impl std::error::Error for ConfigError {}
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    #[serde(default)]
     global: Option<RawGlobal>,
-    #[serde(default)]
     webex: Option<Vec<RawWebex>>,
+    voss: Option<Vec<RawVoss>>,
+    commvault: Option<Vec<RawCommvault>>,
 }
 
 #[derive(Deserialize)]
@@ -139,7 +210,18 @@ struct RawWebex {
     base_url: Option<Spanned<String>>,
     access_token: Option<Spanned<String>>,
     access_token_file: Option<Spanned<String>>,
+    oauth: Option<Spanned<RawOAuth>>,
     broadworks_enterprises: Option<Spanned<RawBroadworks>>,
+    managed_orgs: Option<Spanned<RawManagedOrgs>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOAuth {
+    client_id: Option<Spanned<String>>,
+    client_secret: Option<Spanned<String>>,
+    client_secret_file: Option<Spanned<String>>,
+    refresh_token_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -149,6 +231,59 @@ struct RawBroadworks {
     starts_with: Option<String>,
     interval: Option<Spanned<String>>,
     page_size: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManagedOrgs {
+    enabled: Option<bool>,
+    admins: Option<Vec<RawAdmin>>,
+    interval: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    name: Spanned<String>,
+    person_id: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVoss {
+    name: Spanned<String>,
+    base_url: Option<Spanned<String>>,
+    username: Option<Spanned<String>>,
+    password: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
+    hierarchy: Option<Spanned<String>>,
+    page_size: Option<Spanned<u32>>,
+    interval: Option<Spanned<String>>,
+    ca_file: Option<Spanned<String>>,
+    insecure_skip_verify: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCommvault {
+    name: Spanned<String>,
+    base_url: Option<Spanned<String>>,
+    username: Option<Spanned<String>>,
+    password: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
+    organizations: Option<Spanned<RawOrganizations>>,
+    interval: Option<Spanned<String>>,
+    concurrency: Option<Spanned<u32>>,
+    ca_file: Option<Spanned<String>>,
+    insecure_skip_verify: Option<bool>,
+}
+
+/// `organizations: all` or a list of ids.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawOrganizations {
+    Keyword(String),
+    Ids(Vec<u64>),
 }
 
 /// Collects problems while validating, so one pass reports all of them.
@@ -187,6 +322,171 @@ impl Checker<'_> {
                 );
                 default
             }
+        }
+    }
+
+    /// A target name: non-empty and unique across every source, since it becomes the
+    /// `target` label.
+    fn target_name<'r>(
+        &mut self,
+        name: &'r Spanned<String>,
+        seen: &mut Vec<&'r Spanned<String>>,
+    ) -> String {
+        let trimmed = name.value.trim();
+        if trimmed.is_empty() {
+            self.report(name, "name must not be empty");
+        } else if seen.iter().any(|n| n.value.trim() == trimmed) {
+            self.report(
+                name,
+                format!("duplicate target name {trimmed:?}: names become the `target` label and must be unique"),
+            );
+        }
+        seen.push(name);
+        trimmed.to_string()
+    }
+
+    fn required(
+        &mut self,
+        owner: &Spanned<String>,
+        field: &str,
+        v: &Option<Spanned<String>>,
+    ) -> Option<String> {
+        match v {
+            Some(v) if !v.value.trim().is_empty() => Some(v.value.trim().to_string()),
+            Some(v) => {
+                self.report(v, format!("{field} must not be empty"));
+                None
+            }
+            None => {
+                self.report(owner, format!("{field} is required"));
+                None
+            }
+        }
+    }
+
+    fn page_size(&mut self, field: &str, v: &Option<Spanned<u32>>, default: u32, max: u32) -> u32 {
+        match v {
+            None => default,
+            Some(p) if p.value == 0 || p.value > max => {
+                self.report(p, format!("{field} must be between 1 and {max}"));
+                default
+            }
+            Some(p) => p.value,
+        }
+    }
+
+    fn oauth(&mut self, raw: &Spanned<RawOAuth>) -> Option<OAuthConfig> {
+        let o = &raw.value;
+        let owner = Spanned::new(String::new(), raw.referenced, raw.defined);
+        let client_id = self.required(&owner, "oauth.client_id", &o.client_id);
+        let client_secret = self.secret(
+            &owner,
+            "oauth.client_secret",
+            &o.client_secret,
+            &o.client_secret_file,
+        );
+        let file = match &o.refresh_token_file {
+            None => {
+                self.report(raw, "oauth.refresh_token_file is required: the exporter keeps the rotated refresh token there");
+                None
+            }
+            Some(f) => {
+                let path = self.base_dir.join(&f.value);
+                let readable = std::fs::read_to_string(&path);
+                match readable {
+                    Ok(s) if s.trim().is_empty() => {
+                        self.report(f, format!("oauth.refresh_token_file {}: file is empty; put the integration's refresh token in it", path.display()));
+                    }
+                    Ok(_) => {
+                        // Rotated tokens are written next to the file and renamed over it.
+                        let dir = path.parent().unwrap_or(Path::new("."));
+                        let writable = std::fs::metadata(dir)
+                            .map(|m| !m.permissions().readonly())
+                            .unwrap_or(false)
+                            && std::fs::OpenOptions::new().append(true).open(&path).is_ok();
+                        if !writable {
+                            self.report(f, format!("oauth.refresh_token_file {}: not writable; the exporter must persist rotated refresh tokens", path.display()));
+                        }
+                    }
+                    Err(e) => self.report(
+                        f,
+                        format!(
+                            "oauth.refresh_token_file {}: cannot read: {e}",
+                            path.display()
+                        ),
+                    ),
+                }
+                Some(path)
+            }
+        };
+        Some(OAuthConfig {
+            client_id: client_id?,
+            client_secret: client_secret?,
+            refresh_token_file: file?,
+        })
+    }
+
+    fn managed_orgs(
+        &mut self,
+        raw: &Spanned<RawManagedOrgs>,
+        interval: Duration,
+    ) -> Option<ManagedOrgsConfig> {
+        let m = &raw.value;
+        let interval = self.duration("managed_orgs.interval", &m.interval, interval);
+        let mut admins: Vec<Admin> = Vec::new();
+        for a in m.admins.iter().flatten() {
+            let name = a.name.value.trim();
+            if name.is_empty() {
+                self.report(&a.name, "managed_orgs.admins[].name must not be empty");
+            } else if admins.iter().any(|x| x.name == name) {
+                self.report(&a.name, format!("duplicate admin name {name:?}"));
+            }
+            if a.person_id.value.trim().is_empty() {
+                self.report(
+                    &a.person_id,
+                    "managed_orgs.admins[].person_id must not be empty",
+                );
+            }
+            admins.push(Admin {
+                name: name.to_string(),
+                person_id: a.person_id.value.trim().to_string(),
+            });
+        }
+        if admins.is_empty() {
+            self.report(
+                raw,
+                "managed_orgs.admins: list at least one partner admin (name, person_id)",
+            );
+            return None;
+        }
+        Some(ManagedOrgsConfig { admins, interval })
+    }
+
+    fn tls(&mut self, ca_file: &Option<Spanned<String>>, insecure: Option<bool>) -> TlsConfig {
+        let ca_file = ca_file.as_ref().and_then(|f| {
+            let path = self.base_dir.join(&f.value);
+            match std::fs::read(&path) {
+                Ok(pem)
+                    if reqwest::Certificate::from_pem_bundle(&pem).is_ok_and(|c| !c.is_empty()) =>
+                {
+                    Some(path)
+                }
+                Ok(_) => {
+                    self.report(
+                        f,
+                        format!("ca_file {}: no PEM certificate in it", path.display()),
+                    );
+                    None
+                }
+                Err(e) => {
+                    self.report(f, format!("ca_file {}: cannot read: {e}", path.display()));
+                    None
+                }
+            }
+        });
+        TlsConfig {
+            ca_file,
+            insecure_skip_verify: insecure.unwrap_or(false),
         }
     }
 
@@ -250,9 +550,20 @@ impl Checker<'_> {
         }
     }
 
-    fn base_url(&mut self, raw: &Option<Spanned<String>>, default: &str) -> Option<Url> {
+    /// A base URL; required unless a default is given.
+    fn base_url(&mut self, raw: &Option<Spanned<String>>, default: Option<&str>) -> Option<Url> {
         let Some(raw) = raw else {
-            return Some(Url::parse(default).expect("default base URL is valid"));
+            return match default {
+                Some(d) => Some(Url::parse(d).expect("default base URL is valid")),
+                None => {
+                    self.problems.push(Problem {
+                        line: None,
+                        column: None,
+                        message: "base_url is required".into(),
+                    });
+                    None
+                }
+            };
         };
         match Url::parse(raw.value.trim()) {
             Ok(u) if !matches!(u.scheme(), "http" | "https") => {
@@ -316,6 +627,8 @@ impl Config {
             RawConfig {
                 global: None,
                 webex: None,
+                voss: None,
+                commvault: None,
             }
         } else {
             serde_saphyr::from_str(text).map_err(|e| fail(vec![yaml_problem(&e)]))?
@@ -343,24 +656,21 @@ impl Config {
             }
         }
 
-        let mut webex = Vec::new();
         let mut names: Vec<&Spanned<String>> = Vec::new();
-        for (i, w) in raw.webex.iter().flatten().enumerate() {
-            let name = w.name.value.trim();
-            if name.is_empty() {
-                c.report(&w.name, format!("webex[{i}].name must not be empty"));
-            } else if names.iter().any(|n| n.value.trim() == name) {
-                c.report(&w.name, format!("duplicate target name {name:?}: names become the `target` label and must be unique"));
-            }
-            names.push(&w.name);
-
-            let base_url = c.base_url(&w.base_url, DEFAULT_WEBEX_BASE_URL);
-            let token = c.secret(
-                &w.name,
-                "access_token",
-                &w.access_token,
-                &w.access_token_file,
-            );
+        let mut webex = Vec::new();
+        for w in raw.webex.iter().flatten() {
+            let name = c.target_name(&w.name, &mut names);
+            let base_url = c.base_url(&w.base_url, Some(DEFAULT_WEBEX_BASE_URL));
+            let credentials = match (&w.oauth, &w.access_token, &w.access_token_file) {
+                (Some(o), None, None) => c.oauth(o).map(WebexCredentials::OAuth),
+                (Some(o), _, _) => {
+                    c.report(o, "oauth and access_token(_file) are mutually exclusive");
+                    None
+                }
+                (None, t, f) => c
+                    .secret(&w.name, "access_token", t, f)
+                    .map(WebexCredentials::AccessToken),
+            };
             let broadworks = match &w.broadworks_enterprises {
                 Some(b) if b.value.enabled == Some(false) => None,
                 Some(b) => {
@@ -369,14 +679,12 @@ impl Config {
                         &b.value.interval,
                         global.interval,
                     );
-                    let page_size = match &b.value.page_size {
-                        None => MAX_BROADWORKS_PAGE_SIZE,
-                        Some(p) if p.value == 0 || p.value > MAX_BROADWORKS_PAGE_SIZE => {
-                            c.report(p, format!("broadworks_enterprises.page_size must be between 1 and {MAX_BROADWORKS_PAGE_SIZE}"));
-                            MAX_BROADWORKS_PAGE_SIZE
-                        }
-                        Some(p) => p.value,
-                    };
+                    let page_size = c.page_size(
+                        "broadworks_enterprises.page_size",
+                        &b.value.page_size,
+                        MAX_BROADWORKS_PAGE_SIZE,
+                        MAX_BROADWORKS_PAGE_SIZE,
+                    );
                     let starts_with = b.value.starts_with.clone().filter(|s| !s.is_empty());
                     Some(BroadworksConfig {
                         starts_with,
@@ -386,18 +694,115 @@ impl Config {
                 }
                 None => None,
             };
-            if let (Some(base_url), Some(access_token)) = (base_url, token) {
+            let managed_orgs = match &w.managed_orgs {
+                Some(m) if m.value.enabled == Some(false) => None,
+                Some(m) => c.managed_orgs(m, global.interval),
+                None => None,
+            };
+            if broadworks.is_none() && managed_orgs.is_none() {
+                c.report(
+                    &w.name,
+                    "nothing to collect: enable broadworks_enterprises or managed_orgs",
+                );
+            }
+            if let (Some(base_url), Some(credentials)) = (base_url, credentials) {
                 webex.push(WebexTarget {
-                    name: name.to_string(),
+                    name,
                     base_url,
-                    access_token,
+                    credentials,
                     broadworks,
+                    managed_orgs,
+                });
+            }
+        }
+
+        let mut voss = Vec::new();
+        for v in raw.voss.iter().flatten() {
+            let name = c.target_name(&v.name, &mut names);
+            let base_url = c.base_url(&v.base_url, None);
+            let username = c.required(&v.name, "username", &v.username);
+            let password = c.secret(&v.name, "password", &v.password, &v.password_file);
+            let hierarchy = c.required(&v.name, "hierarchy", &v.hierarchy);
+            let page_size = c.page_size(
+                "page_size",
+                &v.page_size,
+                DEFAULT_VOSS_PAGE_SIZE,
+                MAX_VOSS_PAGE_SIZE,
+            );
+            let interval = c.duration("interval", &v.interval, global.interval);
+            let tls = c.tls(&v.ca_file, v.insecure_skip_verify);
+            if let (Some(base_url), Some(username), Some(password), Some(hierarchy)) =
+                (base_url, username, password, hierarchy)
+            {
+                voss.push(VossTarget {
+                    name,
+                    base_url,
+                    username,
+                    password,
+                    hierarchy,
+                    page_size,
+                    interval,
+                    tls,
+                });
+            }
+        }
+
+        let mut commvault = Vec::new();
+        for cv in raw.commvault.iter().flatten() {
+            let name = c.target_name(&cv.name, &mut names);
+            let base_url = c.base_url(&cv.base_url, None);
+            let username = c.required(&cv.name, "username", &cv.username);
+            let password = c.secret(&cv.name, "password", &cv.password, &cv.password_file);
+            let organizations = match &cv.organizations {
+                None => None,
+                Some(o) => match &o.value {
+                    RawOrganizations::Keyword(k) if k == "all" => None,
+                    RawOrganizations::Keyword(k) => {
+                        c.report(
+                            o,
+                            format!("organizations: expected `all` or a list of ids, got {k:?}"),
+                        );
+                        None
+                    }
+                    RawOrganizations::Ids(ids) if ids.is_empty() => {
+                        c.report(o, "organizations: the list is empty; use `all` or ids");
+                        None
+                    }
+                    RawOrganizations::Ids(ids) => Some(ids.clone()),
+                },
+            };
+            let interval = c.duration("interval", &cv.interval, global.interval);
+            let concurrency = match &cv.concurrency {
+                None => DEFAULT_COMMVAULT_CONCURRENCY,
+                Some(n) if n.value == 0 || n.value > 64 => {
+                    c.report(n, "concurrency must be between 1 and 64");
+                    DEFAULT_COMMVAULT_CONCURRENCY
+                }
+                Some(n) => n.value as usize,
+            };
+            let tls = c.tls(&cv.ca_file, cv.insecure_skip_verify);
+            if let (Some(base_url), Some(username), Some(password)) = (base_url, username, password)
+            {
+                commvault.push(CommvaultTarget {
+                    name,
+                    base_url,
+                    username,
+                    password,
+                    organizations,
+                    interval,
+                    concurrency,
+                    tls,
                 });
             }
         }
 
         if c.problems.is_empty() {
-            Ok(Config { global, webex })
+            Ok(Config {
+                global,
+                webex,
+                voss,
+                commvault,
+            })
         } else {
             Err(fail(c.problems))
         }

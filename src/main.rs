@@ -10,7 +10,9 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
 use tenant_exporter::cli::{resolve_listen_address, Cli};
-use tenant_exporter::config::{BroadworksConfig, Config, Global, Secret, WebexTarget};
+use tenant_exporter::config::{
+    BroadworksConfig, Config, Global, Secret, WebexCredentials, WebexTarget,
+};
 use tenant_exporter::metrics::SelfMetrics;
 use tenant_exporter::scheduler::{client_for, run_once, Scheduler, Shared};
 use tenant_exporter::server::{self, AppState, ReloadRequest};
@@ -74,7 +76,8 @@ async fn demo_source(enterprises: u32) -> Result<Source, String> {
                 .webex_base_url()
                 .parse()
                 .map_err(|e| format!("simulator URL: {e}"))?,
-            access_token: Secret::new(sim.webex_token()),
+            credentials: WebexCredentials::AccessToken(Secret::new(sim.webex_token())),
+            managed_orgs: None,
             broadworks: Some(BroadworksConfig {
                 starts_with: None,
                 interval,
@@ -82,6 +85,8 @@ async fn demo_source(enterprises: u32) -> Result<Source, String> {
                 page_size: if enterprises <= 100 { 10 } else { 1000 },
             }),
         }],
+        voss: vec![],
+        commvault: vec![],
     };
     tracing::info!(upstream = %sim.addr(), enterprises, "demo simulator started");
     Ok(Source::Demo {
@@ -139,7 +144,13 @@ async fn run(cli: Cli) -> ExitCode {
     };
 
     if cli.once {
-        let failures = run_once(&config, &client, &shared).await;
+        let failures = match run_once(&config, &client, &shared).await {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let text = shared.snapshot().text() + &openmetrics_to_prometheus_text(&metrics.encode());
         print!("{text}");
         for (job, error) in &failures {
@@ -170,7 +181,10 @@ async fn run(cli: Cli) -> ExitCode {
     }
 
     let mut scheduler = Scheduler::start(shared.clone());
-    scheduler.apply(&config, client);
+    if let Err(e) = scheduler.apply(&config, client) {
+        tracing::error!(error = %e, "invalid configuration");
+        return ExitCode::FAILURE;
+    }
 
     let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -219,7 +233,7 @@ async fn run(cli: Cli) -> ExitCode {
         let _ = tokio::time::timeout(Duration::from_secs(5), s).await;
     }
     if let Ok(scheduler) = reloader.await {
-        scheduler.shutdown();
+        scheduler.shutdown().await;
     }
     ExitCode::SUCCESS
 }
@@ -268,8 +282,7 @@ async fn reload_loop(
         let result = source.load().and_then(|config| {
             let client = client_for(&config, metrics.clone())
                 .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-            scheduler.apply(&config, client);
-            Ok(())
+            scheduler.apply(&config, client)
         });
         match &result {
             Ok(()) => tracing::info!("configuration reloaded"),

@@ -14,6 +14,17 @@ use prometheus_client::registry::Registry;
 
 pub type CollectorLabels = [(&'static str, String); 2];
 pub type CodeLabels = [(&'static str, String); 3];
+pub type CredentialLabels = [(&'static str, String); 2];
+
+pub fn credential_labels(target: &str, credential: &str) -> CredentialLabels {
+    [
+        ("target", target.to_string()),
+        ("credential", credential.to_string()),
+    ]
+}
+
+/// The `credential` label values the exporter uses.
+pub const CREDENTIALS: [&str; 3] = ["access_token", "refresh_token", "session_token"];
 
 pub fn collector_labels(collector: &str, target: &str) -> CollectorLabels {
     [
@@ -42,6 +53,9 @@ pub struct SelfMetrics {
     pub requests: Family<CodeLabels, Counter>,
     pub request_duration: Family<CollectorLabels, Histogram, fn() -> Histogram>,
     pub retries: Family<CodeLabels, Counter>,
+    pub credential_expiry: Family<CredentialLabels, FloatGauge>,
+    pub credential_refreshes: Family<CredentialLabels, Counter>,
+    pub credential_refresh_failures: Family<CredentialLabels, Counter>,
 }
 
 impl Default for SelfMetrics {
@@ -63,6 +77,9 @@ impl SelfMetrics {
             requests: Family::default(),
             request_duration: Family::new_with_constructor(request_duration_histogram),
             retries: Family::default(),
+            credential_expiry: Family::default(),
+            credential_refreshes: Family::default(),
+            credential_refresh_failures: Family::default(),
             registry: Registry::default(),
         };
         let build_info = ConstGauge::new(1i64);
@@ -113,6 +130,21 @@ impl SelfMetrics {
             "Upstream HTTP requests retried, by reason.",
             m.retries.clone(),
         );
+        r.register(
+            "tenant_exporter_credential_expiry_timestamp_seconds",
+            "Unix time at which the exporter's own credential for this target expires.",
+            m.credential_expiry.clone(),
+        );
+        r.register(
+            "tenant_exporter_credential_refreshes",
+            "Successful refreshes or logins of the exporter's own credential for this target.",
+            m.credential_refreshes.clone(),
+        );
+        r.register(
+            "tenant_exporter_credential_refresh_failures",
+            "Failed refreshes or logins of the exporter's own credential for this target.",
+            m.credential_refresh_failures.clone(),
+        );
         registry.register_collector(Box::new(ProcessCollector));
         SelfMetrics { registry, ..m }
     }
@@ -135,6 +167,16 @@ impl SelfMetrics {
         self.collections.remove(&l);
         self.failures.remove(&l);
         self.request_duration.remove(&l);
+    }
+
+    /// Forgets the credential series of a target that left the config.
+    pub fn remove_credentials(&self, target: &str) {
+        for c in CREDENTIALS {
+            let l = credential_labels(target, c);
+            self.credential_expiry.remove(&l);
+            self.credential_refreshes.remove(&l);
+            self.credential_refresh_failures.remove(&l);
+        }
     }
 }
 

@@ -9,12 +9,13 @@ use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
+use crate::config::{Config, TlsConfig};
 use crate::metrics::{collector_labels, SelfMetrics};
 use crate::snapshot::{SampleSet, Snapshot, TargetSamples};
 use crate::sources::webex::broadworks::{self, Broadworks};
+use crate::sources::webex::managed_orgs::{self, ManagedOrgs};
 use crate::sources::webex::WebexAuth;
-use crate::sources::{Collect, CollectError};
+use crate::sources::{commvault, voss, Collect, CollectError, Collected};
 use crate::upstream::{Client, Policy, RequestCtx};
 
 /// Start-up jitter spreads the first requests of many targets without delaying readiness.
@@ -28,25 +29,65 @@ pub struct Job {
     pub collector: &'static str,
     pub target: String,
     pub interval: Duration,
+    pub tls: TlsConfig,
     pub source: Arc<dyn Collect>,
 }
 
-/// The jobs a config asks for.
-pub fn jobs(config: &Config) -> Vec<Job> {
+/// The jobs a config asks for. Collectors of the same Webex target share its credentials,
+/// so an OAuth refresh token is rotated by one owner.
+pub fn jobs(config: &Config, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
     let mut jobs = Vec::new();
     for w in &config.webex {
+        let auth = Arc::new(WebexAuth::new(
+            &w.name,
+            &w.base_url,
+            &w.credentials,
+            metrics.clone(),
+        ));
         if let Some(b) = &w.broadworks {
             jobs.push(Job {
                 collector: broadworks::COLLECTOR,
                 target: w.name.clone(),
                 interval: b.interval,
+                tls: TlsConfig::default(),
                 source: Arc::new(Broadworks {
                     base_url: w.base_url.clone(),
-                    auth: WebexAuth::bearer(w.access_token.clone()),
+                    auth: auth.clone(),
                     config: b.clone(),
                 }),
             });
         }
+        if let Some(m) = &w.managed_orgs {
+            jobs.push(Job {
+                collector: managed_orgs::COLLECTOR,
+                target: w.name.clone(),
+                interval: m.interval,
+                tls: TlsConfig::default(),
+                source: Arc::new(ManagedOrgs::new(
+                    w.base_url.clone(),
+                    auth.clone(),
+                    m.admins.clone(),
+                )),
+            });
+        }
+    }
+    for v in &config.voss {
+        jobs.push(Job {
+            collector: voss::COLLECTOR,
+            target: v.name.clone(),
+            interval: v.interval,
+            tls: v.tls.clone(),
+            source: voss::collector(v),
+        });
+    }
+    for c in &config.commvault {
+        jobs.push(Job {
+            collector: commvault::COLLECTOR,
+            target: c.name.clone(),
+            interval: c.interval,
+            tls: c.tls.clone(),
+            source: commvault::collector(c, metrics.clone()),
+        });
     }
     jobs
 }
@@ -180,7 +221,7 @@ impl Shared {
     fn record(
         &self,
         job: &Job,
-        result: Result<Arc<dyn SampleSet>, CollectError>,
+        result: Result<Collected, CollectError>,
         took: Duration,
         next_run: SystemTime,
     ) {
@@ -196,44 +237,50 @@ impl Shared {
         let s = &mut entry.status;
         s.last_duration = Some(took);
         s.next_run = Some(next_run);
-        match result {
-            Ok(samples) => {
-                if s.health == Health::Down || s.health == Health::Stale {
-                    tracing::info!(collector = job.collector, target = %job.target, "collection recovered");
-                }
-                let now = SystemTime::now();
-                s.health = Health::Up;
-                s.last_success = Some(now);
-                s.last_error = None;
+        let failure = match result {
+            Ok(Collected { samples, problems }) => {
                 s.objects = Some(samples.objects());
-                tracing::debug!(
-                    collector = job.collector,
-                    target = %job.target,
-                    objects = samples.objects(),
-                    took_ms = took.as_millis() as u64,
-                    "collection succeeded"
-                );
                 entry.samples = Some(samples);
+                // Fresh data, even if partial, restarts the stale clock.
                 entry.last_success_at = Some(Instant::now());
-                m.collector_success.get_or_create(&labels).set(1);
                 m.collector_stale.get_or_create(&labels).set(0);
-                let unix = now
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .unwrap_or_default();
-                m.last_success
-                    .get_or_create(&labels)
-                    .set(unix.as_secs_f64());
-            }
-            Err(e) => {
-                let message = e.to_string();
-                tracing::warn!(collector = job.collector, target = %job.target, error = %message, "collection failed");
-                m.failures.get_or_create(&labels).inc();
-                m.collector_success.get_or_create(&labels).set(0);
-                if s.health != Health::Stale {
-                    s.health = Health::Down;
+                if problems.is_empty() {
+                    if s.health == Health::Down || s.health == Health::Stale {
+                        tracing::info!(collector = job.collector, target = %job.target, "collection recovered");
+                    }
+                    let now = SystemTime::now();
+                    s.health = Health::Up;
+                    s.last_success = Some(now);
+                    s.last_error = None;
+                    tracing::debug!(
+                        collector = job.collector,
+                        target = %job.target,
+                        objects = s.objects.unwrap_or_default(),
+                        took_ms = took.as_millis() as u64,
+                        "collection succeeded"
+                    );
+                    m.collector_success.get_or_create(&labels).set(1);
+                    let unix = now
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .unwrap_or_default();
+                    m.last_success
+                        .get_or_create(&labels)
+                        .set(unix.as_secs_f64());
+                    None
+                } else {
+                    Some(format!("partly failed: {}", problems.join("; ")))
                 }
-                s.last_error = Some(message);
             }
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(message) = failure {
+            tracing::warn!(collector = job.collector, target = %job.target, error = %message, "collection failed");
+            m.failures.get_or_create(&labels).inc();
+            m.collector_success.get_or_create(&labels).set(0);
+            if s.health != Health::Stale || entry.samples.is_some() {
+                s.health = Health::Down;
+            }
+            s.last_error = Some(message);
         }
         drop(entries);
         self.changed.notify_one();
@@ -264,10 +311,66 @@ impl Shared {
     }
 }
 
+impl Entry {
+    fn pending(job: &Job) -> Entry {
+        Entry {
+            status: TargetStatus {
+                collector: job.collector,
+                target: job.target.clone(),
+                interval: job.interval,
+                health: Health::Pending,
+                last_success: None,
+                last_duration: None,
+                last_error: None,
+                next_run: None,
+                objects: None,
+            },
+            samples: None,
+            last_success_at: None,
+        }
+    }
+}
+
+/// Longest wait for an upstream logout when a target stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+struct Running {
+    job: Job,
+    client: Client,
+    task: JoinHandle<()>,
+}
+
+/// Builds each job with the client for its upstream's TLS settings.
+fn prepare(
+    config: &Config,
+    client: &Client,
+    metrics: &Arc<SelfMetrics>,
+) -> Result<Vec<(Job, Client)>, String> {
+    jobs(config, metrics)
+        .into_iter()
+        .map(|job| {
+            let c = client
+                .with_tls(&job.target, &job.tls)
+                .map_err(|e| format!("target {:?}: {e}", job.target))?;
+            Ok((job, c))
+        })
+        .collect()
+}
+
+/// Lets every source release its upstream session, in parallel and bounded in time.
+async fn shut_down_sources(stopped: Vec<(Job, Client)>) {
+    let all = futures_util::future::join_all(
+        stopped
+            .iter()
+            .map(|(job, client)| job.source.shutdown(client)),
+    );
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, all).await;
+}
+
 /// Owns the running tasks; `apply` swaps in a new config.
 pub struct Scheduler {
     shared: Arc<Shared>,
-    tasks: Vec<JoinHandle<()>>,
+    running: Vec<Running>,
     background: Vec<JoinHandle<()>>,
 }
 
@@ -295,18 +398,24 @@ impl Scheduler {
         };
         Scheduler {
             shared,
-            tasks: Vec::new(),
+            running: Vec::new(),
             background: vec![publisher, sweeper],
         }
     }
 
     /// Replaces the running jobs with `config`'s. Samples of targets that stay are kept;
-    /// those of targets that left are dropped.
-    pub fn apply(&mut self, config: &Config, client: Client) {
-        for t in self.tasks.drain(..) {
-            t.abort();
-        }
-        let jobs = jobs(config);
+    /// those of targets that left are dropped. On error nothing changes.
+    pub fn apply(&mut self, config: &Config, client: Client) -> Result<(), String> {
+        let jobs = prepare(config, &client, &self.shared.metrics)?;
+        let stopped: Vec<(Job, Client)> = self
+            .running
+            .drain(..)
+            .map(|r| {
+                r.task.abort();
+                (r.job, r.client)
+            })
+            .collect();
+        tokio::spawn(shut_down_sources(stopped));
         *self
             .shared
             .stale_after
@@ -316,52 +425,48 @@ impl Scheduler {
             let mut entries = self.shared.entries();
             let keep: Vec<Key> = jobs
                 .iter()
-                .map(|j| (j.collector, j.target.clone()))
+                .map(|(j, _)| (j.collector, j.target.clone()))
                 .collect();
+            let metrics = &self.shared.metrics;
             entries.retain(|k, _| {
                 let stays = keep.contains(k);
                 if !stays {
-                    self.shared.metrics.remove_target(k.0, &k.1);
+                    metrics.remove_target(k.0, &k.1);
+                    if !keep.iter().any(|(_, t)| t == &k.1) {
+                        metrics.remove_credentials(&k.1);
+                    }
                 }
                 stays
             });
-            for j in &jobs {
-                entries
+            for (j, _) in &jobs {
+                let e = entries
                     .entry((j.collector, j.target.clone()))
-                    .or_insert_with(|| Entry {
-                        status: TargetStatus {
-                            collector: j.collector,
-                            target: j.target.clone(),
-                            interval: j.interval,
-                            health: Health::Pending,
-                            last_success: None,
-                            last_duration: None,
-                            last_error: None,
-                            next_run: None,
-                            objects: None,
-                        },
-                        samples: None,
-                        last_success_at: None,
-                    });
-                if let Some(e) = entries.get_mut(&(j.collector, j.target.clone())) {
-                    e.status.interval = j.interval;
-                }
+                    .or_insert_with(|| Entry::pending(j));
+                e.status.interval = j.interval;
             }
         }
         self.shared.changed.notify_one();
-        for job in jobs {
-            self.tasks.push(tokio::spawn(run_job(
-                self.shared.clone(),
-                client.clone(),
-                job,
-            )));
+        for (job, client) in jobs {
+            let task = tokio::spawn(run_job(self.shared.clone(), client.clone(), job.clone()));
+            self.running.push(Running { job, client, task });
         }
+        Ok(())
     }
 
-    pub fn shutdown(self) {
-        for t in self.tasks.into_iter().chain(self.background) {
+    /// Stops every task and lets the sources log out of their upstreams.
+    pub async fn shutdown(self) {
+        for t in self.background {
             t.abort();
         }
+        let stopped = self
+            .running
+            .into_iter()
+            .map(|r| {
+                r.task.abort();
+                (r.job, r.client)
+            })
+            .collect();
+        shut_down_sources(stopped).await;
     }
 }
 
@@ -381,7 +486,7 @@ async fn run_job(shared: Arc<Shared>, client: Client, job: Job) {
 }
 
 /// One collection, bounded by the longer of the interval and the request timeout.
-pub async fn collect_once(client: &Client, job: &Job) -> Result<Arc<dyn SampleSet>, CollectError> {
+pub async fn collect_once(client: &Client, job: &Job) -> Result<Collected, CollectError> {
     let limit = job.interval.max(client.policy().timeout);
     let ctx = RequestCtx {
         collector: job.collector,
@@ -394,51 +499,40 @@ pub async fn collect_once(client: &Client, job: &Job) -> Result<Arc<dyn SampleSe
     }
 }
 
-/// Collects every job once, concurrently, for `--once`. Returns the snapshot and the
-/// failures.
+/// Collects every job once, concurrently, for `--once`. Returns the failures, each as
+/// `collector/target` and the error.
 pub async fn run_once(
     config: &Config,
     client: &Client,
     shared: &Arc<Shared>,
-) -> Vec<(String, String)> {
-    let jobs = jobs(config);
+) -> Result<Vec<(String, String)>, String> {
+    let jobs = prepare(config, client, &shared.metrics)?;
     {
         let mut entries = shared.entries();
-        for j in &jobs {
-            entries.insert(
-                (j.collector, j.target.clone()),
-                Entry {
-                    status: TargetStatus {
-                        collector: j.collector,
-                        target: j.target.clone(),
-                        interval: j.interval,
-                        health: Health::Pending,
-                        last_success: None,
-                        last_duration: None,
-                        last_error: None,
-                        next_run: None,
-                        objects: None,
-                    },
-                    samples: None,
-                    last_success_at: None,
-                },
-            );
+        for (j, _) in &jobs {
+            entries.insert((j.collector, j.target.clone()), Entry::pending(j));
         }
     }
-    let results = futures_util::future::join_all(jobs.iter().map(|j| async move {
+    let results = futures_util::future::join_all(jobs.iter().map(|(j, c)| async move {
         let started = Instant::now();
-        (j, collect_once(client, j).await, started.elapsed())
+        (collect_once(c, j).await, started.elapsed())
     }))
     .await;
     let mut failures = Vec::new();
-    for (job, result, took) in results {
-        if let Err(e) = &result {
-            failures.push((format!("{}/{}", job.collector, job.target), e.to_string()));
+    for ((job, _), (result, took)) in jobs.iter().zip(results) {
+        match &result {
+            Err(e) => failures.push((format!("{}/{}", job.collector, job.target), e.to_string())),
+            Ok(c) if !c.problems.is_empty() => failures.push((
+                format!("{}/{}", job.collector, job.target),
+                c.problems.join("; "),
+            )),
+            Ok(_) => {}
         }
         shared.record(job, result, took, SystemTime::now());
     }
+    shut_down_sources(jobs).await;
     shared.publish().await;
-    failures
+    Ok(failures)
 }
 
 /// Builds the upstream client for a config.

@@ -10,6 +10,7 @@ use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use url::Url;
 
+use crate::config::TlsConfig;
 use crate::metrics::{collector_labels, SelfMetrics};
 
 /// Retry policy and limits. Tests shorten the waits.
@@ -206,17 +207,48 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 impl Client {
     pub fn new(policy: Policy, metrics: Arc<SelfMetrics>) -> Result<Client, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        let http = Self::builder(&policy).build()?;
+        Ok(Client {
+            http,
+            policy: Arc::new(policy),
+            metrics,
+        })
+    }
+
+    fn builder(policy: &Policy) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
             .user_agent(concat!("tenant-exporter/", env!("CARGO_PKG_VERSION")))
             .timeout(policy.timeout)
             .connect_timeout(policy.timeout.min(Duration::from_secs(10)))
             .pool_idle_timeout(Duration::from_secs(90))
             .redirect(reqwest::redirect::Policy::limited(3))
-            .build()?;
+    }
+
+    /// A client for an upstream with its own trust settings (extra CA, or none at all).
+    pub fn with_tls(&self, target: &str, tls: &TlsConfig) -> Result<Client, String> {
+        if tls.ca_file.is_none() && !tls.insecure_skip_verify {
+            return Ok(self.clone());
+        }
+        let mut builder = Self::builder(&self.policy);
+        if let Some(path) = &tls.ca_file {
+            let pem =
+                std::fs::read(path).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        if tls.insecure_skip_verify {
+            tracing::warn!(
+                target = %target,
+                "insecure_skip_verify is set: the upstream's TLS certificate is not verified"
+            );
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        let http = builder.build().map_err(|e| format!("TLS settings: {e}"))?;
         Ok(Client {
             http,
-            policy: Arc::new(policy),
-            metrics,
+            policy: self.policy.clone(),
+            metrics: self.metrics.clone(),
         })
     }
 

@@ -10,19 +10,28 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use tokio::task::JoinHandle;
 
 mod broadworks;
+pub mod commvault;
+pub mod voss;
+mod webex;
 
 /// The kinds of upstream request a fault can be set for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RequestKind {
     BroadworksEnterprises,
+    PartnerOrganizations,
+    /// `POST /v1/access_token`, the OAuth refresh.
+    AccessToken,
+    VossSparkCustomers,
+    CommvaultLogin,
+    CommvaultRenew,
+    CommvaultLogout,
+    CommvaultOrganizations,
+    CommvaultOrganization,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -46,10 +55,40 @@ pub enum Fault {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub enterprises: usize,
-    /// The bearer token the fake Webex API accepts.
+    /// A static bearer token the fake Webex API accepts, besides the OAuth-issued ones.
     pub webex_token: String,
     /// How long one directory-sync cycle lasts.
     pub sync_period: Duration,
+    pub oauth: OAuthOptions,
+    pub voss: voss::VossOptions,
+    pub commvault: commvault::CommvaultOptions,
+}
+
+/// The fake Webex integration.
+#[derive(Debug, Clone)]
+pub struct OAuthOptions {
+    pub client_id: String,
+    pub client_secret: String,
+    /// The refresh token valid at start.
+    pub refresh_token: String,
+    pub access_token_lifetime: Duration,
+    pub refresh_token_lifetime: Duration,
+    /// Issue a new refresh token on every refresh, revoking the old one, so a client that
+    /// does not persist the rotated token loses access.
+    pub rotate: bool,
+}
+
+impl Default for OAuthOptions {
+    fn default() -> Self {
+        OAuthOptions {
+            client_id: "demo-client-id".into(),
+            client_secret: "demo-client-secret".into(),
+            refresh_token: "demo-refresh-token-0".into(),
+            access_token_lifetime: Duration::from_secs(14 * 86_400),
+            refresh_token_lifetime: Duration::from_secs(90 * 86_400),
+            rotate: true,
+        }
+    }
 }
 
 impl Default for Options {
@@ -58,6 +97,9 @@ impl Default for Options {
             enterprises: 25,
             webex_token: "demo-webex-token".to_string(),
             sync_period: Duration::from_secs(600),
+            oauth: OAuthOptions::default(),
+            voss: voss::VossOptions::default(),
+            commvault: commvault::CommvaultOptions::default(),
         }
     }
 }
@@ -73,6 +115,9 @@ pub(crate) struct SimState {
     enterprises: AtomicUsize,
     faults: Mutex<HashMap<RequestKind, Injected>>,
     requests: Mutex<Vec<(RequestKind, String)>>,
+    webex: webex::WebexState,
+    voss: voss::VossState,
+    commvault: commvault::CommvaultState,
 }
 
 /// Requests kept for tests to inspect; older ones are forgotten.
@@ -80,7 +125,7 @@ const REQUEST_LOG: usize = 10_000;
 
 impl SimState {
     /// Takes the fault to apply to this request, if any.
-    fn take_fault(&self, kind: RequestKind, query: &str) -> Option<Fault> {
+    pub(crate) fn take_fault(&self, kind: RequestKind, query: &str) -> Option<Fault> {
         {
             let mut log = self.requests.lock().unwrap_or_else(|e| e.into_inner());
             if log.len() >= REQUEST_LOG {
@@ -121,13 +166,17 @@ impl Simulator {
         let addr = listener.local_addr()?;
         let state = Arc::new(SimState {
             enterprises: AtomicUsize::new(opts.enterprises),
-            opts,
             epoch: SystemTime::now(),
             faults: Mutex::new(HashMap::new()),
             requests: Mutex::new(Vec::new()),
+            webex: webex::WebexState::new(&opts.oauth),
+            voss: voss::VossState::default(),
+            commvault: commvault::CommvaultState::default(),
+            opts,
         });
-        let app = Router::new()
-            .route("/v1/broadworks/enterprises", get(list_enterprises))
+        let app = webex::routes()
+            .merge(voss::routes())
+            .merge(commvault::routes())
             .with_state(state.clone());
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -139,6 +188,21 @@ impl Simulator {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The VOSS Automate base URL, `http://127.0.0.1:PORT`.
+    pub fn voss_base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The Commvault web service base URL, `http://127.0.0.1:PORT/commandcenter/api`.
+    pub fn commvault_base_url(&self) -> String {
+        format!("http://{}/commandcenter/api", self.addr)
+    }
+
+    /// The simulator's options, with the credentials it accepts.
+    pub fn options(&self) -> &Options {
+        &self.state.opts
     }
 
     /// The Webex API base URL, `http://127.0.0.1:PORT/v1`.
@@ -193,7 +257,7 @@ impl Simulator {
     }
 }
 
-fn webex_error(status: StatusCode, message: &str) -> Response {
+pub(crate) fn webex_error(status: StatusCode, message: &str) -> Response {
     let body = serde_json::json!({
         "message": message,
         "errors": [{"description": message}],
@@ -209,7 +273,7 @@ fn webex_error(status: StatusCode, message: &str) -> Response {
 
 /// Answers with `fault`, or returns `None` when the normal answer should follow (late, cut
 /// or garbled as the fault says).
-async fn apply_fault(fault: &Fault) -> Option<Response> {
+pub(crate) async fn apply_fault(fault: &Fault) -> Option<Response> {
     let with_retry_after = |status, retry_after: &Option<u64>, message| {
         let mut r = webex_error(status, message);
         if let Some(s) = retry_after {
@@ -247,7 +311,7 @@ async fn apply_fault(fault: &Fault) -> Option<Response> {
     }
 }
 
-fn garble(fault: Option<&Fault>, body: String) -> String {
+pub(crate) fn garble(fault: Option<&Fault>, body: String) -> String {
     match fault {
         Some(Fault::Truncated) => {
             let mut cut = body.len() / 2;
@@ -259,74 +323,4 @@ fn garble(fault: Option<&Fault>, body: String) -> String {
         Some(Fault::Malformed) => "{\"items\": \"<html>502 Bad Gateway</html>\"".to_string(),
         _ => body,
     }
-}
-
-fn bearer_ok(headers: &HeaderMap, token: &str) -> bool {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| t == token)
-}
-
-async fn list_enterprises(
-    State(state): State<Arc<SimState>>,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
-) -> Response {
-    let fault = state.take_fault(
-        RequestKind::BroadworksEnterprises,
-        uri.query().unwrap_or(""),
-    );
-    if let Some(f) = &fault {
-        if let Some(r) = apply_fault(f).await {
-            return r;
-        }
-    }
-    if !bearer_ok(&headers, &state.opts.webex_token) {
-        return webex_error(StatusCode::UNAUTHORIZED, "Invalid access token");
-    }
-    let max = match q.get("max").map(|m| m.parse::<usize>()) {
-        None => 100,
-        Some(Ok(m)) if (1..=1000).contains(&m) => m,
-        Some(_) => return webex_error(StatusCode::BAD_REQUEST, "max must be between 1 and 1000"),
-    };
-    let cursor: usize = q.get("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
-    let prefix = q.get("startsWith").map(String::as_str).unwrap_or("");
-    let now = SystemTime::now();
-    let total = state.enterprises.load(Ordering::Relaxed);
-    let ids: Vec<usize> = (0..total)
-        .filter(|&i| prefix.is_empty() || broadworks::sp_enterprise_id(i).starts_with(prefix))
-        .collect();
-    let page = ids.iter().skip(cursor).take(max);
-    let items: Vec<String> = page
-        .map(|&i| broadworks::enterprise_json(&state, i, now))
-        .collect();
-    let body = garble(
-        fault.as_ref(),
-        format!("{{\"items\":[{}]}}", items.join(",")),
-    );
-    let mut resp = (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response();
-    if cursor + max < ids.len() {
-        // Like the real API as reported by SDK authors, the next link carries only the
-        // cursor, not the first request's other parameters.
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("127.0.0.1");
-        let link = format!(
-            "<http://{host}/v1/broadworks/enterprises?cursor={}>; rel=\"next\"",
-            cursor + max
-        );
-        if let Ok(v) = link.parse() {
-            resp.headers_mut().insert(header::LINK, v);
-        }
-    }
-    resp
 }

@@ -9,6 +9,8 @@ use futures_util::future::BoxFuture;
 use crate::snapshot::SampleSet;
 use crate::upstream::{Client, RequestCtx, UpstreamError};
 
+pub mod commvault;
+pub mod voss;
 pub mod webex;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,8 +19,27 @@ pub enum CollectError {
     Upstream(#[from] UpstreamError),
     #[error("{0}")]
     Payload(String),
+    #[error("{0}")]
+    Credential(String),
     #[error("collection did not finish within {}", humantime::format_duration(*.0))]
     Timeout(Duration),
+}
+
+/// The result of a collection that produced samples.
+pub struct Collected {
+    pub samples: Arc<dyn SampleSet>,
+    /// Parts that failed while the rest succeeded (one admin, one organization). When not
+    /// empty, the samples are published but the collection counts as failed.
+    pub problems: Vec<String>,
+}
+
+impl Collected {
+    pub fn complete(samples: Arc<dyn SampleSet>) -> Collected {
+        Collected {
+            samples,
+            problems: Vec::new(),
+        }
+    }
 }
 
 /// One collector polling one target.
@@ -27,7 +48,12 @@ pub trait Collect: Send + Sync + 'static {
         &'a self,
         client: &'a Client,
         ctx: &'a RequestCtx,
-    ) -> BoxFuture<'a, Result<Arc<dyn SampleSet>, CollectError>>;
+    ) -> BoxFuture<'a, Result<Collected, CollectError>>;
+
+    /// Releases upstream sessions when the target stops being collected.
+    fn shutdown<'a>(&'a self, _client: &'a Client) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// Parses an ISO 8601 / RFC 3339 UTC timestamp such as `2021-04-07T15:26:40.704911Z` into

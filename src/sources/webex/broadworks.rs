@@ -15,8 +15,8 @@ use url::Url;
 use super::WebexAuth;
 use crate::config::BroadworksConfig;
 use crate::snapshot::{Family, SampleSet};
-use crate::sources::{parse_timestamp, Collect, CollectError};
-use crate::upstream::{display_url, Client, Request, RequestCtx};
+use crate::sources::{parse_timestamp, Collect, CollectError, Collected};
+use crate::upstream::{display_url, Client, RequestCtx};
 
 pub const COLLECTOR: &str = "webex_broadworks";
 
@@ -491,7 +491,7 @@ impl SampleSet for Enterprises {
 /// Polls one Webex target's BroadWorks enterprises.
 pub struct Broadworks {
     pub base_url: Url,
-    pub auth: WebexAuth,
+    pub auth: Arc<WebexAuth>,
     pub config: BroadworksConfig,
 }
 
@@ -517,29 +517,14 @@ impl Broadworks {
         }
     }
 
-    async fn fetch(
-        &self,
-        client: &Client,
-        ctx: &RequestCtx,
-    ) -> Result<Arc<dyn SampleSet>, CollectError> {
+    async fn fetch(&self, client: &Client, ctx: &RequestCtx) -> Result<Collected, CollectError> {
         let mut url = self.first_url();
         let mut items = Vec::new();
         let mut skipped = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for _ in 0..MAX_PAGES {
             seen.insert(url.to_string());
-            let resp = client
-                .send(
-                    ctx,
-                    Request {
-                        method: reqwest::Method::GET,
-                        url: url.clone(),
-                        headers: self.auth.headers(),
-                        body: None,
-                        tracking_header: Some("TrackingID"),
-                    },
-                )
-                .await?;
+            let resp = self.auth.get(client, ctx, &url).await?;
             parse_page(&resp.body, &mut items, &mut skipped).map_err(|e| {
                 CollectError::Payload(format!(
                     "{}: invalid enterprise list: {e}",
@@ -557,7 +542,7 @@ impl Broadworks {
                             "skipped unreadable values in the enterprise list"
                         );
                     }
-                    return Ok(Arc::new(Enterprises::new(items)));
+                    return Ok(Collected::complete(Arc::new(Enterprises::new(items))));
                 }
                 Some(mut next) => {
                     self.ensure_params(&mut next);
@@ -582,7 +567,7 @@ impl Collect for Broadworks {
         &'a self,
         client: &'a Client,
         ctx: &'a RequestCtx,
-    ) -> BoxFuture<'a, Result<Arc<dyn SampleSet>, CollectError>> {
+    ) -> BoxFuture<'a, Result<Collected, CollectError>> {
         Box::pin(self.fetch(client, ctx))
     }
 }

@@ -217,7 +217,9 @@ fn label_values_are_escaped() {
 fn next_links_get_back_the_dropped_parameters() {
     let b = Broadworks {
         base_url: "https://webexapis.com/v1".parse().unwrap(),
-        auth: super::super::WebexAuth::bearer(crate::config::Secret::new("t")),
+        auth: Arc::new(super::super::WebexAuth::bearer(crate::config::Secret::new(
+            "t",
+        ))),
         config: BroadworksConfig {
             starts_with: Some("Reseller1+".into()),
             interval: std::time::Duration::from_secs(60),

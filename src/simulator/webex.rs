@@ -1,0 +1,296 @@
+//! The fake Webex API: BroadWorks enterprises, partner-managed orgs and the OAuth token
+//! endpoint.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+
+use super::{
+    apply_fault, broadworks, garble, webex_error, OAuthOptions, RequestKind, SimState, Simulator,
+};
+
+/// Person ids starting with this answer like a Partner Full Admin.
+pub const FULL_ADMIN_PREFIX: &str = "FULL-ADMIN";
+
+pub(crate) struct WebexState {
+    tokens: Mutex<Tokens>,
+}
+
+struct Tokens {
+    refresh: String,
+    generation: u64,
+    /// Issued access tokens and when they expire.
+    access: Vec<(String, Instant)>,
+}
+
+impl WebexState {
+    pub(crate) fn new(o: &OAuthOptions) -> Self {
+        WebexState {
+            tokens: Mutex::new(Tokens {
+                refresh: o.refresh_token.clone(),
+                generation: 0,
+                access: Vec::new(),
+            }),
+        }
+    }
+}
+
+impl Simulator {
+    /// The refresh token the fake token endpoint accepts now.
+    pub fn current_refresh_token(&self) -> String {
+        self.state
+            .webex
+            .tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .refresh
+            .clone()
+    }
+
+    /// Revokes every issued access token, as an admin revoking the integration's sessions
+    /// would: the next API call answers 401.
+    pub fn revoke_access_tokens(&self) {
+        self.state
+            .webex
+            .tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .access
+            .clear();
+    }
+}
+
+pub(super) fn routes() -> Router<Arc<SimState>> {
+    Router::new()
+        .route("/v1/broadworks/enterprises", get(list_enterprises))
+        .route("/v1/partner/organizations", get(partner_organizations))
+        .route("/v1/access_token", post(access_token))
+}
+
+/// The static token, or an access token issued by the fake token endpoint and not expired.
+fn bearer_ok(state: &SimState, headers: &HeaderMap) -> bool {
+    let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    if token == state.opts.webex_token {
+        return true;
+    }
+    let now = Instant::now();
+    let tokens = state.webex.tokens.lock().unwrap_or_else(|e| e.into_inner());
+    tokens
+        .access
+        .iter()
+        .any(|(t, exp)| t == token && *exp > now)
+}
+
+async fn list_enterprises(
+    State(state): State<Arc<SimState>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    let fault = state.take_fault(
+        RequestKind::BroadworksEnterprises,
+        uri.query().unwrap_or(""),
+    );
+    if let Some(f) = &fault {
+        if let Some(r) = apply_fault(f).await {
+            return r;
+        }
+    }
+    if !bearer_ok(&state, &headers) {
+        return webex_error(StatusCode::UNAUTHORIZED, "Invalid access token");
+    }
+    let max = match q.get("max").map(|m| m.parse::<usize>()) {
+        None => 100,
+        Some(Ok(m)) if (1..=1000).contains(&m) => m,
+        Some(_) => return webex_error(StatusCode::BAD_REQUEST, "max must be between 1 and 1000"),
+    };
+    let cursor: usize = q.get("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
+    let prefix = q.get("startsWith").map(String::as_str).unwrap_or("");
+    let now = SystemTime::now();
+    let total = state.enterprises.load(Ordering::Relaxed);
+    let ids: Vec<usize> = (0..total)
+        .filter(|&i| prefix.is_empty() || broadworks::sp_enterprise_id(i).starts_with(prefix))
+        .collect();
+    let page = ids.iter().skip(cursor).take(max);
+    let items: Vec<String> = page
+        .map(|&i| broadworks::enterprise_json(&state, i, now))
+        .collect();
+    let body = garble(
+        fault.as_ref(),
+        format!("{{\"items\":[{}]}}", items.join(",")),
+    );
+    let mut resp = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response();
+    if cursor + max < ids.len() {
+        // Like the real API as reported by SDK authors, the next link carries only the
+        // cursor, not the first request's other parameters.
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1");
+        let link = format!(
+            "<http://{host}/v1/broadworks/enterprises?cursor={}>; rel=\"next\"",
+            cursor + max
+        );
+        if let Ok(v) = link.parse() {
+            resp.headers_mut().insert(header::LINK, v);
+        }
+    }
+    resp
+}
+
+fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+async fn partner_organizations(
+    State(state): State<Arc<SimState>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    let fault = state.take_fault(RequestKind::PartnerOrganizations, uri.query().unwrap_or(""));
+    if let Some(f) = &fault {
+        if let Some(r) = apply_fault(f).await {
+            return r;
+        }
+    }
+    if !bearer_ok(&state, &headers) {
+        return webex_error(StatusCode::UNAUTHORIZED, "Invalid access token");
+    }
+    let Some(person) = q.get("managedBy").filter(|p| !p.is_empty()) else {
+        return webex_error(StatusCode::BAD_REQUEST, "managedBy is required");
+    };
+    if person.starts_with(FULL_ADMIN_PREFIX) {
+        return webex_error(
+            StatusCode::BAD_REQUEST,
+            "User is a Partner Full Admin and already has access to all customers.",
+        );
+    }
+    // Each admin manages a stable set of 3 to 42 customer orgs; an org joins or leaves
+    // every hour.
+    let seed = person.bytes().fold(7u64, |h, b| mix(h, b as u64));
+    let hour = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+        / 3600;
+    let count = 3 + (seed % 40) as usize + (hour % 2) as usize;
+    let max: usize = q
+        .get("max")
+        .and_then(|m| m.parse().ok())
+        .filter(|m| *m > 0)
+        .unwrap_or(100);
+    let cursor: usize = q.get("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
+    let items: Vec<String> = (cursor..count.min(cursor + max))
+        .map(|i| {
+            let org = format!(
+                "Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi9{:016x}",
+                mix(seed, i as u64)
+            );
+            let role = if i % 5 == 0 {
+                "cGFydG5lcl9mdWxsX2FkbWlu"
+            } else {
+                "aWQ6cGFydG5lcl9hZG1pbg"
+            };
+            format!("{{\"orgId\":\"{org}\",\"role\":\"{role}\"}}")
+        })
+        .collect();
+    let body = garble(
+        fault.as_ref(),
+        format!("{{\"items\":[{}]}}", items.join(",")),
+    );
+    let mut resp = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response();
+    if cursor + max < count {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1");
+        let link = format!(
+            "<http://{host}/v1/partner/organizations?managedBy={}&max={max}&cursor={}>; rel=\"next\"",
+            url::form_urlencoded::byte_serialize(person.as_bytes()).collect::<String>(),
+            cursor + max
+        );
+        if let Ok(v) = link.parse() {
+            resp.headers_mut().insert(header::LINK, v);
+        }
+    }
+    resp
+}
+
+async fn access_token(
+    State(state): State<Arc<SimState>>,
+    uri: axum::http::Uri,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let fault = state.take_fault(RequestKind::AccessToken, uri.query().unwrap_or(""));
+    if let Some(f) = &fault {
+        if let Some(r) = apply_fault(f).await {
+            return r;
+        }
+    }
+    let o = &state.opts.oauth;
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    if field("grant_type") != "refresh_token" {
+        return webex_error(StatusCode::BAD_REQUEST, "unsupported grant_type");
+    }
+    if field("client_id") != o.client_id || field("client_secret") != o.client_secret {
+        return webex_error(StatusCode::UNAUTHORIZED, "invalid client credentials");
+    }
+    let mut tokens = state.webex.tokens.lock().unwrap_or_else(|e| e.into_inner());
+    if field("refresh_token") != tokens.refresh {
+        return webex_error(StatusCode::BAD_REQUEST, "invalid or revoked refresh token");
+    }
+    tokens.generation += 1;
+    let generation = tokens.generation;
+    if o.rotate {
+        tokens.refresh = format!("sim-refresh-{generation}-{:016x}", fastrand::u64(..));
+    }
+    let access = format!("sim-access-{generation}-{:016x}", fastrand::u64(..));
+    let now = Instant::now();
+    tokens.access.retain(|(_, exp)| *exp > now);
+    tokens
+        .access
+        .push((access.clone(), now + o.access_token_lifetime));
+    let body = serde_json::json!({
+        "access_token": access,
+        "expires_in": o.access_token_lifetime.as_secs(),
+        "refresh_token": tokens.refresh,
+        "refresh_token_expires_in": o.refresh_token_lifetime.as_secs(),
+        "token_type": "Bearer",
+        "scope": "spark-admin:broadworks_enterprises_read spark-admin:organizations_read",
+    });
+    drop(tokens);
+    let body = garble(fault.as_ref(), body.to_string());
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
