@@ -658,6 +658,7 @@ impl Config {
 
         let mut names: Vec<&Spanned<String>> = Vec::new();
         let mut webex = Vec::new();
+        let mut refresh_files: Vec<PathBuf> = Vec::new();
         for w in raw.webex.iter().flatten() {
             let name = c.target_name(&w.name, &mut names);
             let base_url = c.base_url(&w.base_url, Some(DEFAULT_WEBEX_BASE_URL));
@@ -671,6 +672,12 @@ impl Config {
                     .secret(&w.name, "access_token", t, f)
                     .map(WebexCredentials::AccessToken),
             };
+            if let (Some(WebexCredentials::OAuth(o)), Some(raw)) = (&credentials, &w.oauth) {
+                if refresh_files.contains(&o.refresh_token_file) {
+                    c.report(raw, "oauth.refresh_token_file is used by another target: each integration needs its own");
+                }
+                refresh_files.push(o.refresh_token_file.clone());
+            }
             let broadworks = match &w.broadworks_enterprises {
                 Some(b) if b.value.enabled == Some(false) => None,
                 Some(b) => {
@@ -699,7 +706,16 @@ impl Config {
                 Some(m) => c.managed_orgs(m, global.interval),
                 None => None,
             };
-            if broadworks.is_none() && managed_orgs.is_none() {
+            let enabled = |on: Option<bool>| on != Some(false);
+            let wants_broadworks = w
+                .broadworks_enterprises
+                .as_ref()
+                .is_some_and(|b| enabled(b.value.enabled));
+            let wants_managed_orgs = w
+                .managed_orgs
+                .as_ref()
+                .is_some_and(|m| enabled(m.value.enabled));
+            if !wants_broadworks && !wants_managed_orgs {
                 c.report(
                     &w.name,
                     "nothing to collect: enable broadworks_enterprises or managed_orgs",

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
 use tenant_exporter::cli::{resolve_listen_address, Cli};
@@ -101,9 +101,11 @@ async fn run(cli: Cli) -> ExitCode {
         return match Config::load(&path) {
             Ok(c) => {
                 println!(
-                    "{}: config is valid ({} webex targets)",
+                    "{}: config is valid ({} webex, {} voss, {} commvault targets)",
                     path.display(),
-                    c.webex.len()
+                    c.webex.len(),
+                    c.voss.len(),
+                    c.commvault.len()
                 );
                 ExitCode::SUCCESS
             }
@@ -162,6 +164,19 @@ async fn run(cli: Cli) -> ExitCode {
             ExitCode::FAILURE
         };
     }
+
+    // Installed before anything is announced, so a signal sent as soon as the exporter says
+    // it listens is handled, not fatal.
+    let (term, hup) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) {
+        (Ok(t), Ok(h)) => (t, h),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            return ExitCode::FAILURE;
+        }
+    };
 
     let mut listeners = Vec::new();
     for addr in &cli.listen_addresses {
@@ -222,9 +237,9 @@ async fn run(cli: Cli) -> ExitCode {
         reload_rx,
         shutdown_rx.clone(),
     ));
-    let sighup = tokio::spawn(forward_sighup(reload_tx));
+    let sighup = tokio::spawn(forward_sighup(hup, reload_tx));
 
-    wait_for_shutdown_signal().await;
+    wait_for_shutdown_signal(term).await;
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
     sighup.abort();
@@ -238,26 +253,14 @@ async fn run(cli: Cli) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn wait_for_shutdown_signal() {
-    let term = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
+async fn wait_for_shutdown_signal(mut term: Signal) {
     tokio::select! {
-        _ = term => {}
+        _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
 }
 
-async fn forward_sighup(reload: mpsc::Sender<ReloadRequest>) {
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP; use POST /-/reload");
-        return;
-    };
+async fn forward_sighup(mut hup: Signal, reload: mpsc::Sender<ReloadRequest>) {
     while hup.recv().await.is_some() {
         let (tx, _rx) = tokio::sync::oneshot::channel();
         if reload.send(tx).await.is_err() {

@@ -41,6 +41,8 @@ fn request_duration_histogram() -> Histogram {
 }
 
 /// Handles to every self-metric, shared by the scheduler and the upstream client.
+///
+/// Help texts registered here have no final period: the registry adds one.
 #[derive(Debug)]
 pub struct SelfMetrics {
     registry: Registry,
@@ -56,6 +58,8 @@ pub struct SelfMetrics {
     pub credential_expiry: Family<CredentialLabels, FloatGauge>,
     pub credential_refreshes: Family<CredentialLabels, Counter>,
     pub credential_refresh_failures: Family<CredentialLabels, Counter>,
+    /// The code and reason label sets created so far, so a removed target's can be found.
+    code_labels: std::sync::Mutex<std::collections::HashSet<CodeLabels>>,
 }
 
 impl Default for SelfMetrics {
@@ -80,6 +84,7 @@ impl SelfMetrics {
             credential_expiry: Family::default(),
             credential_refreshes: Family::default(),
             credential_refresh_failures: Family::default(),
+            code_labels: Default::default(),
             registry: Registry::default(),
         };
         let build_info = ConstGauge::new(1i64);
@@ -87,62 +92,62 @@ impl SelfMetrics {
         let r = &mut registry;
         r.register(
             "tenant_exporter_collector_success",
-            "Whether the last collection of this collector and target succeeded (1) or failed (0).",
+            "Whether the last collection of this collector and target succeeded (1) or failed (0)",
             m.collector_success.clone(),
         );
         r.register(
             "tenant_exporter_collector_stale",
-            "1 when this target's samples were dropped after stale_after without a successful collection.",
+            "1 when this target's samples were dropped after stale_after without a successful collection",
             m.collector_stale.clone(),
         );
         r.register(
             "tenant_exporter_collector_last_success_timestamp_seconds",
-            "Unix time of the last successful collection of this collector and target.",
+            "Unix time of the last successful collection of this collector and target",
             m.last_success.clone(),
         );
         r.register(
             "tenant_exporter_collector_duration_seconds",
-            "Duration of the last collection of this collector and target.",
+            "Duration of the last collection of this collector and target",
             m.duration.clone(),
         );
         r.register(
             "tenant_exporter_collections",
-            "Collections attempted for this collector and target.",
+            "Collections attempted for this collector and target",
             m.collections.clone(),
         );
         r.register(
             "tenant_exporter_collection_failures",
-            "Collections of this collector and target that failed.",
+            "Collections of this collector and target that failed",
             m.failures.clone(),
         );
         r.register(
             "tenant_exporter_upstream_requests",
-            "Upstream HTTP requests by response status code (\"error\" when no response arrived).",
+            "Upstream HTTP requests by response status code (\"error\" when no response arrived)",
             m.requests.clone(),
         );
         r.register(
             "tenant_exporter_upstream_request_duration_seconds",
-            "Duration of upstream HTTP requests, each attempt counted separately.",
+            "Duration of upstream HTTP requests, each attempt counted separately",
             m.request_duration.clone(),
         );
         r.register(
             "tenant_exporter_upstream_retries",
-            "Upstream HTTP requests retried, by reason.",
+            "Upstream HTTP requests retried, by reason",
             m.retries.clone(),
         );
         r.register(
             "tenant_exporter_credential_expiry_timestamp_seconds",
-            "Unix time at which the exporter's own credential for this target expires.",
+            "Unix time at which the exporter's own credential for this target expires",
             m.credential_expiry.clone(),
         );
         r.register(
             "tenant_exporter_credential_refreshes",
-            "Successful refreshes or logins of the exporter's own credential for this target.",
+            "Successful refreshes or logins of the exporter's own credential for this target",
             m.credential_refreshes.clone(),
         );
         r.register(
             "tenant_exporter_credential_refresh_failures",
-            "Failed refreshes or logins of the exporter's own credential for this target.",
+            "Failed refreshes or logins of the exporter's own credential for this target",
             m.credential_refresh_failures.clone(),
         );
         registry.register_collector(Box::new(ProcessCollector));
@@ -157,8 +162,51 @@ impl SelfMetrics {
         out
     }
 
+    /// Counts an upstream request; `code` is the HTTP status or `error`.
+    pub fn count_request(&self, collector: &str, target: &str, code: &str) {
+        self.requests
+            .get_or_create(&self.code_labels(collector, target, "code", code))
+            .inc();
+    }
+
+    /// Counts a retry for `reason`.
+    pub fn count_retry(&self, collector: &str, target: &str, reason: &str) {
+        self.retries
+            .get_or_create(&self.code_labels(collector, target, "reason", reason))
+            .inc();
+    }
+
+    fn code_labels(
+        &self,
+        collector: &str,
+        target: &str,
+        key: &'static str,
+        value: &str,
+    ) -> CodeLabels {
+        let l = [
+            ("collector", collector.to_string()),
+            ("target", target.to_string()),
+            (key, value.to_string()),
+        ];
+        let mut seen = self.code_labels.lock().unwrap_or_else(|e| e.into_inner());
+        if !seen.contains(&l) {
+            seen.insert(l.clone());
+        }
+        l
+    }
+
     /// Forgets the per-target series of a target that left the config.
     pub fn remove_target(&self, collector: &str, target: &str) {
+        let mut seen = self.code_labels.lock().unwrap_or_else(|e| e.into_inner());
+        seen.retain(|l| {
+            let ours = l[0].1 == collector && l[1].1 == target;
+            if ours {
+                self.requests.remove(l);
+                self.retries.remove(l);
+            }
+            !ours
+        });
+        drop(seen);
         let l = collector_labels(collector, target);
         self.collector_success.remove(&l);
         self.collector_stale.remove(&l);

@@ -215,7 +215,32 @@ impl Shared {
             "published snapshot"
         );
         self.snapshot.store(Arc::new(snapshot));
+        self.sync_health_gauges();
         self.published.notify_waiters();
+    }
+
+    /// Sets the health gauges from the targets' state. Called right after a snapshot is
+    /// swapped in, so a scrape never shows a gauge that disagrees with the samples beside it.
+    fn sync_health_gauges(&self) {
+        let m = &self.metrics;
+        for ((collector, target), e) in self.entries().iter() {
+            if e.status.health == Health::Pending {
+                continue;
+            }
+            let labels = collector_labels(collector, target);
+            m.collector_success
+                .get_or_create(&labels)
+                .set(i64::from(e.status.health == Health::Up));
+            m.collector_stale
+                .get_or_create(&labels)
+                .set(i64::from(e.status.health == Health::Stale));
+            if let Some(t) = e.status.last_success {
+                let unix = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+                m.last_success
+                    .get_or_create(&labels)
+                    .set(unix.as_secs_f64());
+            }
+        }
     }
 
     fn record(
@@ -225,15 +250,15 @@ impl Shared {
         took: Duration,
         next_run: SystemTime,
     ) {
-        let labels = collector_labels(job.collector, &job.target);
-        let m = &self.metrics;
-        m.collections.get_or_create(&labels).inc();
-        m.duration.get_or_create(&labels).set(took.as_secs_f64());
         let mut entries = self.entries();
         let Some(entry) = entries.get_mut(&(job.collector, job.target.clone())) else {
             // The target left the config while this collection ran.
             return;
         };
+        let labels = collector_labels(job.collector, &job.target);
+        let m = &self.metrics;
+        m.collections.get_or_create(&labels).inc();
+        m.duration.get_or_create(&labels).set(took.as_secs_f64());
         let s = &mut entry.status;
         s.last_duration = Some(took);
         s.next_run = Some(next_run);
@@ -243,14 +268,12 @@ impl Shared {
                 entry.samples = Some(samples);
                 // Fresh data, even if partial, restarts the stale clock.
                 entry.last_success_at = Some(Instant::now());
-                m.collector_stale.get_or_create(&labels).set(0);
                 if problems.is_empty() {
                     if s.health == Health::Down || s.health == Health::Stale {
                         tracing::info!(collector = job.collector, target = %job.target, "collection recovered");
                     }
-                    let now = SystemTime::now();
                     s.health = Health::Up;
-                    s.last_success = Some(now);
+                    s.last_success = Some(SystemTime::now());
                     s.last_error = None;
                     tracing::debug!(
                         collector = job.collector,
@@ -259,13 +282,6 @@ impl Shared {
                         took_ms = took.as_millis() as u64,
                         "collection succeeded"
                     );
-                    m.collector_success.get_or_create(&labels).set(1);
-                    let unix = now
-                        .duration_since(SystemTime::UNIX_EPOCH)
-                        .unwrap_or_default();
-                    m.last_success
-                        .get_or_create(&labels)
-                        .set(unix.as_secs_f64());
                     None
                 } else {
                     Some(format!("partly failed: {}", problems.join("; ")))
@@ -276,7 +292,6 @@ impl Shared {
         if let Some(message) = failure {
             tracing::warn!(collector = job.collector, target = %job.target, error = %message, "collection failed");
             m.failures.get_or_create(&labels).inc();
-            m.collector_success.get_or_create(&labels).set(0);
             if s.health != Health::Stale || entry.samples.is_some() {
                 s.health = Health::Down;
             }
@@ -298,10 +313,6 @@ impl Shared {
                 tracing::warn!(collector, target = %target, "no successful collection within stale_after; dropping samples");
                 e.samples = None;
                 e.status.health = Health::Stale;
-                self.metrics
-                    .collector_stale
-                    .get_or_create(&collector_labels(collector, target))
-                    .set(1);
                 dropped = true;
             }
         }

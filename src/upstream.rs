@@ -287,13 +287,7 @@ impl Client {
                 Err(_) => "error".to_string(),
             };
             self.metrics
-                .requests
-                .get_or_create(&[
-                    ("collector", ctx.collector.to_string()),
-                    ("target", ctx.target.clone()),
-                    ("code", code),
-                ])
-                .inc();
+                .count_request(ctx.collector, &ctx.target, &code);
 
             let (wait, reason, err) = match outcome {
                 Ok((status, headers, body)) if status.is_success() => {
@@ -352,14 +346,7 @@ impl Client {
                 wait = %humantime::format_duration(Duration::from_millis(wait.as_millis() as u64)),
                 "retrying upstream request"
             );
-            self.metrics
-                .retries
-                .get_or_create(&[
-                    ("collector", ctx.collector.to_string()),
-                    ("target", ctx.target.clone()),
-                    ("reason", reason.to_string()),
-                ])
-                .inc();
+            self.metrics.count_retry(ctx.collector, &ctx.target, reason);
             tokio::time::sleep(wait).await;
         }
     }

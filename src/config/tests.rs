@@ -11,6 +11,13 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::parse(text, "t.yml", Path::new("/nonexistent-dir"), &no_env)
 }
 
+fn token(t: &WebexTarget) -> &str {
+    match &t.credentials {
+        WebexCredentials::AccessToken(s) => s.expose(),
+        WebexCredentials::OAuth(_) => panic!("not a static token"),
+    }
+}
+
 fn problems(text: &str) -> Vec<String> {
     parse(text)
         .unwrap_err()
@@ -26,7 +33,8 @@ fn full_config() {
     let c = Config::parse(
         "global:\n  interval: 2m\n  timeout: 10s\n  stale_after: 1h 30m\n\
          webex:\n  - name: partner-eu\n    access_token: ${WEBEX_TOKEN}\n    broadworks_enterprises: {enabled: true, starts_with: \"Reseller1+\", interval: 10m, page_size: 200}\n\
-         \x20 - name: partner-us\n    base_url: http://127.0.0.1:8080/v1/\n    access_token: inline-token\n",
+         \x20 - name: partner-us\n    base_url: http://127.0.0.1:8080/v1/\n    access_token: inline-token\n\
+         \x20   managed_orgs: {admins: [{name: alice, person_id: Y2lzY29zcGFyazovL3VzL1BFT1BMRS9h}]}\n",
         "t.yml",
         Path::new("."),
         &env,
@@ -43,7 +51,7 @@ fn full_config() {
     assert_eq!(c.webex.len(), 2);
     let eu = &c.webex[0];
     assert_eq!(eu.base_url.as_str(), DEFAULT_WEBEX_BASE_URL);
-    assert_eq!(eu.access_token.expose(), "from-env");
+    assert_eq!(token(eu), "from-env");
     assert_eq!(
         eu.broadworks,
         Some(BroadworksConfig {
@@ -53,7 +61,17 @@ fn full_config() {
         })
     );
     assert_eq!(c.webex[1].broadworks, None);
-    assert_eq!(c.webex[1].access_token.expose(), "inline-token");
+    assert_eq!(
+        c.webex[1].managed_orgs,
+        Some(ManagedOrgsConfig {
+            admins: vec![Admin {
+                name: "alice".into(),
+                person_id: "Y2lzY29zcGFyazovL3VzL1BFT1BMRS9h".into()
+            }],
+            interval: Duration::from_secs(120)
+        })
+    );
+    assert_eq!(token(&c.webex[1]), "inline-token");
 }
 
 #[test]
@@ -69,7 +87,7 @@ fn defaults_and_empty_file() {
         (Duration::from_secs(300), 1000, None)
     );
     let c = parse(
-        "webex:\n  - name: a\n    access_token: t\n    broadworks_enterprises: {enabled: false}\n",
+        "webex:\n  - name: a\n    access_token: t\n    broadworks_enterprises: {enabled: false}\n    managed_orgs: {admins: [{name: x, person_id: p}]}\n",
     )
     .unwrap();
     assert_eq!(c.webex[0].broadworks, None);
@@ -85,13 +103,13 @@ fn secret_from_file_is_trimmed_and_relative_to_the_config() {
     std::fs::write(dir.join("token"), "file-token\n").unwrap();
     std::fs::write(dir.join("empty"), "\n").unwrap();
     let c = Config::parse(
-        "webex:\n  - name: a\n    access_token_file: token\n",
+        "webex:\n  - name: a\n    access_token_file: token\n    broadworks_enterprises: {}\n",
         "t.yml",
         &dir,
         &no_env,
     )
     .unwrap();
-    assert_eq!(c.webex[0].access_token.expose(), "file-token");
+    assert_eq!(token(&c.webex[0]), "file-token");
     let e = Config::parse(
         "webex:\n  - name: a\n    access_token_file: empty\n",
         "t.yml",
@@ -113,15 +131,33 @@ webex:
   - name: a
     base_url: ftp://example.com
     access_token: t
+    broadworks_enterprises: {}
   - name: a
     access_token_file: missing-token
     broadworks_enterprises: {page_size: 5000}
   - name: b
+    broadworks_enterprises: {}
   - name: c
     access_token: ${NOT_SET}
     access_token_file: x
+    broadworks_enterprises: {}
   - name: d
     access_token: ${UNSET_VAR}
+  - name: e
+    oauth: {client_id: id, client_secret: s}
+    managed_orgs: {admins: []}
+voss:
+  - name: v
+    base_url: https://voss.example.com
+    password: p
+    page_size: 0
+commvault:
+  - name: b
+    base_url: https://cs.example.com/commandcenter/api
+    username: u
+    password_file: nope
+    organizations: some
+    concurrency: 0
 ";
     assert_eq!(
         problems(text),
@@ -129,14 +165,101 @@ webex:
             "t.yml:2:13: global.interval: invalid duration \"5 parsecs\": unknown time unit \"parsecs\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations)",
             "t.yml:3:12: global.timeout: must be greater than zero",
             "t.yml:6:15: base_url: scheme must be http or https",
-            "t.yml:8:11: duplicate target name \"a\": names become the `target` label and must be unique",
-            "t.yml:9:24: access_token_file /nonexistent-dir/missing-token: cannot read: No such file or directory (os error 2)",
-            "t.yml:10:41: broadworks_enterprises.page_size must be between 1 and 1000",
-            "t.yml:11:11: one of access_token or access_token_file is required",
-            "t.yml:14:24: access_token and access_token_file are mutually exclusive",
-            "t.yml:16:19: access_token: environment variable UNSET_VAR is not set or empty",
+            "t.yml:9:11: duplicate target name \"a\": names become the `target` label and must be unique",
+            "t.yml:10:24: access_token_file /nonexistent-dir/missing-token: cannot read: No such file or directory (os error 2)",
+            "t.yml:11:41: broadworks_enterprises.page_size must be between 1 and 1000",
+            "t.yml:12:11: one of access_token or access_token_file is required",
+            "t.yml:16:24: access_token and access_token_file are mutually exclusive",
+            "t.yml:19:19: access_token: environment variable UNSET_VAR is not set or empty",
+            "t.yml:18:11: nothing to collect: enable broadworks_enterprises or managed_orgs",
+            "t.yml:21:12: oauth.refresh_token_file is required: the exporter keeps the rotated refresh token there",
+            "t.yml:22:19: managed_orgs.admins: list at least one partner admin (name, person_id)",
+            "t.yml:24:11: username is required",
+            "t.yml:24:11: hierarchy is required",
+            "t.yml:27:16: page_size must be between 1 and 2000",
+            "t.yml:29:11: duplicate target name \"b\": names become the `target` label and must be unique",
+            "t.yml:32:20: password_file /nonexistent-dir/nope: cannot read: No such file or directory (os error 2)",
+            "t.yml:33:20: organizations: expected `all` or a list of ids, got \"some\"",
+            "t.yml:34:18: concurrency must be between 1 and 64",
         ]
     );
+}
+
+#[test]
+fn voss_commvault_and_oauth_targets() {
+    let dir = std::env::temp_dir().join(format!(
+        "tenant-exporter-config-sources-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("refresh"), "refresh-token\n").unwrap();
+    std::fs::write(dir.join("secret"), "client-secret\n").unwrap();
+    let text = "\
+webex:
+  - name: partner
+    oauth: {client_id: cid, client_secret_file: secret, refresh_token_file: refresh}
+    broadworks_enterprises: {}
+voss:
+  - name: voss-prod
+    base_url: https://voss.example.com
+    username: monitor
+    password: ${VOSS_PASSWORD}
+    hierarchy: sys.hcs.CS-P
+    insecure_skip_verify: true
+commvault:
+  - name: cs
+    base_url: https://cs.example.com/commandcenter/api
+    username: monitor
+    password: pw
+    organizations: [16, 17]
+    interval: 10m
+  - name: cs2
+    base_url: https://cs2.example.com/commandcenter/api
+    username: monitor
+    password: pw
+    organizations: all
+";
+    let env = |v: &str| (v == "VOSS_PASSWORD").then(|| "voss-pw".to_string());
+    let c = Config::parse(text, "t.yml", &dir, &env).unwrap();
+    assert_eq!(
+        c.webex[0].credentials,
+        WebexCredentials::OAuth(OAuthConfig {
+            client_id: "cid".into(),
+            client_secret: Secret::new("client-secret"),
+            refresh_token_file: dir.join("refresh"),
+        })
+    );
+    let v = &c.voss[0];
+    assert_eq!(
+        (
+            v.username.as_str(),
+            v.password.expose(),
+            v.hierarchy.as_str(),
+            v.page_size
+        ),
+        ("monitor", "voss-pw", "sys.hcs.CS-P", 500)
+    );
+    assert!(v.tls.insecure_skip_verify && v.tls.ca_file.is_none());
+    assert_eq!(c.commvault[0].organizations, Some(vec![16, 17]));
+    assert_eq!(c.commvault[0].interval, Duration::from_secs(600));
+    assert_eq!(c.commvault[0].concurrency, 4);
+    assert_eq!(c.commvault[1].organizations, None);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn ca_file_must_hold_a_certificate() {
+    let dir =
+        std::env::temp_dir().join(format!("tenant-exporter-config-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ca.pem"), "not a certificate\n").unwrap();
+    let text = "voss:\n  - {name: v, base_url: 'https://v', username: u, password: p, hierarchy: h, ca_file: ca.pem}\n";
+    let e = Config::parse(text, "t.yml", &dir, &no_env).unwrap_err();
+    assert!(
+        e.to_string().contains("ca_file") && e.to_string().contains("no PEM certificate"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -170,7 +293,8 @@ fn stale_after_must_cover_an_interval() {
 
 #[test]
 fn secrets_never_reach_debug_output_or_errors() {
-    let c = parse("webex:\n  - name: a\n    access_token: super-secret-value\n").unwrap();
+    let c = parse("webex:\n  - name: a\n    access_token: super-secret-value\n    broadworks_enterprises: {}\n")
+        .unwrap();
     assert!(!format!("{c:?}").contains("super-secret-value"));
     let e = parse(
         "webex:\n  - name: a\n    access_token: super-secret-value\n    access_token_file: f\n",

@@ -24,7 +24,7 @@ pub struct WebexAuth {
 
 enum AuthKind {
     Static(Secret),
-    OAuth(OAuth),
+    OAuth(Box<OAuth>),
 }
 
 impl WebexAuth {
@@ -36,12 +36,12 @@ impl WebexAuth {
     ) -> Self {
         let kind = match credentials {
             WebexCredentials::AccessToken(t) => AuthKind::Static(t.clone()),
-            WebexCredentials::OAuth(cfg) => AuthKind::OAuth(OAuth::new(
+            WebexCredentials::OAuth(cfg) => AuthKind::OAuth(Box::new(OAuth::new(
                 target,
                 endpoint(base_url, "access_token"),
                 cfg.clone(),
                 metrics,
-            )),
+            ))),
         };
         WebexAuth { kind }
     }
