@@ -187,7 +187,7 @@ async fn partner_organizations(
             "User is a Partner Full Admin and already has access to all customers.",
         );
     }
-    // Each admin manages a stable set of 3 to 42 customer orgs; an org joins or leaves
+    // Each admin manages a stable set of 5 to 44 customer orgs; an org joins or leaves
     // every hour.
     let seed = person.bytes().fold(7u64, |h, b| mix(h, b as u64));
     let hour = SystemTime::now()
@@ -195,12 +195,13 @@ async fn partner_organizations(
         .unwrap_or_default()
         .as_secs()
         / 3600;
-    let count = 3 + (seed % 40) as usize + (hour % 2) as usize;
+    let count = 5 + (seed % 40) as usize + (hour % 2) as usize;
     let max: usize = q
         .get("max")
         .and_then(|m| m.parse().ok())
         .filter(|m| *m > 0)
-        .unwrap_or(100);
+        // Small pages, so clients meet the paging the API may use.
+        .unwrap_or(4);
     let cursor: usize = q.get("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
     let items: Vec<String> = (cursor..count.min(cursor + max))
         .map(|i| {

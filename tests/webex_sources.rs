@@ -1,0 +1,278 @@
+//! The Webex OAuth integration and the partner-managed orgs collector, end to end: the real
+//! binary against the simulator over real sockets.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use tenant_exporter::simulator::{Fault, OAuthOptions, Options, RequestKind, Simulator};
+
+const ACCESS_EXPIRY: &str =
+    "tenant_exporter_credential_expiry_timestamp_seconds{target=\"sp1\",credential=\"access_token\"}";
+const REFRESH_EXPIRY: &str =
+    "tenant_exporter_credential_expiry_timestamp_seconds{target=\"sp1\",credential=\"refresh_token\"}";
+const ACCESS_REFRESHES: &str =
+    "tenant_exporter_credential_refreshes_total{target=\"sp1\",credential=\"access_token\"}";
+const ROTATIONS: &str =
+    "tenant_exporter_credential_refreshes_total{target=\"sp1\",credential=\"refresh_token\"}";
+const REFRESH_FAILURES: &str =
+    "tenant_exporter_credential_refresh_failures_total{target=\"sp1\",credential=\"access_token\"}";
+const ORGS_SUCCESS: &str =
+    "tenant_exporter_collector_success{collector=\"webex_managed_orgs\",target=\"sp1\"}";
+
+async fn simulator() -> Simulator {
+    Simulator::start(Options {
+        oauth: OAuthOptions {
+            access_token_lifetime: Duration::from_secs(86_400),
+            ..OAuthOptions::default()
+        },
+        ..Options::default()
+    })
+    .await
+    .expect("start simulator")
+}
+
+/// `sp1` with the simulator's OAuth integration, its refresh token in `dir/refresh-token`.
+fn oauth_config(sim: &Simulator, client_secret: &str, admins: &str) -> String {
+    let o = &sim.options().oauth;
+    format!(
+        "global: {{interval: 1s, timeout: 5s, stale_after: 30s}}\n\
+         webex:\n\
+         \x20 - name: sp1\n\
+         \x20   base_url: {}\n\
+         \x20   oauth: {{client_id: {}, client_secret: {client_secret}, refresh_token_file: refresh-token}}\n\
+         \x20   broadworks_enterprises: {{page_size: 10}}\n\
+         \x20   managed_orgs: {{admins: [{admins}]}}\n",
+        sim.webex_base_url(),
+        o.client_id,
+    )
+}
+
+const ADMINS: &str = "{name: alice, person_id: alice-id}, {name: bob, person_id: bob-id}";
+
+fn refresh_token_on_disk(dir: &TempDir) -> String {
+    std::fs::read_to_string(dir.path().join("refresh-token"))
+        .expect("refresh token file")
+        .trim()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_refresh_token_is_persisted_and_survives_a_restart() {
+    let sim = simulator().await;
+    let dir = TempDir::new("oauth-rotate");
+    let first = sim.options().oauth.refresh_token.clone();
+    dir.write("refresh-token", &format!("{first}\n"));
+    let config = oauth_config(&sim, &sim.options().oauth.client_secret, ADMINS);
+
+    let exp = Exporter::with_config(&dir, &config, &[]).await;
+    let body = exp
+        .wait_metrics("collections with a refreshed token", |b| {
+            has_line(b, &format!("{SUCCESS_SP1} 1")) && has_line(b, &format!("{ORGS_SUCCESS} 1"))
+        })
+        .await;
+    // The simulator revoked the first refresh token when it issued the second; the exporter
+    // saved the second one, privately.
+    let saved = refresh_token_on_disk(&dir);
+    assert_ne!(saved, first);
+    assert_eq!(saved, sim.current_refresh_token());
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join("refresh-token"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // One refresh served both collectors: they share the target's credentials.
+    assert_eq!(value(&body, ACCESS_REFRESHES), Some(1.0), "{body}");
+    assert_eq!(value(&body, ROTATIONS), Some(1.0), "{body}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let access = value(&body, ACCESS_EXPIRY).expect("access token expiry");
+    let refresh = value(&body, REFRESH_EXPIRY).expect("refresh token expiry");
+    assert!(
+        (access - (now + 86_400.0)).abs() < 60.0,
+        "{access} vs {now}"
+    );
+    assert!(
+        (refresh - (now + 90.0 * 86_400.0)).abs() < 60.0,
+        "{refresh} vs {now}"
+    );
+    drop(exp);
+
+    // A new process starts from the saved token: the old one would be refused.
+    let exp = Exporter::with_config(&dir, &config, &[]).await;
+    exp.wait_line(&format!("{SUCCESS_SP1} 1")).await;
+    assert_eq!(refresh_token_on_disk(&dir), sim.current_refresh_token());
+    assert!(
+        !exp.log().contains("refreshing the access token failed"),
+        "{}",
+        exp.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_access_token_is_refreshed_and_the_request_retried() {
+    let sim = simulator().await;
+    let dir = TempDir::new("oauth-401");
+    dir.write("refresh-token", &sim.options().oauth.refresh_token);
+    let exp = Exporter::with_config(
+        &dir,
+        &oauth_config(&sim, &sim.options().oauth.client_secret, ADMINS),
+        &[],
+    )
+    .await;
+    exp.wait_line(&format!("{ACCESS_REFRESHES} 1")).await;
+    exp.wait_line(&format!("{SUCCESS_SP1} 1")).await;
+
+    sim.revoke_access_tokens();
+    let body = exp
+        .wait_metrics("a second refresh after the 401", |b| {
+            value(b, ACCESS_REFRESHES) == Some(2.0) && has_line(b, &format!("{SUCCESS_SP1} 1"))
+        })
+        .await;
+    // The 401 was answered by refreshing, not by failing the collection.
+    assert_eq!(value(&body, FAILURES_SP1).unwrap_or(0.0), 0.0, "{body}");
+    assert!(
+        body.contains("tenant_exporter_upstream_requests_total{collector=\"webex_broadworks\",target=\"sp1\",code=\"401\"}")
+            || body.contains("tenant_exporter_upstream_requests_total{collector=\"webex_managed_orgs\",target=\"sp1\",code=\"401\"}"),
+        "{body}"
+    );
+    assert_eq!(refresh_token_on_disk(&dir), sim.current_refresh_token());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_refresh_is_a_clear_error_without_secrets() {
+    let sim = simulator().await;
+    let dir = TempDir::new("oauth-bad-secret");
+    let refresh = sim.options().oauth.refresh_token.clone();
+    dir.write("refresh-token", &refresh);
+    let wrong_secret = "wrong-client-secret-value";
+    let exp = Exporter::with_config(
+        &dir,
+        &oauth_config(&sim, wrong_secret, ADMINS),
+        &["--log.level=debug"],
+    )
+    .await;
+    let body = exp.wait_line(&format!("{SUCCESS_SP1} 0")).await;
+    assert!(
+        value(&body, REFRESH_FAILURES).is_some_and(|v| v >= 1.0),
+        "{body}"
+    );
+    let landing = exp.get("/").await.text();
+    assert!(
+        landing.contains("refreshing the access token failed"),
+        "{landing}"
+    );
+    assert!(landing.contains("HTTP 401"), "{landing}");
+    // The token file is untouched and no secret shows anywhere.
+    assert_eq!(refresh_token_on_disk(&dir), refresh);
+    for secret in [wrong_secret, refresh.as_str()] {
+        assert!(!exp.log().contains(secret), "secret in log");
+        assert!(!landing.contains(secret), "secret on landing page");
+        assert!(!exp.metrics().await.contains(secret), "secret in metrics");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_full_admin_is_a_config_error_and_the_other_admins_keep_working() {
+    let sim = simulator().await;
+    let dir = TempDir::new("managed-orgs");
+    dir.write("refresh-token", &sim.options().oauth.refresh_token);
+    let admins = format!("{ADMINS}, {{name: root, person_id: FULL-ADMIN-1}}");
+    let exp = Exporter::with_config(
+        &dir,
+        &oauth_config(&sim, &sim.options().oauth.client_secret, &admins),
+        &[],
+    )
+    .await;
+    let body = exp
+        .wait_metrics("alice's and bob's orgs", |b| {
+            b.contains("webex_partner_managed_orgs{target=\"sp1\",admin=\"alice\"}")
+                && b.contains("webex_partner_managed_orgs{target=\"sp1\",admin=\"bob\"}")
+                && has_line(b, &format!("{ORGS_SUCCESS} 0"))
+        })
+        .await;
+    let alice = value(
+        &body,
+        "webex_partner_managed_orgs{target=\"sp1\",admin=\"alice\"}",
+    )
+    .unwrap();
+    let alice_info = body
+        .lines()
+        .filter(|l| l.starts_with("webex_partner_managed_org_info{target=\"sp1\",admin=\"alice\","))
+        .count();
+    assert!(alice >= 3.0 && alice_info as f64 == alice, "{body}");
+    assert!(!body.contains("admin=\"root\""), "{body}");
+    // The BroadWorks collector of the same target is unaffected.
+    exp.wait_line(&format!("{SUCCESS_SP1} 1")).await;
+    let landing = exp.get("/").await.text();
+    assert!(
+        landing.contains("admin &quot;root&quot;: configuration error"),
+        "{landing}"
+    );
+    assert!(landing.contains("Partner Full Admin"), "{landing}");
+    exp.wait_log("Partner Full Admin").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_orgs_follow_next_links_and_survive_retries() {
+    let sim = simulator().await;
+    let dir = TempDir::new("managed-orgs-retry");
+    dir.write("refresh-token", &sim.options().oauth.refresh_token);
+    sim.set_fault(
+        RequestKind::PartnerOrganizations,
+        Fault::RateLimited {
+            retry_after: Some(1),
+        },
+        Some(1),
+    );
+    sim.set_fault(RequestKind::AccessToken, Fault::Status(503), Some(1));
+    let exp = Exporter::with_config(
+        &dir,
+        &oauth_config(&sim, &sim.options().oauth.client_secret, ADMINS),
+        &[],
+    )
+    .await;
+    let body = exp.wait_line(&format!("{ORGS_SUCCESS} 1")).await;
+    assert!(
+        body.contains(
+            "tenant_exporter_upstream_retries_total{collector=\"webex_managed_orgs\",target=\"sp1\",reason=\"rate_limited\"} 1"
+        ),
+        "{body}"
+    );
+    assert!(body.contains("reason=\"unavailable\"} 1"), "{body}");
+    // Every page of every admin was asked with its managedBy, and at least one admin's list
+    // took more than one page.
+    let requests = sim.requests(RequestKind::PartnerOrganizations);
+    assert!(
+        requests.iter().all(|q| q.contains("managedBy=")),
+        "{requests:?}"
+    );
+    assert!(
+        requests.iter().any(|q| q.contains("cursor=")),
+        "{requests:?}"
+    );
+    let orgs = |admin: &str| {
+        let n = value(
+            &body,
+            &format!("webex_partner_managed_orgs{{target=\"sp1\",admin=\"{admin}\"}}"),
+        )
+        .unwrap();
+        let info = body
+            .lines()
+            .filter(|l| {
+                l.starts_with(&format!(
+                    "webex_partner_managed_org_info{{target=\"sp1\",admin=\"{admin}\","
+                ))
+            })
+            .count();
+        assert_eq!(n, info as f64, "{body}");
+    };
+    orgs("alice");
+    orgs("bob");
+}
