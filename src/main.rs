@@ -10,13 +10,11 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
 use tenant_exporter::cli::{resolve_listen_address, Cli};
-use tenant_exporter::config::{
-    BroadworksConfig, Config, Global, Secret, WebexCredentials, WebexTarget,
-};
+use tenant_exporter::config::Config;
+use tenant_exporter::demo::Demo;
 use tenant_exporter::metrics::SelfMetrics;
 use tenant_exporter::scheduler::{client_for, run_once, Scheduler, Shared};
 use tenant_exporter::server::{self, AppState, ReloadRequest};
-use tenant_exporter::simulator::{self, Simulator};
 use tenant_exporter::snapshot::openmetrics_to_prometheus_text;
 use tenant_exporter::{logging, VERSION};
 
@@ -40,59 +38,16 @@ fn main() -> ExitCode {
 /// Where the config comes from: a file, re-read on reload, or the demo.
 enum Source {
     File(std::path::PathBuf),
-    /// The simulator is held so it runs as long as the exporter.
-    Demo {
-        config: Config,
-        _simulator: Simulator,
-    },
+    Demo(Demo),
 }
 
 impl Source {
     fn load(&self) -> Result<Config, String> {
         match self {
             Source::File(path) => Config::load(path).map_err(|e| e.to_string()),
-            Source::Demo { config, .. } => Ok(config.clone()),
+            Source::Demo(demo) => Ok(demo.config.clone()),
         }
     }
-}
-
-async fn demo_source(enterprises: u32) -> Result<Source, String> {
-    let sim = Simulator::start(simulator::Options {
-        enterprises: enterprises as usize,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| format!("cannot start the demo simulator: {e}"))?;
-    let interval = Duration::from_secs(15);
-    let config = Config {
-        global: Global {
-            interval,
-            timeout: Duration::from_secs(10),
-            stale_after: Duration::from_secs(300),
-        },
-        webex: vec![WebexTarget {
-            name: "demo".into(),
-            base_url: sim
-                .webex_base_url()
-                .parse()
-                .map_err(|e| format!("simulator URL: {e}"))?,
-            credentials: WebexCredentials::AccessToken(Secret::new(sim.webex_token())),
-            managed_orgs: None,
-            broadworks: Some(BroadworksConfig {
-                starts_with: None,
-                interval,
-                // Small pages in the small demo show paging at work.
-                page_size: if enterprises <= 100 { 10 } else { 1000 },
-            }),
-        }],
-        voss: vec![],
-        commvault: vec![],
-    };
-    tracing::info!(upstream = %sim.addr(), enterprises, "demo simulator started");
-    Ok(Source::Demo {
-        config,
-        _simulator: sim,
-    })
 }
 
 async fn run(cli: Cli) -> ExitCode {
@@ -117,8 +72,8 @@ async fn run(cli: Cli) -> ExitCode {
     }
 
     let source = if cli.demo {
-        match demo_source(cli.demo_enterprises).await {
-            Ok(s) => s,
+        match Demo::start(cli.demo_enterprises).await {
+            Ok(d) => Source::Demo(d),
             Err(e) => {
                 tracing::error!(error = %e, "cannot start the demo");
                 return ExitCode::FAILURE;

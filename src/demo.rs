@@ -1,0 +1,102 @@
+//! `--demo`: the simulator of every upstream API and a config that collects from it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::{
+    Admin, BroadworksConfig, Config, Global, ManagedOrgsConfig, OAuthConfig, Secret,
+    WebexCredentials, WebexTarget,
+};
+use crate::simulator::{self, Simulator};
+
+/// A running demo. The simulator stops and the demo's state directory is removed on drop.
+pub struct Demo {
+    pub config: Config,
+    simulator: Simulator,
+    state_dir: PathBuf,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
+}
+
+impl Demo {
+    pub async fn start(enterprises: u32) -> Result<Demo, String> {
+        let simulator = Simulator::start(simulator::Options {
+            enterprises: enterprises as usize,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| format!("cannot start the demo simulator: {e}"))?;
+
+        // The OAuth integration rotates its refresh token like the real one, so the demo
+        // keeps it in a private directory of its own.
+        let state_dir =
+            std::env::temp_dir().join(format!("tenant-exporter-demo-{}", std::process::id()));
+        let refresh_token_file = state_dir.join("webex-refresh-token");
+        {
+            use std::os::unix::fs::DirBuilderExt as _;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&state_dir)
+                .map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
+        }
+        let oauth = &simulator.options().oauth;
+        crate::sources::webex::oauth::write_token_file(
+            &refresh_token_file,
+            &oauth.refresh_token,
+            &mut |_| Ok(()),
+        )
+        .map_err(|e| format!("cannot write {}: {e}", refresh_token_file.display()))?;
+
+        let interval = Duration::from_secs(15);
+        let url = |u: String| u.parse().map_err(|e| format!("simulator URL {u}: {e}"));
+        let config = Config {
+            global: Global {
+                interval,
+                timeout: Duration::from_secs(10),
+                stale_after: Duration::from_secs(300),
+            },
+            webex: vec![WebexTarget {
+                name: "demo".into(),
+                base_url: url(simulator.webex_base_url())?,
+                credentials: WebexCredentials::OAuth(OAuthConfig {
+                    client_id: oauth.client_id.clone(),
+                    client_secret: Secret::new(oauth.client_secret.clone()),
+                    refresh_token_file,
+                }),
+                broadworks: Some(BroadworksConfig {
+                    starts_with: None,
+                    interval,
+                    // Small pages in the small demo show paging at work.
+                    page_size: if enterprises <= 100 { 10 } else { 1000 },
+                }),
+                managed_orgs: Some(ManagedOrgsConfig {
+                    admins: ["alice", "bob"]
+                        .iter()
+                        .map(|n| Admin {
+                            name: n.to_string(),
+                            person_id: format!("Y2lzY29zcGFyazovL3VzL1BFT1BMRS9{n}"),
+                        })
+                        .collect(),
+                    interval,
+                }),
+            }],
+            voss: vec![],
+            commvault: vec![],
+        };
+        tracing::info!(upstream = %simulator.addr(), enterprises, "demo simulator started");
+        Ok(Demo {
+            config,
+            simulator,
+            state_dir,
+        })
+    }
+
+    pub fn simulator(&self) -> &Simulator {
+        &self.simulator
+    }
+}
