@@ -22,6 +22,8 @@ const DEFAULT_VOSS_PAGE_SIZE: u32 = 500;
 /// VOSS reports `maximum_limit: 2000`.
 const MAX_VOSS_PAGE_SIZE: u32 = 2000;
 const DEFAULT_COMMVAULT_CONCURRENCY: usize = 4;
+/// Longer durations are mistakes, and would overflow deadline arithmetic.
+const MAX_DURATION: Duration = Duration::from_secs(30 * 86_400);
 
 /// A credential. It has no `Display` and its `Debug` is redacted, so it cannot reach a log
 /// line or an error message by accident.
@@ -312,6 +314,10 @@ impl Checker<'_> {
         match humantime::parse_duration(raw.value.trim()) {
             Ok(d) if d.is_zero() => {
                 self.report(raw, format!("{field}: must be greater than zero"));
+                default
+            }
+            Ok(d) if d > MAX_DURATION => {
+                self.report(raw, format!("{field}: must not be longer than 30 days"));
                 default
             }
             Ok(d) => d,

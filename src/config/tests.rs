@@ -283,6 +283,12 @@ fn structural_problems_name_the_place() {
 }
 
 #[test]
+fn absurd_durations_are_rejected() {
+    let p = problems("global:\n  interval: 1000 years\n");
+    assert_eq!(p, ["t.yml:2:13: global.interval: must not be longer than 30 days"]);
+}
+
+#[test]
 fn stale_after_must_cover_an_interval() {
     let p = problems("global:\n  interval: 10m\n  stale_after: 5m\n");
     assert_eq!(
