@@ -29,6 +29,15 @@ pub struct Cli {
     )]
     pub listen_addresses: Vec<String>,
 
+    /// Web configuration file (exporter-toolkit format): TLS, client certificates, basic
+    /// auth users with bcrypt hashes, response headers. Re-read when it changes.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
+
+    /// Serve /-/healthy and /-/ready without basic auth, for load balancers and probes.
+    #[arg(long = "web.auth-exempt-probes", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auth_exempt_probes: bool,
+
     /// Path under which to expose metrics.
     #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics", value_parser = telemetry_path)]
     pub telemetry_path: String,
@@ -125,7 +134,7 @@ mod tests {
     #[test]
     fn bad_flags_are_errors() {
         for args in [
-            &["tenant-exporter", "--web.config.file=web.yml"][..],
+            &["tenant-exporter", "--web.config"][..],
             &["tenant-exporter", "--log.level=verbose"],
             &["tenant-exporter", "--web.telemetry-path=metrics"],
             &["tenant-exporter", "--web.telemetry-path=/-/x"],

@@ -13,6 +13,7 @@ pub mod simulator;
 pub mod snapshot;
 pub mod sources;
 pub mod upstream;
+pub mod web;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const REVISION: &str = env!("TENANT_EXPORTER_REVISION");

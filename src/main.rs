@@ -12,11 +12,12 @@ use tokio::sync::{mpsc, watch};
 use tenant_exporter::cli::{resolve_listen_address, Cli};
 use tenant_exporter::config::Config;
 use tenant_exporter::demo::Demo;
+use tenant_exporter::logging;
 use tenant_exporter::metrics::SelfMetrics;
 use tenant_exporter::scheduler::{client_for, run_once, Scheduler, Shared};
 use tenant_exporter::server::{self, AppState, ReloadRequest};
 use tenant_exporter::snapshot::openmetrics_to_prometheus_text;
-use tenant_exporter::{logging, VERSION};
+use tenant_exporter::web::{self, WebConfig};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -133,6 +134,17 @@ async fn run(cli: Cli) -> ExitCode {
         }
     };
 
+    let web = match &cli.web_config_file {
+        None => None,
+        Some(path) => match WebConfig::load(path) {
+            Ok(w) => Some(web::Live::new(path.clone(), w)),
+            Err(e) => {
+                tracing::error!(error = %e, "invalid web config");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+
     let mut listeners = Vec::new();
     for addr in &cli.listen_addresses {
         let bound = match resolve_listen_address(addr).await {
@@ -162,28 +174,10 @@ async fn run(cli: Cli) -> ExitCode {
         shared: shared.clone(),
         telemetry_path: cli.telemetry_path.clone(),
         reload: reload_tx.clone(),
+        web: web.clone(),
+        auth_exempt_probes: cli.auth_exempt_probes,
     });
-    let mut servers = Vec::new();
-    for listener in listeners {
-        let local = listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        tracing::info!(address = %local, version = VERSION, "listening");
-        let mut stop = shutdown_rx.clone();
-        let app = app.clone();
-        servers.push(tokio::spawn(async move {
-            let graceful = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(graceful)
-                .await
-            {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        }));
-    }
+    let servers = server::spawn(listeners, app, web, shutdown_rx.clone());
 
     let reloader = tokio::spawn(reload_loop(
         source,

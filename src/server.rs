@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::scheduler::{Health, Shared};
 use crate::snapshot::openmetrics_to_prometheus_text;
+use crate::web;
 
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -27,10 +28,91 @@ pub struct AppState {
     pub shared: Arc<Shared>,
     pub telemetry_path: String,
     pub reload: mpsc::Sender<ReloadRequest>,
+    /// From `--web.config.file`.
+    pub web: Option<Arc<web::Live>>,
+    /// Serve /-/healthy and /-/ready without basic auth.
+    pub auth_exempt_probes: bool,
+}
+
+/// Serves `app` on every listener until `stop` turns true; with TLS when the web config
+/// says so. While the web config exists, it is watched and changes are applied.
+pub fn spawn(
+    listeners: Vec<tokio::net::TcpListener>,
+    app: Router,
+    web: Option<Arc<web::Live>>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let tls = web
+        .as_ref()
+        .and_then(|w| w.current().tls.clone())
+        .map(axum_server::tls_rustls::RustlsConfig::from_config);
+    let mut tasks = Vec::new();
+    if let Some(web) = web {
+        let tls = tls.clone();
+        let mut stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(web::WATCH_INTERVAL) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                let web = web.clone();
+                let refreshed = tokio::task::spawn_blocking(move || web.refresh())
+                    .await
+                    .ok()
+                    .flatten();
+                if let (Some(Some(new)), Some(tls)) = (refreshed, &tls) {
+                    tls.reload_from_config(new);
+                }
+            }
+        }));
+    }
+    for listener in listeners {
+        let local = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        tracing::info!(address = %local, tls = tls.is_some(), version = crate::VERSION, "listening");
+        let mut stop = stop.clone();
+        let app = app.clone();
+        let tls = tls.clone();
+        tasks.push(tokio::spawn(async move {
+            let result = match tls {
+                None => {
+                    let graceful = async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    };
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(graceful)
+                        .await
+                }
+                Some(tls) => {
+                    let handle = axum_server::Handle::new();
+                    let on_stop = handle.clone();
+                    tokio::spawn(async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                        on_stop.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+                    });
+                    match listener
+                        .into_std()
+                        .and_then(|l| axum_server::from_tcp_rustls(l, tls))
+                    {
+                        Ok(server) => server.handle(handle).serve(app.into_make_service()).await,
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            if let Err(e) = result {
+                tracing::error!(address = %local, error = %e, "HTTP server failed");
+            }
+        }));
+    }
+    tasks
 }
 
 pub fn router(state: AppState) -> Router {
     let path = state.telemetry_path.clone();
+    let guarded = state.clone();
     Router::new()
         .route("/", get(landing))
         .route(&path, get(metrics))
@@ -38,7 +120,66 @@ pub fn router(state: AppState) -> Router {
         .route("/-/ready", get(ready))
         .route("/-/reload", post(reload))
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
+        .layer(axum::middleware::from_fn_with_state(guarded, guard))
         .with_state(state)
+}
+
+/// The user and password of a `Basic` Authorization header.
+pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+/// Basic auth and the configured response headers, from the web config in force.
+async fn guard(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(web) = state.web.as_ref().map(|w| w.current()) else {
+        return next.run(req).await;
+    };
+    let probe = matches!(req.uri().path(), "/-/healthy" | "/-/ready");
+    if web.auth.enabled() && !(probe && state.auth_exempt_probes) {
+        let allowed = match basic_credentials(req.headers()) {
+            Some((user, password)) => {
+                let web = web.clone();
+                // bcrypt is deliberately slow: keep it off the async workers.
+                tokio::task::spawn_blocking(move || web.auth.check(&user, &password))
+                    .await
+                    .unwrap_or(false)
+            }
+            None => false,
+        };
+        if !allowed {
+            let mut resp = (StatusCode::UNAUTHORIZED, "401 Unauthorized\n").into_response();
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"tenant-exporter\""),
+            );
+            add_headers(&mut resp, &web.headers);
+            return resp;
+        }
+    }
+    let mut resp = next.run(req).await;
+    add_headers(&mut resp, &web.headers);
+    resp
+}
+
+fn add_headers(resp: &mut Response, headers: &[(header::HeaderName, HeaderValue)]) {
+    for (name, value) in headers {
+        resp.headers_mut().insert(name.clone(), value.clone());
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -285,7 +285,10 @@ fn structural_problems_name_the_place() {
 #[test]
 fn absurd_durations_are_rejected() {
     let p = problems("global:\n  interval: 1000 years\n");
-    assert_eq!(p, ["t.yml:2:13: global.interval: must not be longer than 30 days"]);
+    assert_eq!(
+        p,
+        ["t.yml:2:13: global.interval: must not be longer than 30 days"]
+    );
 }
 
 #[test]
