@@ -64,6 +64,11 @@ pub struct Cli {
     #[arg(long)]
     pub demo: bool,
 
+    /// Collect only this replica's share of the targets, as INDEX/COUNT (0-based). INDEX may
+    /// be a StatefulSet pod name such as tenant-exporter-2.
+    #[arg(long = "shard", value_name = "INDEX/COUNT")]
+    pub shard: Option<crate::config::Shard>,
+
     /// Number of BroadWorks enterprises the demo simulator serves.
     #[arg(long = "demo.enterprises", value_name = "N", default_value_t = 25, requires = "demo",
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]

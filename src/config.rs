@@ -154,6 +154,47 @@ pub struct CommvaultTarget {
     pub tls: TlsConfig,
 }
 
+/// This replica's part of the targets when several replicas split them (`--shard=i/n`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    /// `INDEX/COUNT`, where INDEX may be a StatefulSet pod name (`tenant-exporter-2`) whose
+    /// trailing ordinal is the index.
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let (index, count) = s.rsplit_once('/').ok_or("expected INDEX/COUNT, e.g. 0/3")?;
+        let index = index.rsplit('-').next().unwrap_or(index);
+        let index: u32 = index
+            .parse()
+            .map_err(|_| format!("index {index:?} is not a number"))?;
+        let count: u32 = count
+            .parse()
+            .map_err(|_| format!("count {count:?} is not a number"))?;
+        if count == 0 || index >= count {
+            return Err(format!("index must be below count, got {index}/{count}"));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    /// Whether this shard collects `target`. Stable across processes and versions: FNV-1a of
+    /// the name, so every replica agrees on who owns what.
+    pub fn owns(&self, target: &str) -> bool {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in target.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h % u64::from(self.count) == u64::from(self.index)
+    }
+}
+
 /// One problem found in a config file, with its position when known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -598,6 +639,16 @@ impl Checker<'_> {
 }
 
 impl Config {
+    /// Keeps only the targets `shard` owns.
+    pub fn sharded(mut self, shard: Option<Shard>) -> Config {
+        if let Some(shard) = shard {
+            self.webex.retain(|t| shard.owns(&t.name));
+            self.voss.retain(|t| shard.owns(&t.name));
+            self.commvault.retain(|t| shard.owns(&t.name));
+        }
+        self
+    }
+
     /// Reads and validates a config file. Relative `*_file` paths resolve against the
     /// config file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {

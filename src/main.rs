@@ -10,7 +10,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
 use tenant_exporter::cli::{resolve_listen_address, Cli};
-use tenant_exporter::config::Config;
+use tenant_exporter::config::{Config, Shard};
 use tenant_exporter::demo::Demo;
 use tenant_exporter::logging;
 use tenant_exporter::metrics::SelfMetrics;
@@ -43,11 +43,12 @@ enum Source {
 }
 
 impl Source {
-    fn load(&self) -> Result<Config, String> {
-        match self {
-            Source::File(path) => Config::load(path).map_err(|e| e.to_string()),
-            Source::Demo(demo) => Ok(demo.config.clone()),
-        }
+    fn load(&self, shard: Option<Shard>) -> Result<Config, String> {
+        let config = match self {
+            Source::File(path) => Config::load(path).map_err(|e| e.to_string())?,
+            Source::Demo(demo) => demo.config.clone(),
+        };
+        Ok(config.sharded(shard))
     }
 }
 
@@ -83,7 +84,7 @@ async fn run(cli: Cli) -> ExitCode {
     } else {
         Source::File(cli.config_path())
     };
-    let config = match source.load() {
+    let config = match source.load(cli.shard) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -181,6 +182,7 @@ async fn run(cli: Cli) -> ExitCode {
 
     let reloader = tokio::spawn(reload_loop(
         source,
+        cli.shard,
         scheduler,
         metrics,
         reload_rx,
@@ -221,6 +223,7 @@ async fn forward_sighup(mut hup: Signal, reload: mpsc::Sender<ReloadRequest>) {
 /// Applies reloads one at a time; a bad config leaves the running one alone.
 async fn reload_loop(
     source: Source,
+    shard: Option<Shard>,
     mut scheduler: Scheduler,
     metrics: Arc<SelfMetrics>,
     mut requests: mpsc::Receiver<ReloadRequest>,
@@ -231,7 +234,7 @@ async fn reload_loop(
             r = requests.recv() => match r { Some(r) => r, None => break },
             _ = stop.wait_for(|s| *s) => break,
         };
-        let result = source.load().and_then(|config| {
+        let result = source.load(shard).and_then(|config| {
             let client = client_for(&config, metrics.clone())
                 .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
             scheduler.apply(&config, client)

@@ -478,7 +478,8 @@ async fn unknown_flag_is_an_error() {
     let out = run(&["--web.konfig.file=x"], DEADLINE).await;
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(
-        out.stderr.contains("unexpected argument '--web.konfig.file'"),
+        out.stderr
+            .contains("unexpected argument '--web.konfig.file'"),
         "{out:?}"
     );
 }

@@ -316,3 +316,55 @@ fn secrets_never_reach_debug_output_or_errors() {
     .unwrap_err();
     assert!(!e.to_string().contains("pw-secret"), "{e}");
 }
+
+#[test]
+fn shards_cover_every_target_exactly_once() {
+    let mut text = String::from("webex:\n");
+    for i in 0..40 {
+        text.push_str(&format!(
+            "  - {{name: w{i}, access_token: t, broadworks_enterprises: {{}}}}\n"
+        ));
+    }
+    text.push_str("voss:\n");
+    for i in 0..40 {
+        text.push_str(&format!(
+            "  - {{name: v{i}, base_url: 'https://v', username: u, password: p, hierarchy: h}}\n"
+        ));
+    }
+    let all = parse(&text).unwrap();
+    let names = |c: &Config| -> Vec<String> {
+        c.webex
+            .iter()
+            .map(|t| t.name.clone())
+            .chain(c.voss.iter().map(|t| t.name.clone()))
+            .collect()
+    };
+    for count in 1..=5u32 {
+        let mut seen: Vec<String> = Vec::new();
+        for index in 0..count {
+            let part = all.clone().sharded(Some(Shard { index, count }));
+            seen.extend(names(&part));
+        }
+        seen.sort();
+        let mut expected = names(&all);
+        expected.sort();
+        assert_eq!(seen, expected, "{count} shards");
+    }
+    // Three shards of 80 targets are reasonably even.
+    for index in 0..3 {
+        let n = names(&all.clone().sharded(Some(Shard { index, count: 3 }))).len();
+        assert!((15..=45).contains(&n), "shard {index} has {n}");
+    }
+}
+
+#[test]
+fn shard_flag_values() {
+    assert_eq!("1/3".parse::<Shard>(), Ok(Shard { index: 1, count: 3 }));
+    assert_eq!(
+        "tenant-exporter-2/3".parse::<Shard>(),
+        Ok(Shard { index: 2, count: 3 })
+    );
+    for bad in ["3/3", "1/0", "x/2", "1", "-1/2", "a-b/2"] {
+        assert!(bad.parse::<Shard>().is_err(), "{bad}");
+    }
+}
