@@ -168,7 +168,10 @@ impl std::str::FromStr for Shard {
     /// trailing ordinal is the index.
     fn from_str(s: &str) -> Result<Shard, String> {
         let (index, count) = s.rsplit_once('/').ok_or("expected INDEX/COUNT, e.g. 0/3")?;
-        let index = index.rsplit('-').next().unwrap_or(index);
+        let index = match index.rsplit_once('-') {
+            Some((pod, ordinal)) if !pod.is_empty() => ordinal,
+            _ => index,
+        };
         let index: u32 = index
             .parse()
             .map_err(|_| format!("index {index:?} is not a number"))?;
