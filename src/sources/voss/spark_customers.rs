@@ -1,0 +1,594 @@
+//! VOSS Automate SparkCustomer connections and the expiry of their Webex tokens (collector
+//! `voss_spark_customers`).
+//!
+//! `GET {base}/api/relation/SparkCustomer/?hierarchy=..&format=json&skip=N&limit=M` with HTTP
+//! Basic auth, paged by `pagination.total`. Customers are keyed by `resources[].pkid`, which
+//! can differ from `data.pkid`.
+//!
+//! The payload carries each customer's Webex `token` and `refresh_token`. The payload types
+//! below deliberately do not declare them, so they are never copied out of the response
+//! body, and item errors never quote payload text.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use base64::Engine as _;
+use futures_util::future::BoxFuture;
+use prometheus_client::encoding::MetricEncoder;
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+use url::Url;
+
+use super::COLLECTOR;
+use crate::config::{Secret, VossTarget};
+use crate::snapshot::{Family, SampleSet};
+use crate::sources::{parse_timestamp, Collect, CollectError, Collected};
+use crate::upstream::{display_url, sanitize, Client, Request, RequestCtx, UpstreamError};
+
+/// A safety net against an upstream whose pages never add up to its total.
+const MAX_PAGES: usize = 10_000;
+const LIST_PATH: &str = "api/relation/SparkCustomer/";
+
+macro_rules! cached {
+    ($text:literal) => {
+        concat!(
+            $text,
+            " Cached from the VOSS Automate API; refreshed every collection interval."
+        )
+    };
+}
+
+static FAMILIES: [Family; 5] = [
+    Family {
+        name: "voss_spark_customer_info",
+        help: cached!("A SparkCustomer (Webex customer connection) with its identifiers, value 1."),
+    },
+    Family {
+        name: "voss_spark_customers",
+        help: cached!("SparkCustomers at and below the configured hierarchy."),
+    },
+    Family {
+        name: "voss_spark_customer_access_token_expiry_timestamp_seconds",
+        help: cached!("Unix time the customer's Webex access token expires."),
+    },
+    Family {
+        name: "voss_spark_customer_refresh_token_expiry_timestamp_seconds",
+        help: cached!("Unix time the customer's Webex refresh token expires."),
+    },
+    Family {
+        name: "voss_spark_customer_dirsync_enabled",
+        help: cached!(
+            "Whether directory synchronization is enabled for the customer (1) or not (0)."
+        ),
+    },
+];
+
+/// One SparkCustomer, reduced to what the metrics need. Holds no secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Customer {
+    /// `resources[].pkid`.
+    pub pkid: Box<str>,
+    /// `data.hierarchy_path`, dotted.
+    pub hierarchy: Box<str>,
+    /// `data.name`.
+    pub name: Box<str>,
+    pub account_number: Box<str>,
+    pub access_token_expiry: Option<f64>,
+    pub refresh_token_expiry: Option<f64>,
+    pub dirsync_enabled: Option<bool>,
+}
+
+/// Something in a payload that was skipped rather than failing the collection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skipped {
+    pub what: String,
+}
+
+/// What one page said about paging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageInfo {
+    /// Resources on the page, readable or not: what `skip` advances by.
+    pub received: usize,
+    /// `pagination.total`.
+    pub total: Option<u64>,
+    /// `pagination.limit`, the page size the server applied.
+    pub limit: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Page<'a> {
+    pagination: Option<RawPagination>,
+    #[serde(borrow)]
+    resources: Vec<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct RawPagination {
+    #[serde(default, deserialize_with = "count")]
+    total: Option<u64>,
+    #[serde(default, deserialize_with = "count")]
+    limit: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct RawResource {
+    pkid: Option<Value>,
+    data: Option<RawData>,
+}
+
+/// The fields read from `data`. `token`, `refresh_token` and the other secrets are left
+/// out on purpose: serde skips them without copying them anywhere.
+#[derive(Deserialize)]
+struct RawData {
+    name: Option<Value>,
+    hierarchy_path: Option<Value>,
+    account_number: Option<Value>,
+    access_token_expires: Option<Value>,
+    refresh_token_expires: Option<Value>,
+    dirsync_enabled: Option<Value>,
+}
+
+/// A count that may come as a number, a numeric string or null; anything else is absent.
+fn count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+/// A string, or a number written as one; anything else is absent.
+fn text(v: Option<Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Describes a serde error without quoting the payload: data errors (a wrong type) would
+/// otherwise repeat the offending value, and a payload holds secrets.
+fn describe(e: &serde_json::Error) -> String {
+    match e.classify() {
+        serde_json::error::Category::Data => format!(
+            "not a VOSS list response ({{\"pagination\": {{..}}, \"resources\": [..]}}) at line {} column {}",
+            e.line(),
+            e.column()
+        ),
+        _ => e.to_string(),
+    }
+}
+
+/// Parses one page of the list. A resource that cannot be read is skipped and reported; a
+/// page that is not `{"resources": [...], ...}` is an error.
+pub fn parse_page(
+    body: &[u8],
+    out: &mut Vec<Customer>,
+    skipped: &mut Vec<Skipped>,
+) -> Result<PageInfo, String> {
+    let page: Page = serde_json::from_slice(body).map_err(|e| describe(&e))?;
+    for (i, raw) in page.resources.iter().enumerate() {
+        match serde_json::from_str::<RawResource>(raw.get()) {
+            Ok(r) => {
+                if let Some(c) = convert(i, r, skipped) {
+                    out.push(c);
+                }
+            }
+            Err(_) => skipped.push(Skipped {
+                what: format!("resources[{i}]: not a SparkCustomer instance"),
+            }),
+        }
+    }
+    let (total, limit) = match page.pagination {
+        Some(p) => (p.total, p.limit),
+        None => (None, None),
+    };
+    Ok(PageInfo {
+        received: page.resources.len(),
+        total,
+        limit,
+    })
+}
+
+fn convert(i: usize, raw: RawResource, skipped: &mut Vec<Skipped>) -> Option<Customer> {
+    let Some(pkid) = text(raw.pkid).filter(|p| !p.trim().is_empty()) else {
+        skipped.push(Skipped {
+            what: format!("resources[{i}]: no pkid"),
+        });
+        return None;
+    };
+    let shown_pkid = sanitize(&pkid, 64);
+    let Some(data) = raw.data else {
+        skipped.push(Skipped {
+            what: format!("resources[{i}] (pkid {shown_pkid}): no data"),
+        });
+        return None;
+    };
+    let Some(name) = text(data.name).filter(|n| !n.trim().is_empty()) else {
+        skipped.push(Skipped {
+            what: format!("resources[{i}] (pkid {shown_pkid}): no name"),
+        });
+        return None;
+    };
+    let who = format!("customer {:?} (pkid {shown_pkid})", sanitize(&name, 64));
+    let mut report = |field: &str, problem: String| {
+        skipped.push(Skipped {
+            what: format!("{who}: {field} {problem}"),
+        });
+    };
+    let mut time = |field: &str, v: Option<Value>| -> Option<f64> {
+        match v? {
+            Value::String(s) if s.trim().is_empty() => None,
+            Value::String(s) => {
+                let t = parse_timestamp(&s);
+                if t.is_none() {
+                    report(
+                        field,
+                        format!("{:?} is not an RFC 3339 timestamp", sanitize(&s, 64)),
+                    );
+                }
+                t
+            }
+            other => {
+                report(field, format!("is a {}, not a timestamp", kind(&other)));
+                None
+            }
+        }
+    };
+    let access_token_expiry = time("access_token_expires", data.access_token_expires);
+    let refresh_token_expiry = time("refresh_token_expires", data.refresh_token_expires);
+    let dirsync_enabled = match data.dirsync_enabled {
+        None => None,
+        Some(v) => {
+            let b = boolean(&v);
+            if b.is_none() && !is_blank(&v) {
+                let shown = match &v {
+                    Value::String(s) => format!("{:?}", sanitize(s, 32)),
+                    other => format!("a {}", kind(other)),
+                };
+                report("dirsync_enabled", format!("{shown} is not a boolean"));
+            }
+            b
+        }
+    };
+    Some(Customer {
+        pkid: pkid.into(),
+        hierarchy: text(data.hierarchy_path).unwrap_or_default().into(),
+        name: name.into(),
+        account_number: text(data.account_number).unwrap_or_default().into(),
+        access_token_expiry,
+        refresh_token_expiry,
+        dirsync_enabled,
+    })
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "list",
+        Value::Object(_) => "object",
+    }
+}
+
+fn is_blank(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.trim().is_empty(),
+        _ => false,
+    }
+}
+
+/// A boolean, leniently: `true`, `"True"`, `"yes"`, `1`, ...
+fn boolean(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => match n.as_u64() {
+            Some(1) => Some(true),
+            Some(0) => Some(false),
+            _ => None,
+        },
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" => Some(true),
+            "false" | "no" | "off" | "0" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The customers of one collection, ready to encode.
+#[derive(Debug, Default)]
+pub struct SparkCustomerSet {
+    /// Sorted by hierarchy, name; at most one per (hierarchy, name).
+    pub customers: Vec<Customer>,
+}
+
+impl SparkCustomerSet {
+    /// Builds the set from parsed customers. A pkid seen twice (pages that overlap while the
+    /// list changes) is kept once. Two customers with the same hierarchy and name would give
+    /// the same series: the one with the lowest pkid is kept, whatever the upstream order,
+    /// and the other is reported.
+    pub fn new(mut items: Vec<Customer>, skipped: &mut Vec<Skipped>) -> SparkCustomerSet {
+        let mut seen: HashSet<Box<str>> = HashSet::with_capacity(items.len());
+        items.retain(|c| seen.insert(c.pkid.clone()));
+        items.sort_by(|a, b| {
+            (&a.hierarchy, &a.name, &a.pkid).cmp(&(&b.hierarchy, &b.name, &b.pkid))
+        });
+        items.dedup_by(|later, kept| {
+            let same = later.hierarchy == kept.hierarchy && later.name == kept.name;
+            if same {
+                skipped.push(Skipped {
+                    what: format!(
+                        "customer {:?} at {:?}: pkid {} has the same hierarchy and name as pkid {}, which is exposed instead",
+                        sanitize(&later.name, 64),
+                        sanitize(&later.hierarchy, 128),
+                        sanitize(&later.pkid, 64),
+                        sanitize(&kept.pkid, 64)
+                    ),
+                });
+            }
+            same
+        });
+        items.shrink_to_fit();
+        SparkCustomerSet { customers: items }
+    }
+}
+
+fn gauge(
+    enc: &mut MetricEncoder<'_>,
+    labels: &impl prometheus_client::encoding::EncodeLabelSet,
+    v: f64,
+) -> fmt::Result {
+    enc.encode_family(labels)?.encode_gauge(&v)
+}
+
+impl SampleSet for SparkCustomerSet {
+    fn families(&self) -> &'static [Family] {
+        &FAMILIES
+    }
+
+    fn objects(&self) -> usize {
+        self.customers.len()
+    }
+
+    fn encode(&self, family: usize, target: &str, enc: &mut MetricEncoder<'_>) -> fmt::Result {
+        if family == 1 {
+            return gauge(enc, &[("target", target)], self.customers.len() as f64);
+        }
+        for c in &self.customers {
+            let key = [
+                ("target", target),
+                ("hierarchy", &c.hierarchy),
+                ("customer_name", &c.name),
+            ];
+            match family {
+                0 => gauge(
+                    enc,
+                    &[
+                        ("target", target),
+                        ("hierarchy", &c.hierarchy),
+                        ("customer_name", &c.name),
+                        ("pkid", &c.pkid),
+                        ("account_number", &c.account_number),
+                    ],
+                    1.0,
+                )?,
+                2 => {
+                    if let Some(t) = c.access_token_expiry {
+                        gauge(enc, &key, t)?
+                    }
+                }
+                3 => {
+                    if let Some(t) = c.refresh_token_expiry {
+                        gauge(enc, &key, t)?
+                    }
+                }
+                4 => {
+                    if let Some(b) = c.dirsync_enabled {
+                        gauge(enc, &key, if b { 1.0 } else { 0.0 })?
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where the page after the one read at `skip` starts, or `None` when that was the last:
+/// paging goes on until `pagination.total` resources have been received. Without a total,
+/// a short page is the last one.
+pub fn next_skip(skip: u64, page: PageInfo, page_size: u32) -> Result<Option<u64>, String> {
+    let next = skip + page.received as u64;
+    match page.total {
+        Some(total) if next >= total => Ok(None),
+        Some(total) if page.received == 0 => Err(format!(
+            "the page at skip {skip} is empty although pagination.total is {total}"
+        )),
+        Some(_) => Ok(Some(next)),
+        None => {
+            let limit = page.limit.unwrap_or(u64::from(page_size));
+            if page.received == 0 || (page.received as u64) < limit {
+                Ok(None)
+            } else {
+                Ok(Some(next))
+            }
+        }
+    }
+}
+
+/// Polls one VOSS target's SparkCustomers.
+pub struct SparkCustomers {
+    target: String,
+    list_url: Url,
+    username: String,
+    /// `Basic base64(username:password)`, marked sensitive.
+    authorization: HeaderValue,
+    hierarchy: String,
+    page_size: u32,
+}
+
+impl fmt::Debug for SparkCustomers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SparkCustomers")
+            .field("target", &self.target)
+            .field("list_url", &display_url(&self.list_url))
+            .field("username", &self.username)
+            .field("hierarchy", &self.hierarchy)
+            .field("page_size", &self.page_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `Authorization` value for HTTP Basic auth (RFC 7617, UTF-8), marked sensitive so
+/// it is left out of `Debug` output and HPACK tables.
+pub fn basic_authorization(username: &str, password: &Secret) -> HeaderValue {
+    let encoded = base64::engine::general_purpose::STANDARD
+        .encode(format!("{username}:{}", password.expose()));
+    let mut v = HeaderValue::from_str(&format!("Basic {encoded}"))
+        .expect("base64 text is a valid header value");
+    v.set_sensitive(true);
+    v
+}
+
+impl SparkCustomers {
+    pub fn new(t: &VossTarget) -> Self {
+        let mut list_url = t.base_url.clone();
+        let path = format!("{}/{LIST_PATH}", t.base_url.path().trim_end_matches('/'));
+        list_url.set_path(&path);
+        list_url.set_query(None);
+        list_url.set_fragment(None);
+        SparkCustomers {
+            target: t.name.clone(),
+            list_url,
+            username: t.username.clone(),
+            authorization: basic_authorization(&t.username, &t.password),
+            hierarchy: t.hierarchy.clone(),
+            page_size: t.page_size.max(1),
+        }
+    }
+
+    pub fn page_url(&self, skip: u64) -> Url {
+        let mut url = self.list_url.clone();
+        url.query_pairs_mut()
+            .append_pair("hierarchy", &self.hierarchy)
+            .append_pair("format", "json")
+            .append_pair("skip", &skip.to_string())
+            .append_pair("limit", &self.page_size.to_string());
+        url
+    }
+
+    fn request<'a>(&self, url: Url) -> Request<'a> {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert(AUTHORIZATION, self.authorization.clone());
+        Request {
+            method: reqwest::Method::GET,
+            url,
+            headers,
+            body: None,
+            tracking_header: None,
+        }
+    }
+
+    /// Says plainly what a 401 or 403 means; other errors pass through.
+    pub fn upstream_error(&self, e: UpstreamError) -> CollectError {
+        let UpstreamError::Status {
+            status: status @ (401 | 403),
+            url,
+            message,
+            ..
+        } = &e
+        else {
+            return e.into();
+        };
+        let detail = message
+            .as_deref()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        let user = sanitize(&self.username, 64);
+        let target = sanitize(&self.target, 64);
+        CollectError::Credential(if *status == 401 {
+            format!(
+                "target {target:?}: VOSS rejected the credentials of user {user:?} \
+                 (HTTP 401 from {url}{detail}); check username and password"
+            )
+        } else {
+            format!(
+                "target {target:?}: VOSS denied user {user:?} access to the SparkCustomers of \
+                 hierarchy {:?} (HTTP 403 from {url}{detail}); check the user's role and hierarchy",
+                sanitize(&self.hierarchy, 128)
+            )
+        })
+    }
+
+    async fn fetch(&self, client: &Client, ctx: &RequestCtx) -> Result<Collected, CollectError> {
+        if self.username.contains(':') {
+            return Err(CollectError::Credential(format!(
+                "target {:?}: a VOSS username cannot contain ':' with HTTP Basic auth",
+                sanitize(&self.target, 64)
+            )));
+        }
+        let mut items = Vec::new();
+        let mut skipped = Vec::new();
+        let mut skip: u64 = 0;
+        for _ in 0..MAX_PAGES {
+            let url = self.page_url(skip);
+            let resp = client
+                .send(ctx, self.request(url))
+                .await
+                .map_err(|e| self.upstream_error(e))?;
+            let page = parse_page(&resp.body, &mut items, &mut skipped).map_err(|e| {
+                CollectError::Payload(format!(
+                    "{} (skip {skip}): invalid SparkCustomer list: {e}",
+                    display_url(&resp.url)
+                ))
+            })?;
+            tracing::debug!(
+                collector = COLLECTOR,
+                target = %ctx.target,
+                skip,
+                received = page.received,
+                total = page.total.map(|t| t.to_string()).unwrap_or_else(|| "unknown".into()),
+                "read a SparkCustomer page"
+            );
+            let Some(next) = next_skip(skip, page, self.page_size)
+                .map_err(|e| CollectError::Payload(format!("{}: {e}", display_url(&resp.url))))?
+            else {
+                let set = SparkCustomerSet::new(items, &mut skipped);
+                if !skipped.is_empty() {
+                    tracing::warn!(
+                        collector = COLLECTOR,
+                        target = %ctx.target,
+                        skipped = skipped.len(),
+                        first = %skipped[0].what,
+                        "skipped unreadable or duplicate values in the SparkCustomer list"
+                    );
+                }
+                return Ok(Collected::complete(std::sync::Arc::new(set)));
+            };
+            skip = next;
+        }
+        Err(CollectError::Payload(format!(
+            "more than {MAX_PAGES} pages of SparkCustomers"
+        )))
+    }
+}
+
+impl Collect for SparkCustomers {
+    fn collect<'a>(
+        &'a self,
+        client: &'a Client,
+        ctx: &'a RequestCtx,
+    ) -> BoxFuture<'a, Result<Collected, CollectError>> {
+        Box::pin(self.fetch(client, ctx))
+    }
+}
+
+#[cfg(test)]
+mod tests;
