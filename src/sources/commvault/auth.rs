@@ -265,7 +265,7 @@ impl Session {
         let req = Request {
             method: Method::POST,
             url: self.login_url.clone(),
-            headers: json_headers(),
+            headers: json_headers(true),
             body: Some(Bytes::from(body.to_string())),
             tracking_header: None,
         };
@@ -319,7 +319,7 @@ impl Session {
         token: &Secret,
         body: Option<Bytes>,
     ) -> Request<'static> {
-        let mut headers = json_headers();
+        let mut headers = json_headers(body.is_some());
         if let Ok(mut v) = HeaderValue::from_str(token.expose()) {
             v.set_sensitive(true);
             headers.insert(AUTHTOKEN, v);
@@ -345,10 +345,13 @@ impl Session {
     }
 }
 
-fn json_headers() -> HeaderMap {
+/// `Accept: application/json`, and the content type of a JSON body when there is one.
+fn json_headers(with_body: bool) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(ACCEPT, HeaderValue::from_static("application/json"));
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if with_body {
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
     h
 }
 
