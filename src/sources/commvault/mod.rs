@@ -1,33 +1,143 @@
-//! Commvault sources.
+//! Commvault sources: a session per target (`auth`) and the organizations collector.
+//!
+//! Commvault answers many failures with HTTP 200 and an error in the body, either
+//! `{"errorCode": N, "errorMessage": ...}` or `{"errList": [{"errLogMessage": ...}]}`, so
+//! every body is checked with [`api_error`] before it is read.
 
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
+use serde::Deserialize;
+use serde_json::Value;
 
 use crate::config::CommvaultTarget;
 use crate::metrics::SelfMetrics;
-use crate::sources::{Collect, CollectError, Collected};
-use crate::upstream::{Client, RequestCtx};
+use crate::sources::Collect;
+use crate::upstream::sanitize;
+
+pub mod auth;
+pub mod organizations;
 
 pub const COLLECTOR: &str = "commvault_organizations";
 
-struct Pending;
+/// The organizations collector for one Commvault target.
+pub fn collector(target: &CommvaultTarget, metrics: Arc<SelfMetrics>) -> Arc<dyn Collect> {
+    let session = auth::Session::new(
+        &target.name,
+        &target.base_url,
+        &target.username,
+        target.password.clone(),
+        metrics,
+    );
+    Arc::new(organizations::Organizations::new(
+        target.base_url.clone(),
+        target.organizations.clone(),
+        target.concurrency,
+        session,
+    ))
+}
 
-impl Collect for Pending {
-    fn collect<'a>(
-        &'a self,
-        _: &'a Client,
-        _: &'a RequestCtx,
-    ) -> BoxFuture<'a, Result<Collected, CollectError>> {
-        Box::pin(async {
-            Err(CollectError::Payload(
-                "Commvault collector under construction".into(),
-            ))
-        })
+/// The error a Commvault body reports, if any: a non-zero `errorCode` or a non-empty
+/// `errList`. The message is sanitized; a body that is not an object reports nothing.
+pub fn api_error(body: &Value) -> Option<String> {
+    let message = |v: &Value, key: &str| {
+        v.get(key)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(|m| sanitize(m, 300))
+    };
+    let code = |v: &Value| number_value(v.get("errorCode")?).filter(|c| *c != 0.0);
+    if let Some(c) = code(body) {
+        return Some(match message(body, "errorMessage") {
+            Some(m) => format!("errorCode {c}: {m}"),
+            None => format!("errorCode {c}"),
+        });
+    }
+    let first = body.get("errList")?.as_array()?.first()?;
+    match (
+        message(first, "errLogMessage").or_else(|| message(first, "errorMessage")),
+        code(first),
+    ) {
+        (Some(m), Some(c)) => Some(format!("errorCode {c}: {m}")),
+        (Some(m), None) => Some(m),
+        (None, Some(c)) => Some(format!("errorCode {c}")),
+        (None, None) => None,
     }
 }
 
-/// The organizations collector for one Commvault target.
-pub fn collector(_target: &CommvaultTarget, _metrics: Arc<SelfMetrics>) -> Arc<dyn Collect> {
-    Arc::new(Pending)
+/// A number that may come as a JSON number or a numeric string.
+fn number_value(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A count or time: a number, a numeric string or null; anything else is absent.
+fn number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Ok(number_value(&Value::deserialize(d)?).filter(|n| n.is_finite()))
+}
+
+/// An id: a non-negative integer, as a number or a numeric string.
+fn object_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+/// A flag: `true`/`false`, `0`/`1` (any non-zero number is true) or those as strings.
+fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Bool(b) => Some(b),
+        Value::Number(n) => n.as_f64().map(|n| n != 0.0),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" => Some(true),
+            "false" | "0" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+/// A string; anything else is absent.
+fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => Some(s),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(body: &str) -> Option<String> {
+        api_error(&serde_json::from_str(body).unwrap())
+    }
+
+    #[test]
+    fn api_errors_in_bodies() {
+        assert_eq!(
+            err(r#"{"errorCode": 5, "errorMessage": "Access denied"}"#).as_deref(),
+            Some("errorCode 5: Access denied")
+        );
+        assert_eq!(err(r#"{"errorCode": "2"}"#).as_deref(), Some("errorCode 2"));
+        assert_eq!(
+            err(r#"{"errList": [{"errLogMessage": "Username/Password are incorrect", "errorCode": 5}]}"#)
+                .as_deref(),
+            Some("errorCode 5: Username/Password are incorrect")
+        );
+        assert_eq!(
+            err(r#"{"errList": [{"errLogMessage": "bad\nthing"}]}"#).as_deref(),
+            Some("bad thing")
+        );
+        // Success bodies carry these fields too.
+        assert_eq!(err(r#"{"errorCode": 0, "errorMessage": ""}"#), None);
+        assert_eq!(err(r#"{"errList": [], "token": "QSDK 1"}"#), None);
+        assert_eq!(err(r#"{"providers": []}"#), None);
+        assert_eq!(err(r#"[1, 2]"#), None);
+    }
 }

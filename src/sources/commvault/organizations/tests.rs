@@ -1,0 +1,243 @@
+use std::sync::Arc;
+
+use super::*;
+use crate::snapshot::{Snapshot, TargetSamples};
+
+const SEED: &str = include_str!("../../../../tests/fixtures/commvault-organization-details.json");
+
+fn exposition(listed: usize, items: Vec<Organization>) -> String {
+    Snapshot::encode(vec![TargetSamples {
+        collector: COLLECTOR,
+        target: "cs1".into(),
+        samples: Arc::new(OrganizationSet::new(
+            listed,
+            items.into_iter().map(Arc::new).collect(),
+        )),
+    }])
+    .text()
+}
+
+/// The sample lines only, without HELP and TYPE.
+fn samples(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| !l.starts_with('#')).collect()
+}
+
+#[test]
+fn vendor_example_gives_exact_exposition() {
+    let org = parse_organization(16, SEED.as_bytes()).unwrap();
+    let text = exposition(1, vec![org]);
+    let id = r#"target="cs1",organization_id="16",organization="testalias""#;
+    let expected = format!(
+        r#"commvault_organization_info{{{id},description="test Company"}} 1.0
+commvault_organizations{{target="cs1"}} 1.0
+commvault_organization_enabled{{{id}}} 1.0
+commvault_organization_users{{{id}}} 1.0
+commvault_organization_devices{{{id}}} 0.0
+commvault_organization_physical_devices{{{id}}} 0.0
+commvault_organization_servers{{{id}}} 0.0
+commvault_organization_vms{{{id}}} 0.0
+commvault_organization_hypervisors{{{id}}} 0.0
+commvault_organization_machines{{{id}}} 0.0
+commvault_organization_misc_machines{{{id}}} 0.0
+commvault_organization_created_timestamp_seconds{{{id}}} 1507659390.0"#
+    );
+    assert_eq!(samples(&text).join("\n"), expected);
+    // Every family is described once, with a HELP that says the values are cached.
+    for f in &FAMILIES {
+        assert!(
+            text.contains(&format!("# TYPE {} gauge\n", f.name)),
+            "{}",
+            f.name
+        );
+        assert!(f.help.contains("Cached"), "{}", f.name);
+    }
+}
+
+#[test]
+fn list_gives_ids_names_and_flags() {
+    let body = br#"{"providers": [
+        {"shortName": {"id": 16, "domainName": "testalias"}, "connectName": "test Company", "enabled": true},
+        {"shortName": {"id": "21", "domainName": "globex"}, "enabled": 0},
+        {"shortName": {"domainName": "no-id"}},
+        {"connectName": "no short name"},
+        {"shortName": {"id": 16, "domainName": "repeat"}},
+        {"shortName": {"id": 3}, "enabled": "1"},
+        7
+    ]}"#;
+    let (listed, skipped) = parse_list(body).unwrap();
+    assert_eq!(
+        listed,
+        [
+            Listed {
+                id: 16,
+                name: Some("testalias".into()),
+                enabled: Some(true)
+            },
+            Listed {
+                id: 21,
+                name: Some("globex".into()),
+                enabled: Some(false)
+            },
+            Listed {
+                id: 3,
+                name: None,
+                enabled: Some(true)
+            },
+        ]
+    );
+    assert_eq!(skipped.len(), 3, "{skipped:?}");
+    assert_eq!(skipped[0], "providers[2]: no shortName.id");
+}
+
+#[test]
+fn list_without_organizations_and_broken_lists() {
+    // Commvault leaves out empty lists.
+    assert_eq!(parse_list(b"{}").unwrap().0, []);
+    assert_eq!(parse_list(br#"{"errorCode": 0}"#).unwrap().0, []);
+    assert_eq!(parse_list(br#"{"providers": null}"#).unwrap().0, []);
+    // Anything else without a list is not "no organizations".
+    assert_eq!(
+        parse_list(br#"{"items": "<html>502 Bad Gateway</html>"}"#).unwrap_err(),
+        "the answer has no providers list"
+    );
+    assert_eq!(
+        parse_list(br#"{"providers": {"id": 1}}"#).unwrap_err(),
+        "providers is not a list"
+    );
+    assert_eq!(
+        parse_list(br#"{"errorCode": 5, "errorMessage": "Access denied"}"#).unwrap_err(),
+        "errorCode 5: Access denied"
+    );
+    assert!(parse_list(br#"{"providers": [{"shortName""#)
+        .unwrap_err()
+        .starts_with("invalid JSON"));
+    assert_eq!(
+        parse_list(b"[]").unwrap_err(),
+        "the answer is not a JSON object"
+    );
+}
+
+#[test]
+fn missing_fields_produce_no_samples_rather_than_zeros() {
+    let org = parse_organization(
+        7,
+        br#"{"organizationInfo": {"organization": {"shortName": {"id": 7}}}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        samples(&exposition(1, vec![org])),
+        [
+            r#"commvault_organization_info{target="cs1",organization_id="7",organization="",description=""} 1.0"#,
+            r#"commvault_organizations{target="cs1"} 1.0"#,
+        ]
+    );
+}
+
+#[test]
+fn other_spellings_and_value_types() {
+    let body = br#"{"organizationInfo": {
+        "organization": {"shortName": {"domainName": "acme", "id": 9}, "description": 12, "enabled": false},
+        "organizationProperties": {"hypervisorCount": 4, "userCount": "17", "vmCount": null,
+                                   "deviceCount": "many", "orgCreationDateTime": 0}
+    }}"#;
+    let org = parse_organization(9, body).unwrap();
+    assert_eq!(
+        org,
+        Organization {
+            id: 9,
+            name: "acme".into(),
+            description: "".into(),
+            enabled: Some(false),
+            counts: [Some(17.0), None, None, None, None, Some(4.0), None, None],
+            created: None,
+        }
+    );
+    // The API's own spelling wins when both come.
+    let both = br#"{"organizationInfo": {"organizationProperties": {"hypervisiorCount": 2, "hypervisorCount": 4}}}"#;
+    assert_eq!(parse_organization(1, both).unwrap().counts[5], Some(2.0));
+}
+
+#[test]
+fn error_bodies_and_other_answers_are_errors() {
+    assert_eq!(
+        parse_organization(5, br#"{"errorCode": 5, "errorMessage": "Access denied"}"#).unwrap_err(),
+        "errorCode 5: Access denied"
+    );
+    assert_eq!(
+        parse_organization(5, b"{}").unwrap_err(),
+        "the answer has no organizationInfo"
+    );
+    assert!(parse_organization(5, b"{\"organizationInfo\": {")
+        .unwrap_err()
+        .starts_with("invalid JSON"));
+    assert!(
+        parse_organization(5, br#"{"organizationInfo": {"organization": "x"}}"#)
+            .unwrap_err()
+            .starts_with("unexpected answer")
+    );
+}
+
+fn org(id: u64, users: f64) -> Organization {
+    Organization {
+        id,
+        name: format!("org{id}").into(),
+        description: "".into(),
+        enabled: Some(true),
+        counts: [Some(users), None, None, None, None, None, None, None],
+        created: None,
+    }
+}
+
+fn listed(id: u64) -> Listed {
+    Listed {
+        id,
+        name: None,
+        enabled: None,
+    }
+}
+
+fn failure() -> Result<Organization, CollectError> {
+    Err(CollectError::Payload("errorCode 5: Access denied".into()))
+}
+
+#[test]
+fn a_failing_organization_keeps_its_last_good_details() {
+    let last = LastGood::default();
+    let (items, failures) = last.merge(vec![
+        (listed(1), Ok(org(1, 10.0))),
+        (listed(2), Ok(org(2, 20.0))),
+        (listed(3), Ok(org(3, 30.0))),
+    ]);
+    assert_eq!(items.len(), 3);
+    assert!(failures.is_empty());
+
+    // 2 fails: its last good details stand in; 1 is fresh; 3 is no longer listed.
+    let (items, failures) = last.merge(vec![
+        (listed(2), failure()),
+        (listed(1), Ok(org(1, 11.0))),
+        (listed(4), failure()),
+    ]);
+    let mut got: Vec<(u64, Option<f64>)> = items.iter().map(|o| (o.id, o.counts[0])).collect();
+    got.sort_by_key(|(id, _)| *id);
+    assert_eq!(got, [(1, Some(11.0)), (2, Some(20.0))]);
+    assert_eq!(
+        failures,
+        [
+            "organization 2 (\"org2\"): errorCode 5: Access denied",
+            "organization 4: errorCode 5: Access denied",
+        ]
+    );
+
+    // 3 was forgotten: when it comes back failing, nothing stands in for it.
+    let (items, _) = last.merge(vec![(listed(3), failure())]);
+    assert!(items.is_empty());
+}
+
+#[test]
+fn many_failures_are_summarized() {
+    let failures: Vec<String> = (0..8).map(|i| format!("organization {i}: x")).collect();
+    let s = summarize(&failures);
+    assert_eq!(s.len(), MAX_PROBLEMS + 1);
+    assert_eq!(s[MAX_PROBLEMS], "and 3 more organizations failed");
+    assert_eq!(summarize(&failures[..2]), failures[..2]);
+}
