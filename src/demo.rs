@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{
-    Admin, BroadworksConfig, Config, Global, ManagedOrgsConfig, OAuthConfig, Secret,
-    WebexCredentials, WebexTarget,
+    Admin, BroadworksConfig, CommvaultTarget, Config, Global, ManagedOrgsConfig, OAuthConfig,
+    Secret, TlsConfig, VossTarget, WebexCredentials, WebexTarget,
 };
 use crate::simulator::{self, Simulator};
 
@@ -45,6 +45,8 @@ impl Demo {
                 .map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
         }
         let oauth = &simulator.options().oauth;
+        let voss = &simulator.options().voss;
+        let commvault = &simulator.options().commvault;
         crate::sources::webex::oauth::write_token_file(
             &refresh_token_file,
             &oauth.refresh_token,
@@ -85,8 +87,27 @@ impl Demo {
                     interval,
                 }),
             }],
-            voss: vec![],
-            commvault: vec![],
+            voss: vec![VossTarget {
+                name: "voss-demo".into(),
+                base_url: url(simulator.voss_base_url())?,
+                username: voss.username.clone(),
+                password: Secret::new(voss.password.clone()),
+                hierarchy: voss.hierarchy.clone(),
+                // Smaller than the customer count, so the demo pages.
+                page_size: 5,
+                interval,
+                tls: TlsConfig::default(),
+            }],
+            commvault: vec![CommvaultTarget {
+                name: "commvault-demo".into(),
+                base_url: url(simulator.commvault_base_url())?,
+                username: commvault.username.clone(),
+                password: Secret::new(commvault.password.clone()),
+                organizations: None,
+                interval,
+                concurrency: 4,
+                tls: TlsConfig::default(),
+            }],
         };
         tracing::info!(upstream = %simulator.addr(), enterprises, "demo simulator started");
         Ok(Demo {

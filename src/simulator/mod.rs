@@ -116,9 +116,7 @@ pub(crate) struct SimState {
     faults: Mutex<HashMap<RequestKind, Injected>>,
     requests: Mutex<Vec<(RequestKind, String)>>,
     webex: webex::WebexState,
-    #[allow(dead_code)] // until the VOSS and Commvault simulators land
     voss: voss::VossState,
-    #[allow(dead_code)]
     commvault: commvault::CommvaultState,
 }
 
