@@ -10,6 +10,7 @@ use crate::snapshot::SampleSet;
 use crate::upstream::{Client, RequestCtx, UpstreamError};
 
 pub mod commvault;
+pub mod lenient;
 pub mod voss;
 pub mod webex;
 
@@ -54,6 +55,15 @@ pub trait Collect: Send + Sync + 'static {
     fn shutdown<'a>(&'a self, _client: &'a Client) -> BoxFuture<'a, ()> {
         Box::pin(async {})
     }
+}
+
+/// `base` joined with `path`, whether or not `base` ends in a slash.
+pub fn endpoint(base: &url::Url, path: &str) -> url::Url {
+    let mut url = base.clone();
+    let joined = format!("{}/{}", base.path().trim_end_matches('/'), path);
+    url.set_path(&joined);
+    url.set_query(None);
+    url
 }
 
 /// Parses an ISO 8601 / RFC 3339 UTC timestamp such as `2021-04-07T15:26:40.704911Z` into

@@ -16,11 +16,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
-use super::{api_error, text};
+use super::api_error;
 use crate::config::Secret;
 use crate::metrics::{credential_labels, SelfMetrics};
-use crate::sources::webex::endpoint;
-use crate::sources::CollectError;
+use crate::sources::endpoint;
+use crate::sources::{lenient, CollectError};
 use crate::upstream::{Client, Request, RequestCtx, Response, UpstreamError};
 
 /// The `credential` label of the session token's self-metrics.
@@ -80,7 +80,7 @@ pub fn plan(idle: Option<Duration>) -> Plan {
 /// The answer to `Login` and `RenewLoginToken`.
 #[derive(Deserialize)]
 struct TokenResponse {
-    #[serde(default, deserialize_with = "text")]
+    #[serde(default, deserialize_with = "lenient::de::text")]
     token: Option<String>,
 }
 

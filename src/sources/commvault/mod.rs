@@ -6,12 +6,11 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::CommvaultTarget;
 use crate::metrics::SelfMetrics;
-use crate::sources::Collect;
+use crate::sources::{lenient, Collect};
 use crate::upstream::sanitize;
 
 pub mod auth;
@@ -46,7 +45,7 @@ pub fn api_error(body: &Value) -> Option<String> {
             .filter(|m| !m.is_empty())
             .map(|m| sanitize(m, 300))
     };
-    let code = |v: &Value| number_value(v.get("errorCode")?).filter(|c| *c != 0.0);
+    let code = |v: &Value| lenient::number(v.get("errorCode")?).filter(|c| *c != 0.0);
     if let Some(c) = code(body) {
         return Some(match message(body, "errorMessage") {
             Some(m) => format!("errorCode {c}: {m}"),
@@ -63,51 +62,6 @@ pub fn api_error(body: &Value) -> Option<String> {
         (None, Some(c)) => Some(format!("errorCode {c}")),
         (None, None) => None,
     }
-}
-
-/// A number that may come as a JSON number or a numeric string.
-fn number_value(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-/// A count or time: a number, a numeric string or null; anything else is absent.
-fn number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-    Ok(number_value(&Value::deserialize(d)?).filter(|n| n.is_finite()))
-}
-
-/// An id: a non-negative integer, as a number or a numeric string.
-fn object_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    })
-}
-
-/// A flag: `true`/`false`, `0`/`1` (any non-zero number is true) or those as strings.
-fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Bool(b) => Some(b),
-        Value::Number(n) => n.as_f64().map(|n| n != 0.0),
-        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "true" | "1" => Some(true),
-            "false" | "0" => Some(false),
-            _ => None,
-        },
-        _ => None,
-    })
-}
-
-/// A string; anything else is absent.
-fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::String(s) => Some(s),
-        _ => None,
-    })
 }
 
 #[cfg(test)]

@@ -17,10 +17,9 @@ use serde_json::Value;
 use url::Url;
 
 use super::auth::Session;
-use super::{api_error, flag, number, object_id, text, COLLECTOR};
+use super::{api_error, COLLECTOR};
 use crate::snapshot::{Family, SampleSet};
-use crate::sources::webex::endpoint;
-use crate::sources::{Collect, CollectError, Collected};
+use crate::sources::{endpoint, lenient, Collect, CollectError, Collected};
 use crate::upstream::{display_url, sanitize, Client, RequestCtx};
 
 /// Failed organizations named one by one in a collection's problems; the rest are counted.
@@ -176,16 +175,16 @@ impl SampleSet for OrganizationSet {
 #[serde(rename_all = "camelCase")]
 struct RawProvider {
     short_name: Option<RawShortName>,
-    #[serde(default, deserialize_with = "flag")]
+    #[serde(default, deserialize_with = "lenient::de::boolean")]
     enabled: Option<bool>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawShortName {
-    #[serde(default, deserialize_with = "object_id")]
+    #[serde(default, deserialize_with = "lenient::de::unsigned")]
     id: Option<u64>,
-    #[serde(default, deserialize_with = "text")]
+    #[serde(default, deserialize_with = "lenient::de::text")]
     domain_name: Option<String>,
 }
 
@@ -253,9 +252,9 @@ struct RawInfo {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawOrganization {
-    #[serde(default, deserialize_with = "text")]
+    #[serde(default, deserialize_with = "lenient::de::text")]
     description: Option<String>,
-    #[serde(default, deserialize_with = "flag")]
+    #[serde(default, deserialize_with = "lenient::de::boolean")]
     enabled: Option<bool>,
     short_name: Option<RawShortName>,
 }
@@ -263,26 +262,26 @@ struct RawOrganization {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawProperties {
-    #[serde(default, deserialize_with = "number")]
+    #[serde(default, deserialize_with = "lenient::de::number")]
     user_count: Option<f64>,
-    #[serde(default, deserialize_with = "number")]
+    #[serde(default, deserialize_with = "lenient::de::number")]
     device_count: Option<f64>,
-    #[serde(default, deserialize_with = "number")]
+    #[serde(default, deserialize_with = "lenient::de::number")]
     physical_device_count: Option<f64>,
-    #[serde(default, deserialize_with = "number")]
+    #[serde(default, deserialize_with = "lenient::de::number")]
     server_count: Option<f64>,
-    #[serde(default, deserialize_with = "number")]
+    #[serde(default, deserialize_with = "lenient::de::number")]
     vm_count: Option<f64>,
     /// The API's spelling.
-    #[serde(default, deserialize_with = "number")]
+    #[serde(default, deserialize_with = "lenient::de::number")]
     hypervisior_count: Option<f64>,
-    #[serde(default, deserialize_with = "number")]
+    #[serde(default, deserialize_with = "lenient::de::number")]
     hypervisor_count: Option<f64>,
-    #[serde(default, deserialize_with = "number")]
+    #[serde(default, deserialize_with = "lenient::de::number")]
     total_machine_count: Option<f64>,
-    #[serde(default, deserialize_with = "number")]
+    #[serde(default, deserialize_with = "lenient::de::number")]
     misc_machine_count: Option<f64>,
-    #[serde(default, deserialize_with = "number")]
+    #[serde(default, deserialize_with = "lenient::de::number")]
     org_creation_date_time: Option<f64>,
 }
 

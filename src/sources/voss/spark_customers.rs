@@ -24,7 +24,7 @@ use url::Url;
 use super::COLLECTOR;
 use crate::config::{Secret, VossTarget};
 use crate::snapshot::{Family, SampleSet};
-use crate::sources::{parse_timestamp, Collect, CollectError, Collected};
+use crate::sources::{lenient, parse_timestamp, Collect, CollectError, Collected};
 use crate::upstream::{display_url, sanitize, Client, Request, RequestCtx, UpstreamError};
 
 /// A safety net against an upstream whose pages never add up to its total.
@@ -106,9 +106,9 @@ struct Page<'a> {
 
 #[derive(Deserialize)]
 struct RawPagination {
-    #[serde(default, deserialize_with = "count")]
+    #[serde(default, deserialize_with = "lenient::de::unsigned")]
     total: Option<u64>,
-    #[serde(default, deserialize_with = "count")]
+    #[serde(default, deserialize_with = "lenient::de::unsigned")]
     limit: Option<u64>,
 }
 
@@ -128,24 +128,6 @@ struct RawData {
     access_token_expires: Option<Value>,
     refresh_token_expires: Option<Value>,
     dirsync_enabled: Option<Value>,
-}
-
-/// A count that may come as a number, a numeric string or null; anything else is absent.
-fn count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    })
-}
-
-/// A string, or a number written as one; anything else is absent.
-fn text(v: Option<Value>) -> Option<String> {
-    match v? {
-        Value::String(s) => Some(s),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }
 
 /// Describes a serde error without quoting the payload: data errors (a wrong type) would
@@ -193,7 +175,12 @@ pub fn parse_page(
 }
 
 fn convert(i: usize, raw: RawResource, skipped: &mut Vec<Skipped>) -> Option<Customer> {
-    let Some(pkid) = text(raw.pkid).filter(|p| !p.trim().is_empty()) else {
+    let Some(pkid) = raw
+        .pkid
+        .as_ref()
+        .and_then(lenient::text)
+        .filter(|p| !p.trim().is_empty())
+    else {
         skipped.push(Skipped {
             what: format!("resources[{i}]: no pkid"),
         });
@@ -206,7 +193,12 @@ fn convert(i: usize, raw: RawResource, skipped: &mut Vec<Skipped>) -> Option<Cus
         });
         return None;
     };
-    let Some(name) = text(data.name).filter(|n| !n.trim().is_empty()) else {
+    let Some(name) = data
+        .name
+        .as_ref()
+        .and_then(lenient::text)
+        .filter(|n| !n.trim().is_empty())
+    else {
         skipped.push(Skipped {
             what: format!("resources[{i}] (pkid {shown_pkid}): no name"),
         });
@@ -242,7 +234,7 @@ fn convert(i: usize, raw: RawResource, skipped: &mut Vec<Skipped>) -> Option<Cus
     let dirsync_enabled = match data.dirsync_enabled {
         None => None,
         Some(v) => {
-            let b = boolean(&v);
+            let b = lenient::boolean(&v);
             if b.is_none() && !is_blank(&v) {
                 let shown = match &v {
                     Value::String(s) => format!("{:?}", sanitize(s, 32)),
@@ -255,9 +247,19 @@ fn convert(i: usize, raw: RawResource, skipped: &mut Vec<Skipped>) -> Option<Cus
     };
     Some(Customer {
         pkid: pkid.into(),
-        hierarchy: text(data.hierarchy_path).unwrap_or_default().into(),
+        hierarchy: data
+            .hierarchy_path
+            .as_ref()
+            .and_then(lenient::text)
+            .unwrap_or_default()
+            .into(),
         name: name.into(),
-        account_number: text(data.account_number).unwrap_or_default().into(),
+        account_number: data
+            .account_number
+            .as_ref()
+            .and_then(lenient::text)
+            .unwrap_or_default()
+            .into(),
         access_token_expiry,
         refresh_token_expiry,
         dirsync_enabled,
@@ -280,24 +282,6 @@ fn is_blank(v: &Value) -> bool {
         Value::Null => true,
         Value::String(s) => s.trim().is_empty(),
         _ => false,
-    }
-}
-
-/// A boolean, leniently: `true`, `"True"`, `"yes"`, `1`, ...
-fn boolean(v: &Value) -> Option<bool> {
-    match v {
-        Value::Bool(b) => Some(*b),
-        Value::Number(n) => match n.as_u64() {
-            Some(1) => Some(true),
-            Some(0) => Some(false),
-            _ => None,
-        },
-        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "true" | "yes" | "on" | "1" => Some(true),
-            "false" | "no" | "off" | "0" => Some(false),
-            _ => None,
-        },
-        _ => None,
     }
 }
 

@@ -15,7 +15,7 @@ use url::Url;
 use super::WebexAuth;
 use crate::config::BroadworksConfig;
 use crate::snapshot::{Family, SampleSet};
-use crate::sources::{parse_timestamp, Collect, CollectError, Collected};
+use crate::sources::{lenient, parse_timestamp, Collect, CollectError, Collected};
 use crate::upstream::{display_url, Client, RequestCtx};
 
 pub const COLLECTOR: &str = "webex_broadworks";
@@ -167,45 +167,45 @@ struct RawSyncStatus {
     last_sync_end_time: Option<String>,
     last_successful_sync_time: Option<String>,
     sync_status: Option<String>,
-    #[serde(default, deserialize_with = "number")]
+    #[serde(default, deserialize_with = "lenient::de::number")]
     users_added: Option<f64>,
-    #[serde(default, deserialize_with = "number")]
+    #[serde(default, deserialize_with = "lenient::de::number")]
     users_updated: Option<f64>,
-    #[serde(default, deserialize_with = "number")]
+    #[serde(default, deserialize_with = "lenient::de::number")]
     users_deleted: Option<f64>,
-    #[serde(default, deserialize_with = "number")]
+    #[serde(default, deserialize_with = "lenient::de::number")]
     machines_added: Option<f64>,
-    #[serde(default, deserialize_with = "number")]
+    #[serde(default, deserialize_with = "lenient::de::number")]
     machines_updated: Option<f64>,
-    #[serde(default, deserialize_with = "number")]
+    #[serde(default, deserialize_with = "lenient::de::number")]
     machines_deleted: Option<f64>,
     #[serde(
         default,
-        deserialize_with = "number",
+        deserialize_with = "lenient::de::number",
         rename = "totalExternalUsersInCI"
     )]
     total_external_users: Option<f64>,
     #[serde(
         default,
-        deserialize_with = "number",
+        deserialize_with = "lenient::de::number",
         rename = "totalExternalMachinesInCI"
     )]
     total_external_machines: Option<f64>,
-    #[serde(default, deserialize_with = "number")]
+    #[serde(default, deserialize_with = "lenient::de::number")]
     user_contacts_added: Option<f64>,
-    #[serde(default, deserialize_with = "number")]
+    #[serde(default, deserialize_with = "lenient::de::number")]
     user_contacts_updated: Option<f64>,
-    #[serde(default, deserialize_with = "number")]
+    #[serde(default, deserialize_with = "lenient::de::number")]
     user_contacts_deleted: Option<f64>,
-    #[serde(default, deserialize_with = "number")]
+    #[serde(default, deserialize_with = "lenient::de::number")]
     org_contacts_added: Option<f64>,
-    #[serde(default, deserialize_with = "number")]
+    #[serde(default, deserialize_with = "lenient::de::number")]
     org_contacts_updated: Option<f64>,
-    #[serde(default, deserialize_with = "number")]
+    #[serde(default, deserialize_with = "lenient::de::number")]
     org_contacts_deleted: Option<f64>,
-    #[serde(default, deserialize_with = "number")]
+    #[serde(default, deserialize_with = "lenient::de::number")]
     total_user_contacts_in_contact_service: Option<f64>,
-    #[serde(default, deserialize_with = "number")]
+    #[serde(default, deserialize_with = "lenient::de::number")]
     total_org_contacts_in_contact_service: Option<f64>,
     errors: Option<Vec<RawError>>,
 }
@@ -214,15 +214,6 @@ struct RawSyncStatus {
 #[serde(rename_all = "camelCase")]
 struct RawError {
     error_code: Option<serde_json::Value>,
-}
-
-/// A count that may come as a number, a numeric string or null; anything else is absent.
-fn number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::Number(n) => n.as_f64(),
-        serde_json::Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    })
 }
 
 /// Parses one page. An item that cannot be read is skipped and reported; a page that is not
@@ -497,7 +488,7 @@ pub struct Broadworks {
 
 impl Broadworks {
     fn first_url(&self) -> Url {
-        let mut url = super::endpoint(&self.base_url, "broadworks/enterprises");
+        let mut url = crate::sources::endpoint(&self.base_url, "broadworks/enterprises");
         self.ensure_params(&mut url);
         url
     }

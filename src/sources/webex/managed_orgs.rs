@@ -151,7 +151,7 @@ impl ManagedOrgs {
         ctx: &RequestCtx,
         admin: &Admin,
     ) -> Result<Vec<Org>, CollectError> {
-        let mut url = super::endpoint(&self.base_url, "partner/organizations");
+        let mut url = crate::sources::endpoint(&self.base_url, "partner/organizations");
         url.query_pairs_mut()
             .append_pair("managedBy", &admin.person_id);
         let mut orgs = Vec::new();

@@ -7,7 +7,7 @@ use url::Url;
 
 use crate::config::{Secret, WebexCredentials};
 use crate::metrics::SelfMetrics;
-use crate::sources::CollectError;
+use crate::sources::{endpoint, CollectError};
 use crate::upstream::{Client, Request, RequestCtx, Response, UpstreamError};
 
 pub mod broadworks;
@@ -102,15 +102,6 @@ fn bearer_headers(token: &Secret) -> HeaderMap {
         h.insert(AUTHORIZATION, v);
     }
     h
-}
-
-/// `base` joined with `path`, whether or not `base` ends in a slash.
-pub fn endpoint(base: &Url, path: &str) -> Url {
-    let mut url = base.clone();
-    let joined = format!("{}/{}", base.path().trim_end_matches('/'), path);
-    url.set_path(&joined);
-    url.set_query(None);
-    url
 }
 
 #[cfg(test)]

@@ -146,7 +146,8 @@ fn other_spellings_and_value_types() {
         Organization {
             id: 9,
             name: "acme".into(),
-            description: "".into(),
+            // A number where text is expected is kept as its digits.
+            description: "12".into(),
             enabled: Some(false),
             counts: [Some(17.0), None, None, None, None, Some(4.0), None, None],
             created: None,
