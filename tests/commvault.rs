@@ -2,20 +2,14 @@
 //! in-process simulator over real sockets. Every wait polls for a condition and is bounded by
 //! a deadline.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Duration;
 
 use base64::Engine as _;
+use common::*;
 use tenant_exporter::simulator::commvault::CommvaultOptions;
 use tenant_exporter::simulator::{Fault, Options, RequestKind, Simulator};
-
-/// The longest any single wait may take.
-const DEADLINE: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(50);
 
 const SUCCESS: &str =
     r#"tenant_exporter_collector_success{collector="commvault_organizations",target="cs1"}"#;
@@ -31,23 +25,6 @@ const ORGANIZATIONS: &str = r#"commvault_organizations{target="cs1"}"#;
 /// The series of `family` for organization `id` of target cs1 (the simulator names it).
 fn org_series(family: &str, id: u64, name: &str) -> String {
     format!(r#"{family}{{target="cs1",organization_id="{id}",organization="{name}"}}"#)
-}
-
-/// The value of the sample `series` (name and labels exactly as exposed).
-fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .split(' ')
-            .next()?
-            .parse()
-            .ok()
-    })
-}
-
-/// A counter that was never incremented is absent: read it as 0.
-fn count(text: &str, series: &str) -> f64 {
-    value(text, series).unwrap_or(0.0)
 }
 
 async fn simulator() -> Simulator {
@@ -80,210 +57,49 @@ fn config(sim: &Simulator) -> String {
     )
 }
 
-/// The exporter as a child process, killed on drop.
-struct Exporter {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<String>>,
-    dir: PathBuf,
-    http: reqwest::Client,
+/// The exporter polling `config`, logging at debug level.
+async fn start(dir: &TempDir, config: &str) -> Exporter {
+    Exporter::with_config(dir, config, &["--log.level=debug"]).await
 }
 
-impl Exporter {
-    /// Starts the binary with `config` and waits until it logs the address it listens on.
-    async fn start(config: &str) -> Exporter {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "tenant-exporter-commvault-it-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("create the temp dir");
-        let config_file = dir.join("tenant-exporter.yml");
-        std::fs::write(&config_file, config).expect("write the config");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tenant-exporter"));
-        command
-            .arg(format!("--config.file={}", config_file.display()))
-            .arg("--web.listen-address=127.0.0.1:0")
-            .arg("--log.level=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        // The simulator is on loopback: no proxy must come between.
-        for var in ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"] {
-            command.env_remove(var);
-        }
-        command.env_remove("ALL_PROXY").env_remove("all_proxy");
-        let mut child = command.spawn().expect("spawn tenant-exporter");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { return };
-                    if line.contains("msg=listening") {
-                        if let Some(addr) = line
-                            .split(' ')
-                            .find_map(|field| field.strip_prefix("address="))
-                        {
-                            let _ = tx.send(addr.to_string());
-                        }
-                    }
-                    let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            });
-        }
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("HTTP client");
-        let mut exporter = Exporter {
-            child,
-            base: String::new(),
-            log,
-            dir,
-            http,
-        };
-        let started = Instant::now();
-        loop {
-            if let Ok(addr) = rx.try_recv() {
-                exporter.base = format!("http://{addr}");
-                return exporter;
-            }
-            if let Ok(Some(status)) = exporter.child.try_wait() {
-                panic!(
-                    "the exporter exited ({status}) before listening:\n{}",
-                    exporter.log()
-                );
-            }
-            assert!(
-                started.elapsed() < DEADLINE,
-                "the exporter did not log its address:\n{}",
-                exporter.log()
-            );
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    async fn get(&self, path: &str) -> String {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        assert_eq!(resp.status(), 200, "GET {path}");
-        resp.text().await.expect("a text body")
-    }
-
-    async fn metrics(&self) -> String {
-        self.get("/metrics").await
-    }
-
-    /// Polls `path` until `ok` holds for its body, and returns that body.
-    async fn wait_for(&self, path: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        let started = Instant::now();
-        loop {
-            let body = self.get(path).await;
-            if ok(&body) {
-                return body;
-            }
-            if started.elapsed() > DEADLINE {
-                panic!(
-                    "timed out waiting for {what}; {path}:\n{body}\nlog:\n{}",
-                    self.log()
-                );
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
-    async fn wait_metrics(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        self.wait_for("/metrics", what, ok).await
-    }
-
-    /// Waits for the first successful collection, and returns the exposition.
-    async fn wait_success(&self) -> String {
-        self.wait_metrics("a successful collection", |m| {
+/// Waits for a successful collection of cs1, and returns the exposition.
+async fn wait_success(exporter: &Exporter) -> String {
+    exporter
+        .wait_metrics("a successful collection", |m| {
             value(m, SUCCESS) == Some(1.0)
         })
         .await
-    }
+}
 
-    /// Waits for a successful collection that started after this call.
-    async fn wait_next_success(&self) -> String {
-        let done = count(&self.metrics().await, COLLECTIONS);
-        self.wait_metrics("a later successful collection", |m| {
+/// Waits for a successful collection of cs1 that started after this call.
+async fn wait_next_success(exporter: &Exporter) -> String {
+    let done = count(&exporter.metrics().await, COLLECTIONS);
+    exporter
+        .wait_metrics("a later successful collection", |m| {
             count(m, COLLECTIONS) >= done + 2.0 && value(m, SUCCESS) == Some(1.0)
         })
         .await
-    }
-
-    /// Sends SIGTERM and waits for the process to exit.
-    async fn terminate(&mut self) -> ExitStatus {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                started.elapsed() < DEADLINE,
-                "the exporter did not exit after SIGTERM:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(POLL).await;
-        }
-    }
 }
 
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Polls the simulator until `ok` holds.
-async fn wait_sim(what: &str, ok: impl Fn() -> bool) {
-    let started = Instant::now();
-    while !ok() {
-        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(POLL).await;
-    }
+/// Sends SIGTERM and waits for the process to exit.
+async fn terminate(exporter: &mut Exporter) -> std::process::ExitStatus {
+    exporter.signal("TERM");
+    exporter.wait_exit(DEADLINE).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collects_every_organization_and_drops_vanished_ones() {
     let sim = simulator().await;
-    let exporter = Exporter::start(&config(&sim)).await;
-    let m = exporter.wait_success().await;
+    let dir = TempDir::new("commvault-list");
+    let exporter = start(&dir, &config(&sim)).await;
+    let m = wait_success(&exporter).await;
 
     assert_eq!(value(&m, ORGANIZATIONS), Some(6.0));
     let ids = sim.commvault_organization_ids();
     assert_eq!(ids, [12, 15, 18, 21, 24, 27]);
     for id in &ids {
         let info = format!(r#"commvault_organization_info{{target="cs1",organization_id="{id}","#);
-        assert_eq!(
-            m.lines().filter(|l| l.starts_with(&info)).count(),
-            1,
-            "{id}:\n{m}"
-        );
+        assert_eq!(lines_starting(&m, &info).len(), 1, "{id}:\n{m}");
     }
     assert_eq!(
         value(
@@ -336,12 +152,7 @@ async fn collects_every_organization_and_drops_vanished_ones() {
     let m = exporter
         .wait_metrics("4 organizations", |m| value(m, ORGANIZATIONS) == Some(4.0))
         .await;
-    assert_eq!(
-        m.lines()
-            .filter(|l| l.starts_with("commvault_organization_info{"))
-            .count(),
-        4
-    );
+    assert_eq!(lines_starting(&m, "commvault_organization_info{").len(), 4);
     assert!(!m.contains(r#"organization_id="24""#), "{m}");
     assert!(!m.contains(r#"organization_id="27""#), "{m}");
     assert_eq!(value(&m, SUCCESS), Some(1.0));
@@ -351,20 +162,20 @@ async fn collects_every_organization_and_drops_vanished_ones() {
 async fn configured_organizations_are_read_without_the_list() {
     let sim = simulator().await;
     let config = format!("{}    organizations: [18, 15, 99]\n", config(&sim));
-    let exporter = Exporter::start(&config).await;
+    let dir = TempDir::new("commvault-configured");
+    let exporter = start(&dir, &config).await;
     let m = exporter
         .wait_metrics("a collection", |m| value(m, ORGANIZATIONS).is_some())
         .await;
     assert_eq!(value(&m, ORGANIZATIONS), Some(3.0));
-    let ids: Vec<&str> = m
-        .lines()
-        .filter(|l| l.starts_with("commvault_organization_info{"))
+    let ids: Vec<&str> = lines_starting(&m, "commvault_organization_info{")
+        .into_iter()
         .filter_map(|l| l.split("organization_id=\"").nth(1)?.split('"').next())
         .collect();
     assert_eq!(ids, ["15", "18"]);
     // The id that does not exist is the collection's problem.
     assert_eq!(value(&m, SUCCESS), Some(0.0));
-    let landing = exporter.get("/").await;
+    let landing = exporter.get_text("/").await;
     assert!(
         landing.contains("organization 99: GET ")
             && landing.contains("/Organization/99: HTTP 404: Organization not found"),
@@ -376,15 +187,16 @@ async fn configured_organizations_are_read_without_the_list() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_session_is_renewed_or_replaced_and_the_request_retried() {
     let sim = simulator().await;
-    let exporter = Exporter::start(&config(&sim)).await;
-    let m = exporter.wait_success().await;
+    let dir = TempDir::new("commvault-session");
+    let exporter = start(&dir, &config(&sim)).await;
+    let m = wait_success(&exporter).await;
     assert_eq!(value(&m, REFRESHES), Some(1.0));
 
     // Every session ends upstream: the next request gets 401, renewing fails, a new login
     // follows and the request is sent again, all within one collection.
     sim.expire_commvault_tokens();
-    wait_sim("a second login", || sim.commvault_counters().logins == 2).await;
-    let m = exporter.wait_next_success().await;
+    wait_until("a second login", || sim.commvault_counters().logins == 2).await;
+    let m = wait_next_success(&exporter).await;
     assert_eq!(value(&m, REFRESHES), Some(2.0));
     assert_eq!(count(&m, REFRESH_FAILURES), 0.0);
     assert_eq!(count(&m, FAILURES), 0.0, "{m}");
@@ -395,8 +207,8 @@ async fn rejected_session_is_renewed_or_replaced_and_the_request_retried() {
         Fault::Unauthorized,
         Some(1),
     );
-    wait_sim("a renewal", || sim.commvault_counters().renewals == 1).await;
-    let m = exporter.wait_next_success().await;
+    wait_until("a renewal", || sim.commvault_counters().renewals == 1).await;
+    let m = wait_next_success(&exporter).await;
     assert_eq!(value(&m, REFRESHES), Some(3.0));
     assert_eq!(count(&m, FAILURES), 0.0, "{m}");
     assert_eq!(sim.commvault_counters().logins, 2);
@@ -405,8 +217,9 @@ async fn rejected_session_is_renewed_or_replaced_and_the_request_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_and_server_errors_are_retried() {
     let sim = simulator().await;
-    let exporter = Exporter::start(&config(&sim)).await;
-    exporter.wait_success().await;
+    let dir = TempDir::new("commvault-retries");
+    let exporter = start(&dir, &config(&sim)).await;
+    wait_success(&exporter).await;
 
     let retries = |reason: &str| {
         format!(
@@ -432,7 +245,7 @@ async fn rate_limits_and_server_errors_are_retried() {
         ),
         Some(1.0)
     );
-    let m = exporter.wait_next_success().await;
+    let m = wait_next_success(&exporter).await;
     assert_eq!(count(&m, FAILURES), 0.0, "{m}");
 
     sim.set_fault(
@@ -445,7 +258,7 @@ async fn rate_limits_and_server_errors_are_retried() {
             count(m, &retries("server_error")) >= 1.0
         })
         .await;
-    let m = exporter.wait_next_success().await;
+    let m = wait_next_success(&exporter).await;
     assert_eq!(count(&m, FAILURES), 0.0, "{m}");
     assert_eq!(value(&m, ORGANIZATIONS), Some(6.0));
 }
@@ -453,36 +266,33 @@ async fn rate_limits_and_server_errors_are_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_list_fails_the_collection_and_keeps_the_last_good_series() {
     let sim = simulator().await;
-    let exporter = Exporter::start(&config(&sim)).await;
-    exporter.wait_success().await;
+    let dir = TempDir::new("commvault-malformed");
+    let exporter = start(&dir, &config(&sim)).await;
+    wait_success(&exporter).await;
 
     sim.set_fault(RequestKind::CommvaultOrganizations, Fault::Malformed, None);
     let m = exporter
         .wait_metrics("a failed collection", |m| value(m, SUCCESS) == Some(0.0))
         .await;
     assert_eq!(value(&m, ORGANIZATIONS), Some(6.0));
-    assert_eq!(
-        m.lines()
-            .filter(|l| l.starts_with("commvault_organization_users{"))
-            .count(),
-        6
-    );
-    let landing = exporter.get("/").await;
+    assert_eq!(lines_starting(&m, "commvault_organization_users{").len(), 6);
+    let landing = exporter.get_text("/").await;
     assert!(
         landing.contains("invalid organization list: invalid JSON"),
         "{landing}"
     );
 
     sim.clear_faults();
-    let m = exporter.wait_success().await;
+    let m = wait_success(&exporter).await;
     assert_eq!(value(&m, ORGANIZATIONS), Some(6.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_failing_organization_keeps_its_last_good_series() {
     let sim = simulator().await;
-    let exporter = Exporter::start(&config(&sim)).await;
-    exporter.wait_success().await;
+    let dir = TempDir::new("commvault-partial");
+    let exporter = start(&dir, &config(&sim)).await;
+    wait_success(&exporter).await;
     let users_globex = org_series("commvault_organization_users", 15, "globex");
     let users_acme = org_series("commvault_organization_users", 12, "acme");
 
@@ -494,7 +304,7 @@ async fn one_failing_organization_keeps_its_last_good_series() {
         .await;
     let kept = value(&m, &users_globex).expect("globex kept");
     let acme = value(&m, &users_acme).expect("acme");
-    let landing = exporter.get("/").await;
+    let landing = exporter.get_text("/").await;
     assert!(
         landing.contains("partly failed: organization 15 (&quot;globex&quot;)")
             && landing.contains("errorCode 5: Access denied"),
@@ -510,12 +320,7 @@ async fn one_failing_organization_keeps_its_last_good_series() {
     assert_eq!(value(&m, &users_globex), Some(kept));
     assert_eq!(value(&m, SUCCESS), Some(0.0));
     assert_eq!(value(&m, ORGANIZATIONS), Some(6.0));
-    assert_eq!(
-        m.lines()
-            .filter(|l| l.starts_with("commvault_organization_info{"))
-            .count(),
-        6
-    );
+    assert_eq!(lines_starting(&m, "commvault_organization_info{").len(), 6);
 
     sim.fail_commvault_organization(None);
     exporter
@@ -528,13 +333,14 @@ async fn one_failing_organization_keeps_its_last_good_series() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_out_on_sigterm() {
     let sim = simulator().await;
-    let mut exporter = Exporter::start(&config(&sim)).await;
-    exporter.wait_success().await;
+    let dir = TempDir::new("commvault-logout");
+    let mut exporter = start(&dir, &config(&sim)).await;
+    wait_success(&exporter).await;
     let token = sim.commvault_tokens_issued().pop().expect("a token");
     assert!(sim.commvault_token_live(&token));
     assert_eq!(sim.commvault_counters().logouts, 0);
 
-    let status = exporter.terminate().await;
+    let status = terminate(&mut exporter).await;
     assert!(status.success(), "{status}\n{}", exporter.log());
     assert_eq!(sim.commvault_counters().logouts, 1);
     assert!(!sim.commvault_token_live(&token));
@@ -552,18 +358,20 @@ async fn secrets_never_reach_logs_metrics_or_the_landing_page() {
         config(&sim),
         target("cs2", &sim.commvault_base_url(), wrong)
     );
-    let mut exporter = Exporter::start(&config).await;
-    exporter.wait_success().await;
+    let dir = TempDir::new("commvault-secrets");
+    let mut exporter = start(&dir, &config).await;
+    wait_success(&exporter).await;
     let cs2_failed =
         r#"tenant_exporter_collector_success{collector="commvault_organizations",target="cs2"} 0"#;
     exporter
         .wait_metrics("cs2 failing", |m| m.contains(cs2_failed))
         .await;
     let landing = exporter
-        .wait_for("/", "the login failure on the landing page", |l| {
-            l.contains("Username/Password are incorrect")
+        .wait_get("/", "the login failure on the landing page", |r| {
+            r.status == 200 && r.text().contains("Username/Password are incorrect")
         })
-        .await;
+        .await
+        .text();
     assert!(
         landing.contains("logging in to Commvault as &quot;monitor&quot; failed"),
         "{landing}"
@@ -571,15 +379,15 @@ async fn secrets_never_reach_logs_metrics_or_the_landing_page() {
 
     // Renewals and new logins happen too.
     sim.expire_commvault_tokens();
-    wait_sim("a new login", || sim.commvault_counters().logins >= 2).await;
+    wait_until("a new login", || sim.commvault_counters().logins >= 2).await;
     sim.set_fault(
         RequestKind::CommvaultOrganization,
         Fault::Unauthorized,
         Some(1),
     );
-    wait_sim("a renewal", || sim.commvault_counters().renewals >= 1).await;
-    let metrics = exporter.wait_next_success().await;
-    let landing = exporter.get("/").await;
+    wait_until("a renewal", || sim.commvault_counters().renewals >= 1).await;
+    let metrics = wait_next_success(&exporter).await;
+    let landing = exporter.get_text("/").await;
 
     // A wrong password is tried once per collection, never once per request.
     let failed_logins = sim.commvault_counters().failed_logins;
@@ -594,7 +402,7 @@ async fn secrets_never_reach_logs_metrics_or_the_landing_page() {
         "{failed_logins} failed logins in {cs2_collections} collections"
     );
 
-    let status = exporter.terminate().await;
+    let status = terminate(&mut exporter).await;
     assert!(status.success());
     let log = exporter.log();
     assert!(log.contains("level=debug"), "not a debug log:\n{log}");
@@ -612,13 +420,9 @@ async fn secrets_never_reach_logs_metrics_or_the_landing_page() {
         secrets.push(t.trim_start_matches("QSDK ").to_string());
         secrets.push(t);
     }
-    for (name, text) in [("log", &log), ("/metrics", &metrics), ("/", &landing)] {
-        for s in &secrets {
-            assert!(
-                !text.contains(s.as_str()),
-                "{name} contains a secret:\n{text}"
-            );
-        }
+    let texts = [("log", &*log), ("/metrics", &*metrics), ("/", &*landing)];
+    assert_no_secrets(&texts, &secrets);
+    for (name, text) in texts {
         assert!(!text.contains("QSDK"), "{name} mentions a token:\n{text}");
     }
 }

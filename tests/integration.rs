@@ -45,9 +45,7 @@ async fn pages_through_every_enterprise_keeping_the_page_size() {
         .wait_line("webex_broadworks_enterprises{target=\"sp1\"} 25.0")
         .await;
     assert_eq!(
-        body.lines()
-            .filter(|l| l.starts_with("webex_broadworks_enterprise_info{target=\"sp1\","))
-            .count(),
+        lines_starting(&body, "webex_broadworks_enterprise_info{target=\"sp1\",").len(),
         25,
         "{body}"
     );
@@ -140,7 +138,7 @@ async fn malformed_json_keeps_last_good_samples_until_stale_then_recovers() {
     let body = wait_good_collection(&exp).await;
     // The last success is at most an interval before this.
     let good_seen = std::time::Instant::now();
-    let failures_before = value(&body, FAILURES_SP1).unwrap_or(0.0);
+    let failures_before = count(&body, FAILURES_SP1);
 
     sim.set_fault(KIND, Fault::Malformed, None);
     // The first failure: success drops to 0 while the last good samples are still served
@@ -148,7 +146,7 @@ async fn malformed_json_keeps_last_good_samples_until_stale_then_recovers() {
     let body = exp.wait_line(&format!("{SUCCESS_SP1} 0")).await;
     assert!(has_line(&body, enterprises), "{body}");
     assert!(has_line(&body, &format!("{STALE_SP1} 0")), "{body}");
-    let failures = value(&body, FAILURES_SP1).unwrap_or(0.0);
+    let failures = count(&body, FAILURES_SP1);
     assert!(
         failures > failures_before,
         "{failures} <= {failures_before}\n{body}"
@@ -590,9 +588,7 @@ async fn enterprises_that_vanish_upstream_vanish_from_the_exposition() {
     assert!(!body.contains(sixth), "{body}");
     assert!(body.contains(fifth), "{body}");
     assert_eq!(
-        body.lines()
-            .filter(|l| l.starts_with("webex_broadworks_enterprise_info{"))
-            .count(),
+        lines_starting(&body, "webex_broadworks_enterprise_info{").len(),
         5,
         "{body}"
     );

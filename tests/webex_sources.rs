@@ -88,10 +88,7 @@ async fn rotated_refresh_token_is_persisted_and_survives_a_restart() {
     // One refresh served both collectors: they share the target's credentials.
     assert_eq!(value(&body, ACCESS_REFRESHES), Some(1.0), "{body}");
     assert_eq!(value(&body, ROTATIONS), Some(1.0), "{body}");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
+    let now = unix_now();
     let access = value(&body, ACCESS_EXPIRY).expect("access token expiry");
     let refresh = value(&body, REFRESH_EXPIRY).expect("refresh token expiry");
     assert!(
@@ -136,7 +133,7 @@ async fn a_rejected_access_token_is_refreshed_and_the_request_retried() {
         })
         .await;
     // The 401 was answered by refreshing, not by failing the collection.
-    assert_eq!(value(&body, FAILURES_SP1).unwrap_or(0.0), 0.0, "{body}");
+    assert_eq!(count(&body, FAILURES_SP1), 0.0, "{body}");
     assert!(
         body.contains("tenant_exporter_upstream_requests_total{collector=\"webex_broadworks\",target=\"sp1\",code=\"401\"}")
             || body.contains("tenant_exporter_upstream_requests_total{collector=\"webex_managed_orgs\",target=\"sp1\",code=\"401\"}"),
@@ -202,10 +199,11 @@ async fn a_partner_full_admin_is_a_config_error_and_the_other_admins_keep_workin
         "webex_partner_managed_orgs{target=\"sp1\",admin=\"alice\"}",
     )
     .unwrap();
-    let alice_info = body
-        .lines()
-        .filter(|l| l.starts_with("webex_partner_managed_org_info{target=\"sp1\",admin=\"alice\","))
-        .count();
+    let alice_info = lines_starting(
+        &body,
+        "webex_partner_managed_org_info{target=\"sp1\",admin=\"alice\",",
+    )
+    .len();
     assert!(alice >= 3.0 && alice_info as f64 == alice, "{body}");
     assert!(!body.contains("admin=\"root\""), "{body}");
     // The BroadWorks collector of the same target is unaffected.
@@ -263,14 +261,11 @@ async fn managed_orgs_follow_next_links_and_survive_retries() {
             &format!("webex_partner_managed_orgs{{target=\"sp1\",admin=\"{admin}\"}}"),
         )
         .unwrap();
-        let info = body
-            .lines()
-            .filter(|l| {
-                l.starts_with(&format!(
-                    "webex_partner_managed_org_info{{target=\"sp1\",admin=\"{admin}\","
-                ))
-            })
-            .count();
+        let info = lines_starting(
+            &body,
+            &format!("webex_partner_managed_org_info{{target=\"sp1\",admin=\"{admin}\","),
+        )
+        .len();
         assert_eq!(n, info as f64, "{body}");
     };
     orgs("alice");

@@ -75,6 +75,53 @@ pub fn parse_timestamp(s: &str) -> Option<f64> {
         .map(|d| d.as_secs_f64())
 }
 
+/// Helpers for the sources' unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use crate::snapshot::{Family, SampleSet, Snapshot, TargetSamples};
+
+    /// The text exposition of one target's samples.
+    pub(crate) fn exposition_of(
+        collector: &'static str,
+        target: &str,
+        samples: Arc<dyn SampleSet>,
+    ) -> String {
+        Snapshot::encode(vec![TargetSamples {
+            collector,
+            target: target.into(),
+            samples,
+        }])
+        .text()
+    }
+
+    /// The sample lines only, without HELP and TYPE.
+    pub(crate) fn samples(text: &str) -> Vec<&str> {
+        text.lines().filter(|l| !l.starts_with('#')).collect()
+    }
+
+    /// The sample lines that start with `prefix`.
+    pub(crate) fn samples_starting<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+        samples(text)
+            .into_iter()
+            .filter(|l| l.starts_with(prefix))
+            .collect()
+    }
+
+    /// Every family is described as a gauge, with a HELP that says the values are cached.
+    pub(crate) fn assert_cached_gauges(text: &str, families: &[Family]) {
+        for f in families {
+            assert!(
+                text.contains(&format!("# TYPE {} gauge\n", f.name)),
+                "{}",
+                f.name
+            );
+            assert!(f.help.contains("Cached"), "{}", f.name);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_timestamp;

@@ -323,6 +323,13 @@ impl Exporter {
         self.request(reqwest::Method::POST, path, &[]).await
     }
 
+    /// `GET path`, which must answer 200; the body as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        let r = self.get(path).await;
+        assert_eq!(r.status, 200, "GET {path}: {}", r.text());
+        r.text()
+    }
+
     /// `GET /metrics` in the Prometheus text format.
     pub async fn metrics(&self) -> String {
         let r = self
@@ -439,6 +446,26 @@ fn listening_address(log: &str) -> Option<SocketAddr> {
         })
 }
 
+/// Polls `cond` (typically a look at the simulator) until it holds; panics after `DEADLINE`.
+pub async fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !cond() {
+        assert!(
+            started.elapsed() <= DEADLINE,
+            "timed out after {DEADLINE:?} waiting for {what}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs_f64()
+}
+
 /// Whether `body` has exactly the line `line`.
 pub fn has_line(body: &str, line: &str) -> bool {
     body.lines().any(|l| l == line)
@@ -450,6 +477,30 @@ pub fn value(body: &str, series: &str) -> Option<f64> {
         let rest = l.strip_prefix(series)?.strip_prefix(' ')?;
         rest.split(' ').next()?.parse().ok()
     })
+}
+
+/// The value of the counter `series`; a counter that was never incremented is absent and
+/// reads as 0.
+pub fn count(body: &str, series: &str) -> f64 {
+    value(body, series).unwrap_or(0.0)
+}
+
+/// The lines of `body` that start with `prefix`.
+pub fn lines_starting<'a>(body: &'a str, prefix: &str) -> Vec<&'a str> {
+    body.lines().filter(|l| l.starts_with(prefix)).collect()
+}
+
+/// Asserts that no secret occurs in any of the named texts (`(name, text)`).
+pub fn assert_no_secrets<S: AsRef<str>>(texts: &[(&str, &str)], secrets: &[S]) {
+    for (name, text) in texts {
+        for s in secrets {
+            let s = s.as_ref();
+            assert!(
+                !text.contains(s),
+                "{name} contains the secret {s:?}:\n{text}"
+            );
+        }
+    }
 }
 
 /// Sends a raw HTTP/1.0 request without any header but `Host` plus `extra`, and returns

@@ -255,7 +255,7 @@ impl Collect for ManagedOrgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::{Snapshot, TargetSamples};
+    use crate::sources::testing::*;
 
     const SEED: &str = include_str!("../../../tests/fixtures/webex-partner-managed-orgs.json");
 
@@ -266,15 +266,9 @@ mod tests {
         let set = ManagedOrgSet {
             admins: vec![("alice".into(), orgs), ("bob".into(), vec![])],
         };
-        let text = Snapshot::encode(vec![TargetSamples {
-            collector: COLLECTOR,
-            target: "partner-eu".into(),
-            samples: Arc::new(set),
-        }])
-        .text();
-        let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        let text = exposition_of(COLLECTOR, "partner-eu", Arc::new(set));
         assert_eq!(
-            samples,
+            samples(&text),
             [
                 r#"webex_partner_managed_orgs{target="partner-eu",admin="alice"} 1.0"#,
                 r#"webex_partner_managed_orgs{target="partner-eu",admin="bob"} 0.0"#,

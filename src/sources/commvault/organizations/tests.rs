@@ -1,25 +1,13 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::snapshot::{Snapshot, TargetSamples};
+use crate::sources::testing::*;
 
 const SEED: &str = include_str!("../../../../tests/fixtures/commvault-organization-details.json");
 
 fn exposition(listed: usize, items: Vec<Organization>) -> String {
-    Snapshot::encode(vec![TargetSamples {
-        collector: COLLECTOR,
-        target: "cs1".into(),
-        samples: Arc::new(OrganizationSet::new(
-            listed,
-            items.into_iter().map(Arc::new).collect(),
-        )),
-    }])
-    .text()
-}
-
-/// The sample lines only, without HELP and TYPE.
-fn samples(text: &str) -> Vec<&str> {
-    text.lines().filter(|l| !l.starts_with('#')).collect()
+    let set = OrganizationSet::new(listed, items.into_iter().map(Arc::new).collect());
+    exposition_of(COLLECTOR, "cs1", Arc::new(set))
 }
 
 #[test]
@@ -43,14 +31,7 @@ commvault_organization_created_timestamp_seconds{{{id}}} 1507659390.0"#
     );
     assert_eq!(samples(&text).join("\n"), expected);
     // Every family is described once, with a HELP that says the values are cached.
-    for f in &FAMILIES {
-        assert!(
-            text.contains(&format!("# TYPE {} gauge\n", f.name)),
-            "{}",
-            f.name
-        );
-        assert!(f.help.contains("Cached"), "{}", f.name);
-    }
+    assert_cached_gauges(&text, &FAMILIES);
 }
 
 #[test]

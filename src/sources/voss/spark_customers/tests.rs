@@ -5,7 +5,7 @@ use super::*;
 use crate::config::TlsConfig;
 use crate::metrics::SelfMetrics;
 use crate::simulator::{self, Fault, RequestKind, Simulator};
-use crate::snapshot::{Snapshot, TargetSamples};
+use crate::sources::testing::*;
 use crate::upstream::Policy;
 
 const SEED: &str = include_str!("../../../../tests/fixtures/voss-relation-sparkcustomer.json");
@@ -25,17 +25,7 @@ fn exposition(items: Vec<Customer>) -> String {
 }
 
 fn encode(set: SparkCustomerSet) -> String {
-    Snapshot::encode(vec![TargetSamples {
-        collector: COLLECTOR,
-        target: "voss1".into(),
-        samples: Arc::new(set),
-    }])
-    .text()
-}
-
-/// The sample lines only, without HELP and TYPE.
-fn samples(text: &str) -> Vec<&str> {
-    text.lines().filter(|l| !l.starts_with('#')).collect()
+    exposition_of(COLLECTOR, "voss1", Arc::new(set))
 }
 
 /// Every non-empty `token` and `refresh_token` in a list body.
@@ -93,14 +83,7 @@ voss_spark_customer_refresh_token_expiry_timestamp_seconds{{{aaa}}} 1716933624.4
     );
     assert_eq!(samples(&text).join("\n"), expected);
     // Every family is described once, with a HELP that says the values are cached.
-    for f in &FAMILIES {
-        assert!(
-            text.contains(&format!("# TYPE {} gauge\n", f.name)),
-            "{}",
-            f.name
-        );
-        assert!(f.help.contains("Cached"), "{}", f.name);
-    }
+    assert_cached_gauges(&text, &FAMILIES);
     // Keyed by the resource pkid, not data.pkid; no secret is kept or exported.
     assert!(!text.contains("65e0918d6fd4534903e212da"));
     let secrets = secrets_in(SEED);
@@ -196,10 +179,7 @@ fn dirsync_enabled_is_read_leniently() {
             {"pkid":"p2","data":{"name":"Off","hierarchy_path":"h","dirsync_enabled":"false"}}]}"#,
     );
     let text = exposition(items);
-    let dirsync: Vec<&str> = samples(&text)
-        .into_iter()
-        .filter(|l| l.starts_with("voss_spark_customer_dirsync_enabled"))
-        .collect();
+    let dirsync = samples_starting(&text, "voss_spark_customer_dirsync_enabled");
     assert_eq!(
         dirsync,
         [
@@ -450,12 +430,7 @@ async fn collects_every_page_from_the_simulator() {
         })
         .collect();
     assert_eq!(skips, ["skip=0", "skip=5", "skip=10"]);
-    let text = Snapshot::encode(vec![TargetSamples {
-        collector: COLLECTOR,
-        target: "voss1".into(),
-        samples: collected.samples,
-    }])
-    .text();
+    let text = exposition_of(COLLECTOR, "voss1", collected.samples);
     for s in sim.voss_secrets() {
         assert!(!text.contains(&s));
     }
@@ -463,9 +438,8 @@ async fn collects_every_page_from_the_simulator() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64();
-    let expired = samples(&text)
+    let expired = samples_starting(&text, "voss_spark_customer_access_token_expiry")
         .into_iter()
-        .filter(|l| l.starts_with("voss_spark_customer_access_token_expiry"))
         .filter(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap() < now)
         .count();
     assert_eq!(expired, 1, "{text}");

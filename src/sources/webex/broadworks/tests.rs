@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::snapshot::{Snapshot, TargetSamples};
+use crate::sources::testing::*;
 
 const SEED: &str =
     include_str!("../../../../tests/fixtures/webex-list-broadworks-enterprises.json");
@@ -14,17 +14,7 @@ fn parse(body: &str) -> (Vec<Enterprise>, Vec<Skipped>) {
 }
 
 fn exposition(items: Vec<Enterprise>) -> String {
-    Snapshot::encode(vec![TargetSamples {
-        collector: COLLECTOR,
-        target: "sp1".into(),
-        samples: Arc::new(Enterprises::new(items)),
-    }])
-    .text()
-}
-
-/// The sample lines only, without HELP and TYPE.
-fn samples(text: &str) -> Vec<&str> {
-    text.lines().filter(|l| !l.starts_with('#')).collect()
+    exposition_of(COLLECTOR, "sp1", Arc::new(Enterprises::new(items)))
 }
 
 #[test]
@@ -55,14 +45,7 @@ webex_broadworks_external_identities{{{id},object="machine"}} 1.0"#
     );
     assert_eq!(samples(&text).join("\n"), expected);
     // Every family is described once, with a HELP that says the values are cached.
-    for f in &FAMILIES {
-        assert!(
-            text.contains(&format!("# TYPE {} gauge\n", f.name)),
-            "{}",
-            f.name
-        );
-        assert!(f.help.contains("Cached"), "{}", f.name);
-    }
+    assert_cached_gauges(&text, &FAMILIES);
 }
 
 #[test]
@@ -90,10 +73,7 @@ fn unknown_status_is_passed_through_as_data() {
             "directorySyncStatus":{"syncStatus":"PARTIALLY_SYNCED"}}}]}"#,
     );
     let text = exposition(items);
-    let status: Vec<&str> = samples(&text)
-        .into_iter()
-        .filter(|l| l.starts_with("webex_broadworks_directory_sync_status"))
-        .collect();
+    let status = samples_starting(&text, "webex_broadworks_directory_sync_status");
     assert_eq!(
         status,
         [
