@@ -1,1 +1,330 @@
-fn main() {}
+//! Encoding cost of the cached exposition at 10,000 BroadWorks enterprises.
+//!
+//! Run with `cargo bench --bench snapshot`; see `benches/README.md` for what the numbers mean.
+//! The figures that matter are:
+//!
+//! - `encode_10k`: `Snapshot::encode`, i.e. one publish after a collection (text encoding and
+//!   gzip level 1 in one pass). Target: ≤ 400 ms.
+//! - `gzip_with_tail`: the per-scrape work of a gzip scrape (compress the live self-metrics
+//!   and splice them after the cached deflate stream).
+//! - `parse_page_1000`: parsing one 1000-item page of the Webex enterprise list.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use serde_json::{json, Value};
+
+use tenant_exporter::metrics::{collector_labels, SelfMetrics};
+use tenant_exporter::snapshot::{Snapshot, TargetSamples};
+use tenant_exporter::sources::webex::broadworks::{parse_page, Enterprise, Enterprises};
+
+const ENTERPRISES: usize = 10_000;
+const PAGE: usize = 1_000;
+/// A fixed "now" (2025-06-01T00:00:00Z) so every run encodes the same bytes.
+const NOW: u64 = 1_748_736_000;
+
+/// A stable pseudo-random number for `(a, b)` (splitmix64), as the simulator uses.
+fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_add(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Unix seconds with microseconds, as the Webex API's RFC 3339 timestamps parse.
+fn at(i: usize, secs: u64) -> f64 {
+    (Duration::from_secs(secs) + Duration::from_micros(mix(i as u64, secs) % 1_000_000))
+        .as_secs_f64()
+}
+
+/// Enterprise `i`, in the mix the simulator serves: mostly healthy, one in twenty never
+/// synced, failing, or complete with errors; a few with statuses outside the known four,
+/// several error codes, or counts the API left out.
+fn enterprise(i: usize) -> Enterprise {
+    let h = mix(i as u64, 1);
+    let sp_enterprise_id: Box<str> = if i == 0 {
+        // Characters that need escaping in the exposition, as real customer names have.
+        "Reseller1+\"Zürich\" Ost\\Süd".into()
+    } else {
+        format!("Reseller{}+tenant-{i:05}", 1 + i % 3).into()
+    };
+    let mut e = Enterprise {
+        sp_enterprise_id,
+        id: format!("Y2lzY29zcGFyazovL3VzL0VOVEVSUFJJU0Uv{h:016x}").into(),
+        org_id: format!(
+            "Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi8{:016x}",
+            mix(i as u64, 2)
+        )
+        .into(),
+        provisioning_id: format!("ZjViMzYxODctYzhkZC00NzI3LThiMmYt{:016x}", mix(i as u64, 3))
+            .into(),
+        sync_enabled: Some(true),
+        status: Some("COMPLETE".into()),
+        last_start: None,
+        last_end: None,
+        last_success: None,
+        changes: [None; 12],
+        errors: Some(Vec::new()),
+        error_count: 0,
+        external_users: Some((20 + h % 500) as f64),
+        external_machines: Some((2 + h % 40) as f64),
+        user_contacts: Some((50 + h % 900) as f64),
+        org_contacts: Some((5 + h % 60) as f64),
+    };
+    if i % 20 == 7 {
+        // Never synced: the status object holds only the status.
+        e.sync_enabled = Some(false);
+        e.status = Some("NOT_SYNCED".into());
+        e.errors = Some(Vec::new());
+        e.external_users = None;
+        e.external_machines = None;
+        e.user_contacts = None;
+        e.org_contacts = None;
+        return e;
+    }
+    let period = 600;
+    let phase = h % period;
+    let start = (NOW - phase) / period * period + phase;
+    let run = 20 + h % 40;
+    e.last_start = Some(at(i, start));
+    e.last_end = Some(at(i, start + run));
+    e.last_success = Some(at(i, start + run));
+    let maxima = [4, 12, 2, 2, 3, 2, 3, 5, 2, 2, 2, 1];
+    for (k, (slot, max)) in e.changes.iter_mut().zip(maxima).enumerate() {
+        *slot = Some((mix(i as u64 ^ ((k as u64 + 1) << 32), start) % max) as f64);
+    }
+    match i % 20 {
+        2 => {
+            e.status = Some("FAILED".into());
+            e.last_end = Some(at(i, start + 8));
+            e.last_success = Some((NOW - 3 * 86_400) as f64);
+            e.errors = Some(vec!["6003".into()]);
+            e.error_count = 1;
+            e.changes[..6].fill(Some(0.0));
+        }
+        12 => {
+            e.errors = Some(vec!["6011".into()]);
+            e.error_count = 1;
+        }
+        4 => e.status = Some("IN_PROGRESS".into()),
+        _ => {}
+    }
+    match i % 500 {
+        // Statuses the exporter passes through as an extra series.
+        99 => e.status = Some("PENDING_RETRY".into()),
+        199 => e.status = Some("PARTIALLY_COMPLETE".into()),
+        // Several error codes, one of them repeated.
+        299 => {
+            e.status = Some("FAILED".into());
+            e.errors = Some(vec!["6003".into(), "6011".into(), "unknown".into()]);
+            e.error_count = 4;
+        }
+        // An old API version without the contact-service counts.
+        399 => {
+            e.user_contacts = None;
+            e.org_contacts = None;
+            e.changes[6..].fill(None);
+        }
+        _ => {}
+    }
+    e
+}
+
+fn rfc3339(t: f64) -> String {
+    let d = Duration::from_micros((t * 1e6).round() as u64);
+    humantime::format_rfc3339_micros(SystemTime::UNIX_EPOCH + d).to_string()
+}
+
+/// The Webex API's JSON for `e`.
+fn enterprise_json(e: &Enterprise) -> Value {
+    let mut item = json!({
+        "id": &*e.id,
+        "orgId": &*e.org_id,
+        "spEnterpriseId": &*e.sp_enterprise_id,
+        "provisioningId": &*e.provisioning_id,
+    });
+    let mut status = json!({ "syncStatus": e.status.as_deref() });
+    if e.last_start.is_some() {
+        status["lastSyncTrackingId"] = json!(format!("BROADWORKS_SIM_{:.8}_2914", &*e.id));
+    }
+    let times = [
+        ("lastSyncStartTime", e.last_start),
+        ("lastSyncEndTime", e.last_end),
+        ("lastSuccessfulSyncTime", e.last_success),
+    ];
+    for (name, t) in times {
+        if let Some(t) = t {
+            status[name] = json!(rfc3339(t));
+        }
+    }
+    let changes = [
+        "usersAdded",
+        "usersUpdated",
+        "usersDeleted",
+        "machinesAdded",
+        "machinesUpdated",
+        "machinesDeleted",
+        "userContactsAdded",
+        "userContactsUpdated",
+        "userContactsDeleted",
+        "orgContactsAdded",
+        "orgContactsUpdated",
+        "orgContactsDeleted",
+    ];
+    for (name, v) in changes.iter().zip(e.changes) {
+        if let Some(v) = v {
+            status[*name] = json!(v as u64);
+        }
+    }
+    let counts = [
+        ("totalExternalUsersInCI", e.external_users),
+        ("totalExternalMachinesInCI", e.external_machines),
+        ("totalUserContactsInContactService", e.user_contacts),
+        ("totalOrgContactsInContactService", e.org_contacts),
+    ];
+    for (name, v) in counts {
+        if let Some(v) = v {
+            status[name] = json!(v as u64);
+        }
+    }
+    if let Some(codes) = &e.errors {
+        if !codes.is_empty() {
+            // Every distinct code, then the first one again for the duplicates.
+            let errors: Vec<Value> = codes
+                .iter()
+                .chain(std::iter::repeat_n(&codes[0], e.error_count - codes.len()))
+                .map(|c| match c.parse::<u64>() {
+                    Ok(n) => json!({"errorCode": n, "description": "Simulated failure."}),
+                    Err(_) => json!({"description": "No error code."}),
+                })
+                .collect();
+            status["errors"] = json!(errors);
+        } else {
+            status["errors"] = json!([]);
+        }
+    }
+    item["broadworksDirectorySync"] = json!({
+        "enableDirSync": e.sync_enabled,
+        "directorySyncStatus": status,
+    });
+    item
+}
+
+fn enterprises() -> Vec<Enterprise> {
+    (0..ENTERPRISES).map(enterprise).collect()
+}
+
+fn sets(samples: &Arc<Enterprises>) -> Vec<TargetSamples> {
+    vec![TargetSamples {
+        collector: "webex_broadworks",
+        target: "bench".into(),
+        samples: samples.clone(),
+    }]
+}
+
+/// Self-metrics as after some collections, so the tail has its usual size.
+fn self_metrics() -> SelfMetrics {
+    let m = SelfMetrics::new();
+    let labels = collector_labels("webex_broadworks", "bench");
+    m.collections.get_or_create(&labels).inc_by(12);
+    m.collector_success.get_or_create(&labels).set(1);
+    m.collector_stale.get_or_create(&labels).set(0);
+    m.duration.get_or_create(&labels).set(0.412);
+    m.last_success.get_or_create(&labels).set(1_748_736_000.0);
+    for v in [0.02, 0.03, 0.05, 0.04, 0.08] {
+        m.request_duration.get_or_create(&labels).observe(v);
+    }
+    m
+}
+
+fn bench(c: &mut Criterion) {
+    let samples = Arc::new(Enterprises::new(enterprises()));
+    let snapshot = Snapshot::encode(sets(&samples));
+    let text = snapshot.text();
+    let series = text.lines().filter(|l| !l.starts_with('#')).count();
+    let metrics = self_metrics();
+    let tail = metrics.encode();
+    let body: usize = snapshot
+        .gzip_with(&tail)
+        .iter()
+        .map(bytes::Bytes::len)
+        .sum();
+    eprintln!(
+        "snapshot: {ENTERPRISES} enterprises, {series} samples, text {} bytes ({:.1} MB), \
+         cached gzip {} bytes ({:.2} MB, {:.1}x); tail {} bytes; gzip scrape body {} bytes",
+        snapshot.text_len(),
+        snapshot.text_len() as f64 / 1e6,
+        snapshot.compressed_len(),
+        snapshot.compressed_len() as f64 / 1e6,
+        snapshot.text_len() as f64 / snapshot.compressed_len() as f64,
+        tail.len(),
+        body,
+    );
+
+    let strings: usize = samples
+        .items
+        .iter()
+        .map(|e| {
+            let fixed = [&e.sp_enterprise_id, &e.id, &e.org_id, &e.provisioning_id];
+            fixed.iter().map(|s| s.len()).sum::<usize>()
+                + e.status.as_ref().map_or(0, |s| s.len())
+                + e.errors
+                    .iter()
+                    .flatten()
+                    .map(|c| c.len() + 16)
+                    .sum::<usize>()
+        })
+        .sum();
+    eprintln!(
+        "sample set: Enterprise is {} bytes; {ENTERPRISES} of them {:.1} MB plus {:.1} MB of \
+         strings (before allocator overhead)",
+        std::mem::size_of::<Enterprise>(),
+        (std::mem::size_of::<Enterprise>() * samples.items.len()) as f64 / 1e6,
+        strings as f64 / 1e6,
+    );
+
+    let page_items: Vec<Value> = samples.items[..PAGE].iter().map(enterprise_json).collect();
+    let page = serde_json::to_vec(&json!({ "items": page_items })).expect("JSON");
+    {
+        let (mut out, mut skipped) = (Vec::new(), Vec::new());
+        parse_page(&page, &mut out, &mut skipped).expect("the page parses");
+        assert_eq!(out.len(), PAGE, "{skipped:?}");
+        assert!(skipped.is_empty(), "{skipped:?}");
+        assert_eq!(out, samples.items[..PAGE], "JSON round trip");
+        eprintln!("page: {PAGE} items, {} bytes of JSON", page.len());
+    }
+
+    let mut g = c.benchmark_group("snapshot");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(8));
+
+    g.throughput(Throughput::Bytes(snapshot.text_len()));
+    g.bench_function("encode_10k", |b| {
+        b.iter(|| Snapshot::encode(black_box(sets(&samples))))
+    });
+
+    g.throughput(Throughput::Bytes(tail.len() as u64));
+    g.measurement_time(Duration::from_secs(2));
+    g.bench_function("gzip_with_tail", |b| {
+        b.iter(|| black_box(&snapshot).gzip_with(black_box(&tail)))
+    });
+    g.bench_function("self_metrics_encode", |b| b.iter(|| metrics.encode()));
+
+    g.throughput(Throughput::Bytes(page.len() as u64));
+    g.measurement_time(Duration::from_secs(4));
+    g.bench_function("parse_page_1000", |b| {
+        b.iter(|| {
+            let mut out = Vec::with_capacity(PAGE);
+            let mut skipped = Vec::new();
+            parse_page(black_box(&page), &mut out, &mut skipped).expect("the page parses");
+            out
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -18,8 +18,9 @@ use crate::sources::webex::WebexAuth;
 use crate::sources::{commvault, voss, Collect, CollectError, Collected};
 use crate::upstream::{Client, Policy, RequestCtx};
 
-/// Start-up jitter spreads the first requests of many targets without delaying readiness.
-const MAX_START_JITTER: Duration = Duration::from_millis(250);
+/// The first requests of many jobs are spread over this window, short enough not to delay
+/// readiness.
+const START_SPREAD: Duration = Duration::from_millis(250);
 /// How often stale samples are looked for.
 const STALE_SWEEP: Duration = Duration::from_secs(1);
 
@@ -201,13 +202,16 @@ impl Shared {
     pub async fn publish(self: &Arc<Self>) {
         let sets = self.samples();
         let started = Instant::now();
-        let snapshot = match tokio::task::spawn_blocking(move || Snapshot::encode(sets)).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "encoding the snapshot failed");
-                return;
-            }
-        };
+        let capacity = self.snapshot.load().compressed_len() * 21 / 20;
+        let snapshot =
+            match tokio::task::spawn_blocking(move || Snapshot::encode_sized(sets, capacity)).await
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "encoding the snapshot failed");
+                    return;
+                }
+            };
         tracing::debug!(
             text_bytes = snapshot.text_len(),
             gzip_bytes = snapshot.compressed_len(),
@@ -457,8 +461,17 @@ impl Scheduler {
             }
         }
         self.shared.changed.notify_one();
-        for (job, client) in jobs {
-            let task = tokio::spawn(run_job(self.shared.clone(), client.clone(), job.clone()));
+        let n = jobs.len() as u32;
+        for (i, (job, client)) in (0u32..).zip(jobs) {
+            // Spread the first requests evenly over the start-up window; the first job starts
+            // at once, so a single target is collected without delay.
+            let delay = (job.interval / 10).min(START_SPREAD) * i / n.max(1);
+            let task = tokio::spawn(run_job(
+                self.shared.clone(),
+                client.clone(),
+                job.clone(),
+                delay,
+            ));
             self.running.push(Running { job, client, task });
         }
         Ok(())
@@ -481,11 +494,8 @@ impl Scheduler {
     }
 }
 
-async fn run_job(shared: Arc<Shared>, client: Client, job: Job) {
-    let jitter = (job.interval / 10)
-        .min(MAX_START_JITTER)
-        .mul_f64(fastrand::f64());
-    tokio::time::sleep(jitter).await;
+async fn run_job(shared: Arc<Shared>, client: Client, job: Job, delay: Duration) {
+    tokio::time::sleep(delay).await;
     loop {
         let started = Instant::now();
         let result = collect_once(&client, &job).await;

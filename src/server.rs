@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use axum::Router;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
@@ -82,6 +83,11 @@ pub fn spawn(
                     let graceful = async move {
                         let _ = stop.wait_for(|s| *s).await;
                     };
+                    // Without TCP_NODELAY the last small writes of a response wait for the
+                    // client's delayed ACK, adding ~40 ms to one scrape in ten.
+                    let listener = listener.tap_io(|tcp| {
+                        let _ = tcp.set_nodelay(true);
+                    });
                     axum::serve(listener, app)
                         .with_graceful_shutdown(graceful)
                         .await
@@ -93,11 +99,16 @@ pub fn spawn(
                         let _ = stop.wait_for(|s| *s).await;
                         on_stop.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
                     });
-                    match listener
-                        .into_std()
-                        .and_then(|l| axum_server::from_tcp_rustls(l, tls))
-                    {
-                        Ok(server) => server.handle(handle).serve(app.into_make_service()).await,
+                    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+                        .acceptor(axum_server::accept::NoDelayAcceptor::new());
+                    match listener.into_std().and_then(axum_server::from_tcp) {
+                        Ok(server) => {
+                            server
+                                .acceptor(acceptor)
+                                .handle(handle)
+                                .serve(app.into_make_service())
+                                .await
+                        }
                         Err(e) => Err(e),
                     }
                 }

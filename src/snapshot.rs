@@ -67,11 +67,17 @@ impl Default for Snapshot {
 impl Snapshot {
     /// Encodes every target's samples, families grouped across targets as the text formats
     /// require. Targets of the same collector share their families.
-    pub fn encode(mut sets: Vec<TargetSamples>) -> Snapshot {
+    pub fn encode(sets: Vec<TargetSamples>) -> Snapshot {
+        Snapshot::encode_sized(sets, 0)
+    }
+
+    /// Like `encode`, with room for `capacity` compressed bytes from the start (the previous
+    /// snapshot's size is a good guess), which avoids growing and copying the output.
+    pub fn encode_sized(mut sets: Vec<TargetSamples>, capacity: usize) -> Snapshot {
         sets.sort_by(|a, b| (a.collector, &a.target).cmp(&(b.collector, &b.target)));
         let mut registry = Registry::default();
         registry.register_collector(Box::new(Sources(sets)));
-        let mut w = DeflateWriter::new();
+        let mut w = DeflateWriter::new(capacity);
         // Encoding into our own writer cannot fail: errors only come from a SampleSet.
         if let Err(e) = prometheus_client::encoding::text::encode_registry(&mut w, &registry) {
             tracing::error!(error = %e, "encoding samples failed; serving an empty snapshot");
@@ -195,10 +201,10 @@ struct DeflateWriter {
 const WRITE_BUFFER: usize = 1 << 16;
 
 impl DeflateWriter {
-    fn new() -> Self {
+    fn new(capacity: usize) -> Self {
         DeflateWriter {
             buf: String::with_capacity(WRITE_BUFFER),
-            enc: DeflateEncoder::new(Vec::new(), LEVEL),
+            enc: DeflateEncoder::new(Vec::with_capacity(capacity), LEVEL),
             crc: crc32fast::Hasher::new(),
             len: 0,
         }
@@ -218,7 +224,10 @@ impl DeflateWriter {
         // deflate stream can follow it inside the same gzip member.
         let _ = self.enc.flush();
         let mut data = std::mem::take(self.enc.get_mut());
-        data.shrink_to_fit();
+        // Shrinking copies the data; only worth it when much of the buffer is unused.
+        if data.capacity() - data.len() > data.len() / 8 {
+            data.shrink_to_fit();
+        }
         Snapshot {
             deflate: Bytes::from(data),
             crc: self.crc.finalize(),
