@@ -93,7 +93,7 @@ def main(argv):
     for s, ok in present.items():
         if not ok:
             print(f"SKIP: no {SOURCES_PENDING[s]}* series in Prometheus: the {s} collector is not in the "
-                  f"demo yet; its dashboard queries and variables are skipped")
+                  f"demo yet; its dashboard queries are skipped")
 
     passed, failed, skipped = 0, [], 0
     for path in sorted(root.glob("*.json")):

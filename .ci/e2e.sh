@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 
-for tool in prometheus promtool prometheus-alertmanager amtool python3 curl; do
+for tool in prometheus promtool prometheus-alertmanager amtool python3; do
   command -v "$tool" >/dev/null || { echo "e2e: $tool not found (apt-get install prometheus prometheus-alertmanager)" >&2; exit 1; }
 done
 
@@ -39,6 +39,12 @@ cleanup() {
   echo "e2e: finished in $(( $(date +%s) - start )) s (exit $rc)"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT
+
+# fetch URL: prints the body; fails on a connection error, a timeout (5 s) or an HTTP error.
+fetch() {
+  python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1"
+}
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -60,7 +66,7 @@ exporter_port=$(free_port)
 prometheus_port=$(free_port)
 alertmanager_port=$(free_port)
 
-python3 .ci/webhook_receiver.py "$tmp/webhook.port" "$tmp/webhook.jsonl" >"$tmp/webhook.log" 2>&1 &
+python3 -B .ci/webhook_receiver.py "$tmp/webhook.port" "$tmp/webhook.jsonl" >"$tmp/webhook.log" 2>&1 &
 pids+=($!)
 wait_for 10 "webhook receiver listening" test -s "$tmp/webhook.port"
 webhook_port=$(cat "$tmp/webhook.port")
@@ -68,13 +74,13 @@ webhook_port=$(cat "$tmp/webhook.port")
 target/debug/tenant-exporter --demo --web.listen-address="127.0.0.1:$exporter_port" --log.level=warn \
   >"$tmp/exporter.log" 2>&1 &
 pids+=($!)
-wait_for 30 "exporter ready on 127.0.0.1:$exporter_port" curl -fsS "http://127.0.0.1:$exporter_port/-/ready"
+wait_for 30 "exporter ready on 127.0.0.1:$exporter_port" fetch "http://127.0.0.1:$exporter_port/-/ready"
 
-curl -fsS "http://127.0.0.1:$exporter_port/metrics" >"$tmp/exposition.txt"
+fetch "http://127.0.0.1:$exporter_port/metrics" >"$tmp/exposition.txt"
 promtool check metrics <"$tmp/exposition.txt"
 echo "e2e: promtool check metrics passed on the live exposition"
 
-python3 .ci/e2e_config.py "$tmp" "127.0.0.1:$exporter_port" "127.0.0.1:$alertmanager_port" \
+python3 -B .ci/e2e_config.py "$tmp" "127.0.0.1:$exporter_port" "127.0.0.1:$alertmanager_port" \
   "http://127.0.0.1:$webhook_port/alerts" 3s
 promtool check config "$tmp/prometheus.yml" >/dev/null
 amtool check-config "$tmp/alertmanager.yml" >/dev/null
@@ -83,23 +89,23 @@ prometheus-alertmanager --config.file="$tmp/alertmanager.yml" --storage.path="$t
   --web.listen-address="127.0.0.1:$alertmanager_port" --cluster.listen-address= \
   >"$tmp/alertmanager.log" 2>&1 &
 pids+=($!)
-wait_for 30 "Alertmanager ready on 127.0.0.1:$alertmanager_port" curl -fsS "http://127.0.0.1:$alertmanager_port/-/ready"
+wait_for 30 "Alertmanager ready on 127.0.0.1:$alertmanager_port" fetch "http://127.0.0.1:$alertmanager_port/-/ready"
 
 prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/prometheus" \
   --web.listen-address="127.0.0.1:$prometheus_port" >"$tmp/prometheus.log" 2>&1 &
 pids+=($!)
 prom="http://127.0.0.1:$prometheus_port"
-wait_for 30 "Prometheus ready on 127.0.0.1:$prometheus_port" curl -fsS "$prom/-/ready"
+wait_for 30 "Prometheus ready on 127.0.0.1:$prometheus_port" fetch "$prom/-/ready"
 
 target_up() {
-  curl -fsS "$prom/api/v1/query" --data-urlencode 'query=up{job="tenant-exporter"} == 1' | grep -q '"__name__":"up"'
+  fetch "$prom/api/v1/query?query=up%7Bjob%3D%22tenant-exporter%22%7D%20%3D%3D%201" | grep -q '"__name__":"up"'
 }
 wait_for 30 "Prometheus scrapes the exporter: up{job=\"tenant-exporter\"} == 1" target_up
 rules_loaded() {
-  [ "$(curl -fsS "$prom/api/v1/rules" | python3 -c 'import json,sys; print(sum(len(g["rules"]) for g in json.load(sys.stdin)["data"]["groups"]))')" -gt 0 ]
+  [ "$(fetch "$prom/api/v1/rules" | python3 -c 'import json,sys; print(sum(len(g["rules"]) for g in json.load(sys.stdin)["data"]["groups"]))')" -gt 0 ]
 }
 wait_for 10 "Prometheus loaded the rules" rules_loaded
 
-python3 .ci/check_dashboard_queries.py "$prom" 60
-python3 .ci/check_alerts.py "$prom" "http://127.0.0.1:$alertmanager_port" "$tmp/webhook.jsonl" \
+python3 -B .ci/check_dashboard_queries.py "$prom" 60
+python3 -B .ci/check_alerts.py "$prom" "http://127.0.0.1:$alertmanager_port" "$tmp/webhook.jsonl" \
   "127.0.0.1:$exporter_port" 90
