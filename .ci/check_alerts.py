@@ -130,7 +130,10 @@ def voss(prom, instance):
                                   rf"authorize VOSS again\."))
             for alertname, sev, due, threshold, summary, desc in rules:
                 near = abs(left - threshold) < BORDER or (threshold and abs(left) < BORDER)
-                if near:
+                # Within 3 days the critical fires and the example inhibits the warning:
+                # check_inhibition() requires it muted in Alertmanager instead.
+                muted = (kind == "refresh" and sev == "warning" and 0 < left < 3 * DAY)
+                if near or muted:
                     allowed.add(key(alertname, labels) + (sev,))
                 elif due:
                     must.append(Expect(alertname, sev, labels, summary, desc))
@@ -213,17 +216,25 @@ def main(argv):
             problems.append(u)
 
     # 3. The example's inhibition: a critical refresh-token alert mutes the warning of the
-    # same customer.
+    # same customer, which stays active in Alertmanager, inhibited.
     if has["voss"]:
         crit = {key(e.alertname, e.labels) for e in must
                 if e.alertname == "TenantExporterVossRefreshTokenExpiring" and e.severity == "critical"}
+        inhibited = set()
         for a in get(am, "/api/v2/alerts", {"active": "true", "inhibited": "true", "silenced": "true"}):
             k = key(a["labels"]["alertname"], a["labels"])
+            if k in crit and a["labels"].get("severity") == "warning" and a["status"].get("inhibitedBy"):
+                inhibited.add(k)
+        for k in sorted(crit):
+            who = dict(k[1]).get("customer_name")
+            if k in inhibited:
+                print(f"ok   refresh-token warning of {who} is active in Alertmanager, inhibited by its critical")
+            else:
+                problems.append(f"the refresh-token warning of {who} is not active and inhibited in Alertmanager")
+        for a, receiver in received():
+            k = key(a["labels"]["alertname"], a["labels"])
             if k in crit and a["labels"].get("severity") == "warning":
-                if not a["status"].get("inhibitedBy"):
-                    problems.append(f"Alertmanager did not inhibit the refresh-token warning of {a['labels'].get('customer_name')}")
-                else:
-                    print(f"ok   refresh-token warning of {a['labels'].get('customer_name')} inhibited by its critical")
+                problems.append(f"the inhibited refresh-token warning of {dict(k[1]).get('customer_name')} reached {receiver}")
 
     for p in problems:
         print(f"FAIL {p}")
