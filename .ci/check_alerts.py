@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""Checks the alerts of the e2e test (python3 stdlib only).
+
+Waits (up to DEADLINE seconds) until every alert the demo's data must trigger has reached the
+webhook through Alertmanager, with exact labels, annotations and the receiver the example
+routing picks for its severity; then watches a few more seconds and fails on any alert, in
+Prometheus (pending or firing) or at the webhook, that is not expected.
+
+BroadWorks expectations are fixed by the demo's data: Reseller3+tenant-00002 and
+Reseller2+tenant-00022 fail every sync with error 6003, last success three days before the
+demo started; Reseller1+tenant-00012 completes with errors; Reseller1+tenant-00007 is
+NOT_SYNCED with sync disabled. VOSS expectations are computed from the token expiry series in
+Prometheus; VOSS and Commvault checks print SKIP while the demo has no such series.
+
+    check_alerts.py PROMETHEUS_URL ALERTMANAGER_URL WEBHOOK_FILE EXPORTER_INSTANCE [DEADLINE]
+"""
+
+import json
+import re
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+RUNBOOK = "https://git.example.com/noc/tenant-exporter/blob/main/alerts/runbook.md#"
+RECEIVER = {"critical": "noc-pager", "warning": "noc-tickets", "info": "noc-tickets"}
+QUIET_SECONDS = 6  # keep watching after the expected alerts arrived: `for:` is 3 s in the e2e
+BORDER = 300  # tokens this close to a threshold may be on either side of it: not asserted
+DAY = 86400
+
+
+def get(url, path, params=None):
+    q = "?" + urllib.parse.urlencode(params) if params else ""
+    with urllib.request.urlopen(url.rstrip("/") + path + q, timeout=10) as r:
+        return json.load(r)
+
+
+def query(prom, expr):
+    body = get(prom, "/api/v1/query", {"query": expr})
+    return body["data"]["result"]
+
+
+def key(alertname, labels):
+    return (alertname, tuple(sorted((k, v) for k, v in labels.items() if k not in ("alertname", "severity"))))
+
+
+class Expect:
+    """One alert that must reach the webhook: exact labels, summary and runbook, and a
+    description matching `description` (a regular expression, anchored)."""
+
+    def __init__(self, alertname, severity, labels, summary, description):
+        self.alertname, self.severity = alertname, severity
+        self.labels = dict(labels, alertname=alertname, severity=severity)
+        self.summary, self.description = summary, description
+        self.runbook = RUNBOOK + alertname.lower()
+
+    def problems(self, alert, receiver):
+        out = []
+        if alert["labels"] != self.labels:
+            out.append(f"labels {alert['labels']} != {self.labels}")
+        a = alert.get("annotations", {})
+        if a.get("summary") != self.summary:
+            out.append(f"summary {a.get('summary')!r} != {self.summary!r}")
+        if not re.fullmatch(self.description, a.get("description", "")):
+            out.append(f"description {a.get('description')!r} does not match {self.description!r}")
+        if a.get("runbook_url") != self.runbook:
+            out.append(f"runbook_url {a.get('runbook_url')!r} != {self.runbook!r}")
+        if set(a) != {"summary", "description", "runbook_url"}:
+            out.append(f"annotations {sorted(a)}")
+        if receiver != RECEIVER[self.severity]:
+            out.append(f"delivered to receiver {receiver!r}, the example routes {self.severity} to {RECEIVER[self.severity]!r}")
+        return out
+
+
+def broadworks(instance):
+    base = {"job": "tenant-exporter", "instance": instance, "target": "demo"}
+    must, allowed = [], set()
+    for sp in ("Reseller3+tenant-00002", "Reseller2+tenant-00022"):
+        labels = dict(base, sp_enterprise_id=sp)
+        esc = re.escape(sp)
+        must.append(Expect(
+            "TenantExporterBroadworksDirectorySyncFailed", "warning", labels,
+            "A BroadWorks enterprise's last directory sync failed.",
+            rf"The last directory sync of BroadWorks enterprise {esc} \(target demo\) failed with status FAILED "
+            rf"and error codes 6003; last success 3d \d+h \d+m \d+s ago\."))
+        must.append(Expect(
+            "TenantExporterBroadworksDirectorySyncNoRecentSuccess", "critical", labels,
+            "A BroadWorks enterprise has had no successful directory sync for a day.",
+            rf"Directory sync of BroadWorks enterprise {esc} \(target demo\) is enabled but last succeeded "
+            rf"3d \d+h \d+m \d+s ago: changes in BroadWorks are not reaching Webex\."))
+    # Completes with errors: fires once a completed attempt has been seen, not while the
+    # first attempt the exporter sees is still running; allowed, not required.
+    allowed.add(key("TenantExporterBroadworksDirectorySyncErrors", dict(base, sp_enterprise_id="Reseller1+tenant-00012")))
+    return must, allowed
+
+
+def voss(prom, instance):
+    """Expected VOSS alerts from the token expiry series; (must, allowed, problems)."""
+    must, allowed, problems = [], set(), []
+    kinds = [
+        ("access", "voss_spark_customer_access_token_expiry_timestamp_seconds"),
+        ("refresh", "voss_spark_customer_refresh_token_expiry_timestamp_seconds"),
+    ]
+    expired_access = 0
+    for kind, metric in kinds:
+        for r in query(prom, f"{metric} - time()"):
+            m = r["metric"]
+            left = float(r["value"][1])
+            labels = {k: m[k] for k in ("job", "instance", "target", "hierarchy", "customer_name")}
+            who = rf"customer {re.escape(m['customer_name'])} \({re.escape(m['hierarchy'])}\) on VOSS target {re.escape(m['target'])}"
+            rules = []  # (alertname, severity, is_due, summary, description)
+            if kind == "access":
+                rules.append(("TenantExporterVossAccessTokenExpired", "critical", left <= 0, 0,
+                              "A VOSS SparkCustomer's Webex access token has expired.",
+                              rf"The Webex access token of {who} expired .+ ago: VOSS cannot manage that customer's "
+                              rf"Webex organization until the token is refreshed\."))
+                rules.append(("TenantExporterVossAccessTokenExpiring", "warning", 0 < left < 2 * DAY, 2 * DAY,
+                              "A VOSS SparkCustomer's Webex access token expires within 2 days.",
+                              rf"The Webex access token of {who} expires in .+ and VOSS has not refreshed it yet\."))
+                expired_access += left <= 0
+            else:
+                rules.append(("TenantExporterVossRefreshTokenExpired", "critical", left <= 0, 0,
+                              "A VOSS SparkCustomer's Webex refresh token has expired.",
+                              rf"The Webex refresh token of {who} expired .+ ago: the customer must authorize VOSS "
+                              rf"again before VOSS can manage their Webex organization\."))
+                for sev, days in (("warning", 14), ("critical", 3)):
+                    rules.append(("TenantExporterVossRefreshTokenExpiring", sev, 0 < left < days * DAY, days * DAY,
+                                  f"A VOSS SparkCustomer's Webex refresh token expires within {days} days.",
+                                  rf"The Webex refresh token of {who} expires in .+; after that the customer must "
+                                  rf"authorize VOSS again\."))
+            for alertname, sev, due, threshold, summary, desc in rules:
+                near = abs(left - threshold) < BORDER or (threshold and abs(left) < BORDER)
+                # Within 3 days the critical fires and the example inhibits the warning:
+                # check_inhibition() requires it muted in Alertmanager instead.
+                muted = (kind == "refresh" and sev == "warning" and 0 < left < 3 * DAY)
+                if near or muted:
+                    allowed.add(key(alertname, labels) + (sev,))
+                elif due:
+                    must.append(Expect(alertname, sev, labels, summary, desc))
+    if expired_access != 1:
+        problems.append(f"the VOSS demo should have exactly one expired access token, Prometheus shows {expired_access}")
+    return must, allowed, problems
+
+
+def main(argv):
+    prom, am, webhook_file, instance = argv[1:5]
+    deadline = time.monotonic() + (float(argv[5]) if len(argv) > 5 else 90)
+    problems = []
+
+    must, allowed = broadworks(instance)
+    has = {s: float(query(prom, f'count({{__name__=~"{s}_.+"}}) or vector(0)')[0]["value"][1]) > 0
+           for s in ("voss", "commvault")}
+    if has["voss"]:
+        m, a, p = voss(prom, instance)
+        must += m
+        allowed |= a
+        problems += p
+        print(f"voss: expecting {len(m)} alerts from the token expiry series")
+    else:
+        print("SKIP: no voss_* series in Prometheus: VOSS token alerts (an expired and an expiring "
+              "SparkCustomer token must fire; inhibition of the refresh-token warning) not checked")
+    if not has["commvault"]:
+        print("SKIP: no commvault_* series in Prometheus: the check that no Commvault drop alert fires "
+              "on the demo's growing counts is vacuous")
+
+    def received():
+        out = []
+        try:
+            with open(webhook_file, encoding="utf-8") as f:
+                for line in f:
+                    p = json.loads(line)
+                    for a in p.get("alerts", []):
+                        out.append((a, p.get("receiver")))
+        except FileNotFoundError:
+            pass
+        return out
+
+    # 1. Every expected alert reaches the webhook.
+    seen = {}
+    while True:
+        for a, receiver in received():
+            seen.setdefault(key(a["labels"]["alertname"], a["labels"]) + (a["labels"].get("severity"),), (a, receiver))
+        missing = [e for e in must if key(e.alertname, e.labels) + (e.severity,) not in seen]
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    for e in missing:
+        problems.append(f"never reached the webhook: {e.alertname} {e.severity} {e.labels}")
+    for e in must:
+        got = seen.get(key(e.alertname, e.labels) + (e.severity,))
+        if got:
+            for p in e.problems(*got):
+                problems.append(f"{e.alertname} {e.labels.get('sp_enterprise_id') or e.labels.get('customer_name')}: {p}")
+            if not e.problems(*got):
+                print(f"ok   {e.alertname} ({e.severity}) for {e.labels.get('sp_enterprise_id') or e.labels.get('customer_name')} "
+                      f"reached {got[1]}: {got[0]['annotations']['description']}")
+
+    # 2. Nothing else fires, in Prometheus or at the webhook.
+    time.sleep(QUIET_SECONDS)
+    expected = {key(e.alertname, e.labels) + (e.severity,) for e in must}
+
+    def unexpected(alertname, labels, state):
+        k = key(alertname, labels)
+        sev = labels.get("severity")
+        if k + (sev,) in expected or k + (sev,) in allowed or k in allowed:
+            return None
+        return f"unexpected alert ({state}): {alertname} {sev} {dict(labels)}"
+
+    for a in get(prom, "/api/v1/alerts")["data"]["alerts"]:
+        u = unexpected(a["labels"]["alertname"], a["labels"], "Prometheus " + a["state"])
+        if u:
+            problems.append(u)
+    for a, receiver in received():
+        u = unexpected(a["labels"]["alertname"], a["labels"], f"webhook {a['status']} via {receiver}")
+        if u and u not in problems:
+            problems.append(u)
+
+    # 3. The example's inhibition: a critical refresh-token alert mutes the warning of the
+    # same customer, which stays active in Alertmanager, inhibited.
+    if has["voss"]:
+        crit = {key(e.alertname, e.labels) for e in must
+                if e.alertname == "TenantExporterVossRefreshTokenExpiring" and e.severity == "critical"}
+        inhibited = set()
+        for a in get(am, "/api/v2/alerts", {"active": "true", "inhibited": "true", "silenced": "true"}):
+            k = key(a["labels"]["alertname"], a["labels"])
+            if k in crit and a["labels"].get("severity") == "warning" and a["status"].get("inhibitedBy"):
+                inhibited.add(k)
+        for k in sorted(crit):
+            who = dict(k[1]).get("customer_name")
+            if k in inhibited:
+                print(f"ok   refresh-token warning of {who} is active in Alertmanager, inhibited by its critical")
+            else:
+                problems.append(f"the refresh-token warning of {who} is not active and inhibited in Alertmanager")
+        for a, receiver in received():
+            k = key(a["labels"]["alertname"], a["labels"])
+            if k in crit and a["labels"].get("severity") == "warning":
+                problems.append(f"the inhibited refresh-token warning of {dict(k[1]).get('customer_name')} reached {receiver}")
+
+    for p in problems:
+        print(f"FAIL {p}")
+    print(f"alerts: {len(must) - len([p for p in problems if p.startswith('never')])} expected alerts delivered, "
+          f"{len(problems)} problems")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Lints dashboards/*.json (python3 stdlib only). Exit 1 with every problem listed.
+
+- valid JSON; a dashboard object with a fixed, unique `uid`, a unique title, tags and a
+  current `schemaVersion`
+- template variables `datasource` (Prometheus), `job`, `instance` and `target`, the query
+  variables on `${datasource}`
+- every panel (rows excepted) and every query on `${datasource}`; panel ids unique
+- every vector selector of every query has a `job` matcher
+- rate(), irate() and increase() use `$__rate_interval`
+"""
+
+import json
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import promql  # noqa: E402
+
+MIN_SCHEMA_VERSION = 39  # Grafana 11; Grafana 12 writes 41 and 42
+DATASOURCE_UIDS = {"${datasource}", "$datasource"}
+REQUIRED_VARIABLES = ("datasource", "job", "instance", "target")
+
+
+def panels_of(dashboard):
+    for p in dashboard.get("panels", []):
+        yield p
+        for q in p.get("panels", []) if p.get("type") == "row" else []:
+            yield q
+
+
+def uses_datasource_variable(ds):
+    return isinstance(ds, dict) and ds.get("uid") in DATASOURCE_UIDS
+
+
+def check_expr(where, expr, problems):
+    if not isinstance(expr, str) or not expr.strip():
+        problems.append(f"{where}: empty query")
+        return
+    try:
+        sels = promql.selectors(expr)
+        ranges = promql.rate_ranges(expr)
+    except promql.PromQLError as e:
+        problems.append(f"{where}: cannot scan the query: {e}: {expr}")
+        return
+    if not sels:
+        problems.append(f"{where}: the query selects no series: {expr}")
+    for name, matchers in sels:
+        if "job" not in matchers:
+            problems.append(f"{where}: selector {name or '{...}'} has no job matcher: {expr}")
+    for fn, rng in ranges:
+        if rng not in ("$__rate_interval", "${__rate_interval}"):
+            problems.append(f"{where}: {fn}() over [{rng}] instead of [$__rate_interval]: {expr}")
+
+
+def lint(path, seen_uids, seen_titles, problems):
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        problems.append(f"{path}: not valid JSON: {e}")
+        return
+    if not isinstance(d, dict) or not isinstance(d.get("panels"), list):
+        problems.append(f"{path}: not a dashboard (no panels list)")
+        return
+    uid = d.get("uid")
+    if not isinstance(uid, str) or not uid or len(uid) > 40:
+        problems.append(f"{path}: uid must be a fixed string of 1 to 40 characters, got {uid!r}")
+    elif uid in seen_uids:
+        problems.append(f"{path}: uid {uid!r} is also used by {seen_uids[uid]}")
+    else:
+        seen_uids[uid] = path
+    title = d.get("title")
+    if not title:
+        problems.append(f"{path}: no title")
+    elif title in seen_titles:
+        problems.append(f"{path}: title {title!r} is also used by {seen_titles[title]}")
+    else:
+        seen_titles[title] = path
+    if not d.get("tags"):
+        problems.append(f"{path}: no tags")
+    if not isinstance(d.get("schemaVersion"), int) or d["schemaVersion"] < MIN_SCHEMA_VERSION:
+        problems.append(f"{path}: schemaVersion {d.get('schemaVersion')!r} is older than {MIN_SCHEMA_VERSION}")
+
+    variables = {v.get("name"): v for v in d.get("templating", {}).get("list", [])}
+    for name in REQUIRED_VARIABLES:
+        if name not in variables:
+            problems.append(f"{path}: no ${name} variable")
+    ds = variables.get("datasource")
+    if ds and (ds.get("type") != "datasource" or ds.get("query") != "prometheus"):
+        problems.append(f"{path}: $datasource must be a Prometheus data source variable")
+    for name in ("job", "instance", "target"):
+        v = variables.get(name)
+        if v is None:
+            continue
+        if v.get("type") != "query" or not uses_datasource_variable(v.get("datasource")):
+            problems.append(f"{path}: ${name} must be a query variable on ${{datasource}}")
+
+    ids = set()
+    for p in panels_of(d):
+        where = f"{path}: panel {p.get('id')} {p.get('title')!r}"
+        if p.get("id") in ids:
+            problems.append(f"{where}: duplicate panel id")
+        ids.add(p.get("id"))
+        if p.get("type") == "row":
+            continue
+        if not uses_datasource_variable(p.get("datasource")):
+            problems.append(f"{where}: panel datasource is not ${{datasource}}: {p.get('datasource')!r}")
+        targets = p.get("targets") or []
+        if not targets:
+            problems.append(f"{where}: no queries")
+        for t in targets:
+            w = f"{where} query {t.get('refId')}"
+            if not uses_datasource_variable(t.get("datasource")):
+                problems.append(f"{w}: query datasource is not ${{datasource}}: {t.get('datasource')!r}")
+            check_expr(w, t.get("expr"), problems)
+
+
+def main(argv):
+    root = pathlib.Path(argv[1] if len(argv) > 1 else "dashboards")
+    files = sorted(root.glob("*.json"))
+    problems = []
+    if not files:
+        problems.append(f"{root}: no dashboards")
+    seen_uids, seen_titles = {}, {}
+    for f in files:
+        lint(f, seen_uids, seen_titles, problems)
+    for p in problems:
+        print(p, file=sys.stderr)
+    print(f"dashboard lint: {len(files)} dashboards, {len(problems)} problems")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
