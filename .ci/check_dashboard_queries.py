@@ -6,10 +6,6 @@ label_values() query; "All" as the variable's allValue), substitutes them and Gr
 interval variables, and requires every panel query to return at least one series. Queries are
 retried until DEADLINE seconds have passed, so rates get their second sample.
 
-Queries on VOSS (voss_*) or Commvault (commvault_*) metrics are skipped, with a SKIP line,
-while the Prometheus has no series of that source at all (their collectors are not in the
-demo yet).
-
     check_dashboard_queries.py PROMETHEUS_URL [DEADLINE_SECONDS] [DASHBOARD_DIR]
 """
 
@@ -30,7 +26,6 @@ BUILTINS = {
     "__range_s": "21600",
     "__range_ms": "21600000",
 }
-SOURCES_PENDING = {"voss": "voss_", "commvault": "commvault_"}
 VAR = re.compile(r"\$\{([a-zA-Z_][a-zA-Z0-9_]*)(?::[a-z]+)?\}|\$([a-zA-Z_][a-zA-Z0-9_]*)")
 LABEL_VALUES = re.compile(r"^\s*label_values\(\s*(?:(.*)\s*,\s*)?([a-zA-Z_][a-zA-Z0-9_]*)\s*\)\s*$", re.S)
 
@@ -78,24 +73,11 @@ def variable_query(v):
     return q or v.get("definition") or ""
 
 
-def pending_source(expr, present):
-    for source, prefix in SOURCES_PENDING.items():
-        if prefix in expr and not present[source]:
-            return source
-    return None
-
-
 def main(argv):
     prom = Prometheus(argv[1])
     deadline = time.monotonic() + (float(argv[2]) if len(argv) > 2 else 60)
     root = pathlib.Path(argv[3] if len(argv) > 3 else pathlib.Path(__file__).resolve().parent.parent / "dashboards")
-    present = {s: prom.query(f'count({{__name__=~"{p}.+"}})') > 0 for s, p in SOURCES_PENDING.items()}
-    for s, ok in present.items():
-        if not ok:
-            print(f"SKIP: no {SOURCES_PENDING[s]}* series in Prometheus: the {s} collector is not in the "
-                  f"demo yet; its dashboard queries are skipped")
-
-    passed, failed, skipped = 0, [], 0
+    passed, failed = 0, []
     for path in sorted(root.glob("*.json")):
         d = json.loads(path.read_text(encoding="utf-8"))
         values = dict(BUILTINS)
@@ -143,11 +125,6 @@ def main(argv):
                 if left:
                     failed.append(f"{label}: unresolved variables {left}: {expr}")
                     continue
-                source = pending_source(expr, present)
-                if source:
-                    skipped += 1
-                    print(f"SKIP {label}: no {source} data yet")
-                    continue
                 n, err = 0, None
                 while True:
                     try:
@@ -164,7 +141,7 @@ def main(argv):
                     failed.append(f"{label}: no series{f' ({err})' if err else ''}: {expr}")
     for f in failed:
         print(f"FAIL {f}")
-    print(f"dashboard queries: {passed} passed, {len(failed)} failed, {skipped} skipped")
+    print(f"dashboard queries: {passed} passed, {len(failed)} failed")
     return 1 if failed else 0
 
 

@@ -8,8 +8,7 @@
 # started here is stopped on exit. Asserts: the exporter is `up`; `promtool check metrics`
 # passes on the live exposition; every dashboard query returns data (check_dashboard_queries.py);
 # the alerts the demo must trigger reach the webhook with their labels and annotations, and no
-# other alert fires (check_alerts.py). VOSS and Commvault checks print SKIP while the demo has
-# no voss_* / commvault_* series.
+# other alert fires (check_alerts.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)

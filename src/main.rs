@@ -198,8 +198,10 @@ async fn run(cli: Cli) -> ExitCode {
         // Scrapes in flight get a moment to finish; the process does not wait on a stuck one.
         let _ = tokio::time::timeout(Duration::from_secs(5), s).await;
     }
-    if let Ok(scheduler) = reloader.await {
+    if let Ok((scheduler, source)) = reloader.await {
+        // Sources log out of their upstreams; the demo's simulator must outlive them.
         scheduler.shutdown().await;
+        drop(source);
     }
     ExitCode::SUCCESS
 }
@@ -228,7 +230,7 @@ async fn reload_loop(
     metrics: Arc<SelfMetrics>,
     mut requests: mpsc::Receiver<ReloadRequest>,
     mut stop: watch::Receiver<bool>,
-) -> Scheduler {
+) -> (Scheduler, Source) {
     loop {
         let reply = tokio::select! {
             r = requests.recv() => match r { Some(r) => r, None => break },
@@ -247,5 +249,5 @@ async fn reload_loop(
         }
         let _ = reply.send(result);
     }
-    scheduler
+    (scheduler, source)
 }

@@ -50,6 +50,7 @@ pub struct SelfMetrics {
     pub collector_stale: Family<CollectorLabels, Gauge>,
     pub last_success: Family<CollectorLabels, FloatGauge>,
     pub duration: Family<CollectorLabels, FloatGauge>,
+    pub interval: Family<CollectorLabels, FloatGauge>,
     pub collections: Family<CollectorLabels, Counter>,
     pub failures: Family<CollectorLabels, Counter>,
     pub requests: Family<CodeLabels, Counter>,
@@ -76,6 +77,7 @@ impl SelfMetrics {
             collector_stale: Family::default(),
             last_success: Family::default(),
             duration: Family::default(),
+            interval: Family::default(),
             collections: Family::default(),
             failures: Family::default(),
             requests: Family::default(),
@@ -109,6 +111,11 @@ impl SelfMetrics {
             "tenant_exporter_collector_duration_seconds",
             "Duration of the last collection of this collector and target",
             m.duration.clone(),
+        );
+        r.register(
+            "tenant_exporter_collector_interval_seconds",
+            "How often this collector polls this target",
+            m.interval.clone(),
         );
         r.register(
             "tenant_exporter_collections",
@@ -162,6 +169,15 @@ impl SelfMetrics {
         out
     }
 
+    /// Creates a scheduled target's series, counters at 0, so the first failure is an increase
+    /// that `rate()` and `increase()` see.
+    pub fn register_target(&self, collector: &str, target: &str, interval: std::time::Duration) {
+        let l = collector_labels(collector, target);
+        self.interval.get_or_create(&l).set(interval.as_secs_f64());
+        let _ = self.collections.get_or_create(&l);
+        let _ = self.failures.get_or_create(&l);
+    }
+
     /// Counts an upstream request; `code` is the HTTP status or `error`.
     pub fn count_request(&self, collector: &str, target: &str, code: &str) {
         self.requests
@@ -212,6 +228,7 @@ impl SelfMetrics {
         self.collector_stale.remove(&l);
         self.last_success.remove(&l);
         self.duration.remove(&l);
+        self.interval.remove(&l);
         self.collections.remove(&l);
         self.failures.remove(&l);
         self.request_duration.remove(&l);

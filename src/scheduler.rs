@@ -458,6 +458,7 @@ impl Scheduler {
                     .entry((j.collector, j.target.clone()))
                     .or_insert_with(|| Entry::pending(j));
                 e.status.interval = j.interval;
+                metrics.register_target(j.collector, &j.target, j.interval);
             }
         }
         self.shared.changed.notify_one();
@@ -532,6 +533,9 @@ pub async fn run_once(
         let mut entries = shared.entries();
         for (j, _) in &jobs {
             entries.insert((j.collector, j.target.clone()), Entry::pending(j));
+            shared
+                .metrics
+                .register_target(j.collector, &j.target, j.interval);
         }
     }
     let results = futures_util::future::join_all(jobs.iter().map(|(j, c)| async move {

@@ -119,7 +119,8 @@ pub fn enterprise_json(state: &SimState, i: usize, now: SystemTime) -> String {
             // The last success was three days before the simulator started.
             let last_ok = state.epoch - Duration::from_secs(3 * 86_400);
             status_json["syncStatus"] = json!("FAILED");
-            status_json["lastSyncEndTime"] = json!(ts(at(last_start + 8)));
+            // The failed attempt ends 8 s after it started, and not in the future.
+            status_json["lastSyncEndTime"] = json!(ts(at((last_start + 8).min(unix))));
             status_json["lastSuccessfulSyncTime"] = json!(ts(last_ok));
             status_json["errors"] = json!([
                 {"errorCode": 6003, "description": "Failure connecting to the BroadWorks cluster."}
