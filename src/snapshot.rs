@@ -36,6 +36,15 @@ pub trait SampleSet: Send + Sync + fmt::Debug + 'static {
     fn objects(&self) -> usize;
 }
 
+/// Writes one gauge sample of the family `enc` describes.
+pub fn gauge(
+    enc: &mut MetricEncoder<'_>,
+    labels: &impl prometheus_client::encoding::EncodeLabelSet,
+    value: f64,
+) -> fmt::Result {
+    enc.encode_family(labels)?.encode_gauge(&value)
+}
+
 /// One target's samples, as handed to the encoder.
 #[derive(Debug, Clone)]
 pub struct TargetSamples {

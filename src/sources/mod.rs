@@ -26,6 +26,19 @@ pub enum CollectError {
     Timeout(Duration),
 }
 
+/// The HELP text of a source's family: what it is, and that the value is cached.
+macro_rules! help {
+    ($api:literal, $text:literal) => {
+        concat!(
+            $text,
+            " Cached from the ",
+            $api,
+            " API; refreshed every collection interval."
+        )
+    };
+}
+pub(crate) use help;
+
 /// The result of a collection that produced samples.
 pub struct Collected {
     pub samples: Arc<dyn SampleSet>,

@@ -18,70 +18,73 @@ use url::Url;
 
 use super::auth::Session;
 use super::{api_error, COLLECTOR};
-use crate::snapshot::{Family, SampleSet};
-use crate::sources::{endpoint, lenient, Collect, CollectError, Collected};
+use crate::snapshot::{gauge, Family, SampleSet};
+use crate::sources::{endpoint, help, lenient, Collect, CollectError, Collected};
 use crate::upstream::{display_url, sanitize, Client, RequestCtx};
 
 /// Failed organizations named one by one in a collection's problems; the rest are counted.
 const MAX_PROBLEMS: usize = 5;
 
-macro_rules! cached {
-    ($text:literal) => {
-        concat!(
-            $text,
-            " Cached from the Commvault API; refreshed every collection interval."
-        )
-    };
-}
-
 static FAMILIES: [Family; 12] = [
     Family {
         name: "commvault_organization_info",
-        help: cached!("Commvault organization (company) with its description, value 1."),
+        help: help!(
+            "Commvault",
+            "Commvault organization (company) with its description, value 1."
+        ),
     },
     Family {
         name: "commvault_organizations",
-        help: cached!("Organizations listed by the target, or named in the config."),
+        help: help!(
+            "Commvault",
+            "Organizations listed by the target, or named in the config."
+        ),
     },
     Family {
         name: "commvault_organization_enabled",
-        help: cached!("Whether the organization is enabled (1) or not (0)."),
+        help: help!(
+            "Commvault",
+            "Whether the organization is enabled (1) or not (0)."
+        ),
     },
     Family {
         name: "commvault_organization_users",
-        help: cached!("Users of the organization."),
+        help: help!("Commvault", "Users of the organization."),
     },
     Family {
         name: "commvault_organization_devices",
-        help: cached!("Devices of the organization."),
+        help: help!("Commvault", "Devices of the organization."),
     },
     Family {
         name: "commvault_organization_physical_devices",
-        help: cached!("Physical devices of the organization."),
+        help: help!("Commvault", "Physical devices of the organization."),
     },
     Family {
         name: "commvault_organization_servers",
-        help: cached!("Servers of the organization."),
+        help: help!("Commvault", "Servers of the organization."),
     },
     Family {
         name: "commvault_organization_vms",
-        help: cached!("Virtual machines of the organization."),
+        help: help!("Commvault", "Virtual machines of the organization."),
     },
     Family {
         name: "commvault_organization_hypervisors",
-        help: cached!("Hypervisors of the organization."),
+        help: help!("Commvault", "Hypervisors of the organization."),
     },
     Family {
         name: "commvault_organization_machines",
-        help: cached!("Machines of the organization, all kinds."),
+        help: help!("Commvault", "Machines of the organization, all kinds."),
     },
     Family {
         name: "commvault_organization_misc_machines",
-        help: cached!("Machines of the organization of no other kind."),
+        help: help!(
+            "Commvault",
+            "Machines of the organization of no other kind."
+        ),
     },
     Family {
         name: "commvault_organization_created_timestamp_seconds",
-        help: cached!("Unix time the organization was created."),
+        help: help!("Commvault", "Unix time the organization was created."),
     },
 ];
 
@@ -123,14 +126,6 @@ impl OrganizationSet {
         items.dedup_by_key(|o| o.id);
         OrganizationSet { listed, items }
     }
-}
-
-fn gauge(
-    enc: &mut MetricEncoder<'_>,
-    labels: &impl prometheus_client::encoding::EncodeLabelSet,
-    v: f64,
-) -> fmt::Result {
-    enc.encode_family(labels)?.encode_gauge(&v)
 }
 
 impl SampleSet for OrganizationSet {

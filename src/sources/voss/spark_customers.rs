@@ -23,43 +23,47 @@ use url::Url;
 
 use super::COLLECTOR;
 use crate::config::{Secret, VossTarget};
-use crate::snapshot::{Family, SampleSet};
-use crate::sources::{lenient, parse_timestamp, Collect, CollectError, Collected};
+use crate::snapshot::{gauge, Family, SampleSet};
+use crate::sources::{help, lenient, parse_timestamp, Collect, CollectError, Collected};
 use crate::upstream::{display_url, sanitize, Client, Request, RequestCtx, UpstreamError};
 
 /// A safety net against an upstream whose pages never add up to its total.
 const MAX_PAGES: usize = 10_000;
 const LIST_PATH: &str = "api/relation/SparkCustomer/";
 
-macro_rules! cached {
-    ($text:literal) => {
-        concat!(
-            $text,
-            " Cached from the VOSS Automate API; refreshed every collection interval."
-        )
-    };
-}
-
 static FAMILIES: [Family; 5] = [
     Family {
         name: "voss_spark_customer_info",
-        help: cached!("A SparkCustomer (Webex customer connection) with its identifiers, value 1."),
+        help: help!(
+            "VOSS Automate",
+            "A SparkCustomer (Webex customer connection) with its identifiers, value 1."
+        ),
     },
     Family {
         name: "voss_spark_customers",
-        help: cached!("SparkCustomers at and below the configured hierarchy."),
+        help: help!(
+            "VOSS Automate",
+            "SparkCustomers at and below the configured hierarchy."
+        ),
     },
     Family {
         name: "voss_spark_customer_access_token_expiry_timestamp_seconds",
-        help: cached!("Unix time the customer's Webex access token expires."),
+        help: help!(
+            "VOSS Automate",
+            "Unix time the customer's Webex access token expires."
+        ),
     },
     Family {
         name: "voss_spark_customer_refresh_token_expiry_timestamp_seconds",
-        help: cached!("Unix time the customer's Webex refresh token expires."),
+        help: help!(
+            "VOSS Automate",
+            "Unix time the customer's Webex refresh token expires."
+        ),
     },
     Family {
         name: "voss_spark_customer_dirsync_enabled",
-        help: cached!(
+        help: help!(
+            "VOSS Automate",
             "Whether directory synchronization is enabled for the customer (1) or not (0)."
         ),
     },
@@ -321,14 +325,6 @@ impl SparkCustomerSet {
         items.shrink_to_fit();
         SparkCustomerSet { customers: items }
     }
-}
-
-fn gauge(
-    enc: &mut MetricEncoder<'_>,
-    labels: &impl prometheus_client::encoding::EncodeLabelSet,
-    v: f64,
-) -> fmt::Result {
-    enc.encode_family(labels)?.encode_gauge(&v)
 }
 
 impl SampleSet for SparkCustomerSet {

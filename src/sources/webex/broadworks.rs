@@ -13,8 +13,8 @@ use url::Url;
 
 use super::WebexAuth;
 use crate::config::BroadworksConfig;
-use crate::snapshot::{Family, SampleSet};
-use crate::sources::{lenient, parse_timestamp, Collect, CollectError, Collected};
+use crate::snapshot::{gauge, Family, SampleSet};
+use crate::sources::{help, lenient, parse_timestamp, Collect, CollectError, Collected};
 use crate::upstream::{display_url, Client, RequestCtx};
 
 pub const COLLECTOR: &str = "webex_broadworks";
@@ -39,65 +39,78 @@ const CHANGE_KINDS: [(&str, &str); 12] = [
     ("org_contact", "deleted"),
 ];
 
-macro_rules! cached {
-    ($text:literal) => {
-        concat!(
-            $text,
-            " Cached from the Webex API; refreshed every collection interval."
-        )
-    };
-}
-
 static FAMILIES: [Family; 12] = [
     Family {
         name: "webex_broadworks_enterprise_info",
-        help: cached!("BroadWorks enterprise identifiers, value 1."),
+        help: help!("Webex", "BroadWorks enterprise identifiers, value 1."),
     },
     Family {
         name: "webex_broadworks_enterprises",
-        help: cached!("BroadWorks enterprises provisioned for this target."),
+        help: help!(
+            "Webex",
+            "BroadWorks enterprises provisioned for this target."
+        ),
     },
     Family {
         name: "webex_broadworks_directory_sync_enabled",
-        help: cached!("Whether directory sync is enabled for the enterprise (1) or not (0)."),
+        help: help!(
+            "Webex",
+            "Whether directory sync is enabled for the enterprise (1) or not (0)."
+        ),
     },
     Family {
         name: "webex_broadworks_directory_sync_status",
-        help: cached!(
+        help: help!(
+            "Webex",
             "Directory sync status: 1 for the current status, 0 for the other known ones."
         ),
     },
     Family {
         name: "webex_broadworks_directory_sync_last_start_timestamp_seconds",
-        help: cached!("Unix time the last directory sync started."),
+        help: help!("Webex", "Unix time the last directory sync started."),
     },
     Family {
         name: "webex_broadworks_directory_sync_last_end_timestamp_seconds",
-        help: cached!("Unix time the last directory sync ended."),
+        help: help!("Webex", "Unix time the last directory sync ended."),
     },
     Family {
         name: "webex_broadworks_directory_sync_last_success_timestamp_seconds",
-        help: cached!("Unix time of the last successful directory sync."),
+        help: help!("Webex", "Unix time of the last successful directory sync."),
     },
     Family {
         name: "webex_broadworks_directory_sync_last_changes",
-        help: cached!("Objects changed by the last directory sync, by object and action."),
+        help: help!(
+            "Webex",
+            "Objects changed by the last directory sync, by object and action."
+        ),
     },
     Family {
         name: "webex_broadworks_directory_sync_errors",
-        help: cached!("Errors reported for the last directory sync attempt."),
+        help: help!(
+            "Webex",
+            "Errors reported for the last directory sync attempt."
+        ),
     },
     Family {
         name: "webex_broadworks_directory_sync_error_info",
-        help: cached!("Error codes reported for the last directory sync attempt, value 1."),
+        help: help!(
+            "Webex",
+            "Error codes reported for the last directory sync attempt, value 1."
+        ),
     },
     Family {
         name: "webex_broadworks_external_identities",
-        help: cached!("External users and machines in Webex Common Identity across all syncs."),
+        help: help!(
+            "Webex",
+            "External users and machines in Webex Common Identity across all syncs."
+        ),
     },
     Family {
         name: "webex_broadworks_contacts",
-        help: cached!("User and org contacts in the Webex contact service."),
+        help: help!(
+            "Webex",
+            "User and org contacts in the Webex contact service."
+        ),
     },
 ];
 
@@ -338,14 +351,6 @@ impl Enterprises {
         items.shrink_to_fit();
         Enterprises { items }
     }
-}
-
-fn gauge(
-    enc: &mut MetricEncoder<'_>,
-    labels: &impl prometheus_client::encoding::EncodeLabelSet,
-    v: f64,
-) -> fmt::Result {
-    enc.encode_family(labels)?.encode_gauge(&v)
 }
 
 impl SampleSet for Enterprises {

@@ -14,30 +14,22 @@ use url::Url;
 
 use super::WebexAuth;
 use crate::config::Admin;
-use crate::snapshot::{Family, SampleSet};
-use crate::sources::{Collect, CollectError, Collected};
+use crate::snapshot::{gauge, Family, SampleSet};
+use crate::sources::{help, Collect, CollectError, Collected};
 use crate::upstream::{display_url, sanitize, Client, RequestCtx, UpstreamError};
 
 pub const COLLECTOR: &str = "webex_managed_orgs";
 const MAX_PAGES: usize = 1000;
 
-macro_rules! cached {
-    ($text:literal) => {
-        concat!(
-            $text,
-            " Cached from the Webex API; refreshed every collection interval."
-        )
-    };
-}
-
 static FAMILIES: [Family; 2] = [
     Family {
         name: "webex_partner_managed_orgs",
-        help: cached!("Customer orgs managed by this partner admin."),
+        help: help!("Webex", "Customer orgs managed by this partner admin."),
     },
     Family {
         name: "webex_partner_managed_org_info",
-        help: cached!(
+        help: help!(
+            "Webex",
             "A customer org managed by this partner admin, with the admin's role id, value 1."
         ),
     },
@@ -67,9 +59,11 @@ impl SampleSet for ManagedOrgSet {
     fn encode(&self, family: usize, target: &str, enc: &mut MetricEncoder<'_>) -> fmt::Result {
         for (admin, orgs) in &self.admins {
             match family {
-                0 => enc
-                    .encode_family(&[("target", target), ("admin", admin)])?
-                    .encode_gauge(&(orgs.len() as f64))?,
+                0 => gauge(
+                    enc,
+                    &[("target", target), ("admin", admin)],
+                    orgs.len() as f64,
+                )?,
                 _ => {
                     for o in orgs {
                         let labels = [
@@ -78,7 +72,7 @@ impl SampleSet for ManagedOrgSet {
                             ("org_id", &o.org_id),
                             ("role", &o.role),
                         ];
-                        enc.encode_family(&labels)?.encode_gauge(&1.0)?;
+                        gauge(enc, &labels, 1.0)?;
                     }
                 }
             }
