@@ -271,3 +271,38 @@ async fn managed_orgs_follow_next_links_and_survive_retries() {
     orgs("alice");
     orgs("bob");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_killed_during_a_refresh_leaves_a_usable_token_file() {
+    let sim = simulator().await;
+    let dir = TempDir::new("oauth-kill");
+    let first = sim.options().oauth.refresh_token.clone();
+    dir.write("refresh-token", &first);
+    let config = oauth_config(&sim, &sim.options().oauth.client_secret, ADMINS);
+
+    // The token endpoint hangs; the process is killed (SIGKILL, no clean-up) while its
+    // refresh is in flight.
+    sim.set_fault(
+        RequestKind::AccessToken,
+        Fault::Slow(Duration::from_secs(30)),
+        Some(1),
+    );
+    let mut exp = Exporter::with_config(&dir, &config, &[]).await;
+    wait_until("the refresh request to arrive", || {
+        !sim.requests(RequestKind::AccessToken).is_empty()
+    })
+    .await;
+    exp.signal("KILL");
+    exp.wait_exit(DEADLINE).await;
+    assert_eq!(
+        refresh_token_on_disk(&dir),
+        first,
+        "the file is whole and unchanged"
+    );
+
+    // A new process refreshes with it and saves the rotated token.
+    let exp = Exporter::with_config(&dir, &config, &[]).await;
+    exp.wait_line(&format!("{SUCCESS_SP1} 1")).await;
+    assert_eq!(refresh_token_on_disk(&dir), sim.current_refresh_token());
+    assert_ne!(refresh_token_on_disk(&dir), first);
+}
