@@ -28,19 +28,20 @@ ARG TENANT_EXPORTER_REVISION=unknown
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
     cargo build --release --locked \
-    && install -D -m 0755 target/release/tenant-exporter /out/tenant-exporter \
-    && objcopy --compress-debug-sections=zlib /out/tenant-exporter \
-    && install -d -m 0700 -o 65532 -g 65532 /out/state
+    && install -D -m 0755 target/release/tenant-exporter /out/usr/local/bin/tenant-exporter \
+    && objcopy --compress-debug-sections=zlib /out/usr/local/bin/tenant-exporter \
+    && install -d -m 0700 -o 65532 -g 65532 /out/var/lib/tenant-exporter
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 LABEL org.opencontainers.image.title="tenant-exporter" \
       org.opencontainers.image.description="Prometheus exporter for multi-tenant Cisco Webex, VOSS Automate and Commvault estates" \
       org.opencontainers.image.licenses="Apache-2.0"
-COPY --from=build /out/tenant-exporter /usr/local/bin/tenant-exporter
-# Where the OAuth refresh token files live: mount a persistent volume on this directory (not
-# on a single file: rotated tokens are written to a temporary file beside it and renamed).
-# It is owned by the runtime user, so a new named volume mounted here inherits that owner.
-COPY --from=build --chown=65532:65532 /out/state /var/lib/tenant-exporter
+# /usr/local/bin/tenant-exporter, and /var/lib/tenant-exporter where the OAuth refresh token
+# files live: mount a persistent volume on that directory (not on a single file: rotated
+# tokens are written to a temporary file beside it and renamed). It is owned by the runtime
+# user (0700; COPY --from keeps owners and modes below the copied directory), so a new named
+# volume mounted there inherits that owner.
+COPY --from=build /out/ /
 # 65532 is distroless' `nonroot` user; numeric, so Kubernetes can verify runAsNonRoot.
 USER 65532:65532
 EXPOSE 10020

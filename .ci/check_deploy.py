@@ -242,12 +242,13 @@ def dockerfile_build_and_runtime_stages():
     entry = [json.loads(a) for i, a in runtime if i == "ENTRYPOINT"]
     expect(entry and isinstance(entry[-1], list), "Dockerfile: ENTRYPOINT in exec form")
     copied = [shlex.split(a) for i, a in runtime if i == "COPY"]
-    dests = [w[-1] for w in copied if f"--from={build_stage_name}" in w]
-    expect(entry[-1][0] in dests, f"Dockerfile: ENTRYPOINT {entry[-1][0]} is not a file copied from the build stage")
+    expect(copied == [[f"--from={build_stage_name}", "/out/", "/"]], f"Dockerfile: the runtime stage should copy the build stage's /out/ to /, not {copied}")
+    expect(f"target/release/{NAME} /out{entry[-1][0]}" in runs, f"Dockerfile: ENTRYPOINT {entry[-1][0]} is not the binary installed in /out")
+    uid = users[-1].split(":")[0]
+    expect(f"install -d -m 0700 -o {uid} -g {uid} /out/var/lib/tenant-exporter" in runs,
+           "Dockerfile: /var/lib/tenant-exporter must be owned by the runtime user")
     cmd = [json.loads(a) for i, a in runtime if i == "CMD"]
     expect(cmd and cmd[-1][0].startswith("--config.file=/etc/tenant-exporter/"), "Dockerfile: CMD should name the config file")
-    state = [w for w in copied if w[-1] == "/var/lib/tenant-exporter"]
-    expect(state and "--chown=65532:65532" in state[0], "Dockerfile: /var/lib/tenant-exporter owned by the runtime user")
 
 
 # --------------------------------------------------------------------------------- systemd
