@@ -13,7 +13,8 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 
 use super::{
-    apply_fault, broadworks, garble, webex_error, OAuthOptions, RequestKind, SimState, Simulator,
+    apply_fault, broadworks, garble, webex_error, Fault, OAuthOptions, RequestKind, SimState,
+    Simulator,
 };
 
 /// Person ids starting with this answer like a Partner Full Admin.
@@ -128,28 +129,34 @@ async fn list_enterprises(
     let items: Vec<String> = page
         .map(|&i| broadworks::enterprise_json(&state, i, now))
         .collect();
-    let body = garble(
-        fault.as_ref(),
-        format!("{{\"items\":[{}]}}", items.join(",")),
-    );
+    // Like the real API as reported by SDK authors, the next link carries only the cursor,
+    // not the first request's other parameters.
+    let next = (cursor + max < ids.len())
+        .then(|| format!("/v1/broadworks/enterprises?cursor={}", cursor + max));
+    items_page(fault.as_ref(), &items, &headers, next)
+}
+
+/// A Webex list page, `{"items": [...]}`, garbled as `fault` says, with a `Link` to `next`
+/// (a path and query on this host) when there is one.
+fn items_page(
+    fault: Option<&Fault>,
+    items: &[String],
+    headers: &HeaderMap,
+    next: Option<String>,
+) -> Response {
+    let body = garble(fault, format!("{{\"items\":[{}]}}", items.join(",")));
     let mut resp = (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
         body,
     )
         .into_response();
-    if cursor + max < ids.len() {
-        // Like the real API as reported by SDK authors, the next link carries only the
-        // cursor, not the first request's other parameters.
+    if let Some(next) = next {
         let host = headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .unwrap_or("127.0.0.1");
-        let link = format!(
-            "<http://{host}/v1/broadworks/enterprises?cursor={}>; rel=\"next\"",
-            cursor + max
-        );
-        if let Ok(v) = link.parse() {
+        if let Ok(v) = format!("<http://{host}{next}>; rel=\"next\"").parse() {
             resp.headers_mut().insert(header::LINK, v);
         }
     }
@@ -217,31 +224,14 @@ async fn partner_organizations(
             format!("{{\"orgId\":\"{org}\",\"role\":\"{role}\"}}")
         })
         .collect();
-    let body = garble(
-        fault.as_ref(),
-        format!("{{\"items\":[{}]}}", items.join(",")),
-    );
-    let mut resp = (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response();
-    if cursor + max < count {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("127.0.0.1");
-        let link = format!(
-            "<http://{host}/v1/partner/organizations?managedBy={}&max={max}&cursor={}>; rel=\"next\"",
+    let next = (cursor + max < count).then(|| {
+        format!(
+            "/v1/partner/organizations?managedBy={}&max={max}&cursor={}",
             url::form_urlencoded::byte_serialize(person.as_bytes()).collect::<String>(),
             cursor + max
-        );
-        if let Ok(v) = link.parse() {
-            resp.headers_mut().insert(header::LINK, v);
-        }
-    }
-    resp
+        )
+    });
+    items_page(fault.as_ref(), &items, &headers, next)
 }
 
 async fn access_token(
