@@ -73,6 +73,20 @@ def variable_query(v):
     return q or v.get("definition") or ""
 
 
+def poll(ask, empty, deadline):
+    """Calls ask() each second until it returns something truthy or the deadline passes.
+
+    Returns the last answer (or `empty` after an error) and the last error, if any."""
+    while True:
+        try:
+            got, err = ask(), None
+        except Exception as e:  # noqa: BLE001 - report and retry until the deadline
+            got, err = empty, e
+        if got or time.monotonic() > deadline:
+            return got, err
+        time.sleep(1)
+
+
 def main(argv):
     prom = Prometheus(argv[1])
     deadline = time.monotonic() + (float(argv[2]) if len(argv) > 2 else 60)
@@ -90,17 +104,7 @@ def main(argv):
             if not m:
                 failed.append(f"{path.name}: variable ${name}: not a label_values() query: {query}")
                 continue
-            got = []
-            while True:
-                try:
-                    got = prom.label_values(m.group(2), m.group(1))
-                except Exception as e:  # noqa: BLE001 - report and retry until the deadline
-                    got, err = [], e
-                else:
-                    err = None
-                if got or time.monotonic() > deadline:
-                    break
-                time.sleep(1)
+            got, err = poll(lambda: prom.label_values(m.group(2), m.group(1)), [], deadline)
             if got:
                 passed += 1
                 print(f"ok   {path.name}: variable ${name} = {', '.join(got[:5])}{' ...' if len(got) > 5 else ''}")
@@ -125,15 +129,7 @@ def main(argv):
                 if left:
                     failed.append(f"{label}: unresolved variables {left}: {expr}")
                     continue
-                n, err = 0, None
-                while True:
-                    try:
-                        n, err = prom.query(expr), None
-                    except Exception as e:  # noqa: BLE001
-                        n, err = 0, e
-                    if n or time.monotonic() > deadline:
-                        break
-                    time.sleep(1)
+                n, err = poll(lambda: prom.query(expr), 0, deadline)
                 if n:
                     passed += 1
                     print(f"ok   {label}: {n} series")
