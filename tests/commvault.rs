@@ -368,7 +368,22 @@ async fn secrets_never_reach_logs_metrics_or_the_landing_page() {
         target("cs2", &sim.commvault_base_url(), wrong)
     );
     let dir = TempDir::new("commvault-secrets");
+    // Error answers quote the password and the session token they were sent.
+    sim.echo_commvault_secrets(true);
+    sim.fail_commvault_organization(Some(15));
     let mut exporter = start(&dir, &config).await;
+    exporter
+        .wait_metrics("a collection of cs1", |m| {
+            value(m, &org_series("commvault_organization_users", 12, "acme")).is_some()
+        })
+        .await;
+    exporter
+        .wait_get("/", "the echoed token scrubbed on the landing page", |r| {
+            r.text()
+                .contains("Access denied for session &lt;redacted&gt;")
+        })
+        .await;
+    sim.fail_commvault_organization(None);
     wait_success(&exporter).await;
     let cs2_failed =
         r#"tenant_exporter_collector_success{collector="commvault_organizations",target="cs2"} 0"#;
@@ -377,7 +392,10 @@ async fn secrets_never_reach_logs_metrics_or_the_landing_page() {
         .await;
     let landing = exporter
         .wait_get("/", "the login failure on the landing page", |r| {
-            r.status == 200 && r.text().contains("Username/Password are incorrect")
+            r.status == 200
+                && r.text().contains(
+                    "Username/Password are incorrect for monitor with password &lt;redacted&gt;",
+                )
         })
         .await
         .text();

@@ -74,6 +74,8 @@ pub(crate) struct CommvaultState {
     organizations: Mutex<Option<usize>>,
     /// The organization whose details answer with an error.
     failing: Mutex<Option<u64>>,
+    /// Error messages quote the credentials they were sent, as careless servers do.
+    echo_secrets: std::sync::atomic::AtomicBool,
     logins: AtomicU64,
     failed_logins: AtomicU64,
     renewals: AtomicU64,
@@ -161,6 +163,12 @@ impl Simulator {
     /// "Access denied"}`; `None` ends that.
     pub fn fail_commvault_organization(&self, id: Option<u64>) {
         *lock(&self.commvault().failing) = id;
+    }
+
+    /// Makes error answers quote the credential of the request (the password at login, the
+    /// `Authtoken` elsewhere), so tests can check that the exporter scrubs upstream text.
+    pub fn echo_commvault_secrets(&self, on: bool) {
+        self.commvault().echo_secrets.store(on, Ordering::Relaxed);
     }
 
     /// Ends every session, as the idle timeout, a web server restart or an admin would: the
@@ -372,12 +380,20 @@ async fn login(State(state): State<Arc<SimState>>, body: Bytes) -> Response {
             if locks {
                 lockout.1 = Instant::now().checked_add(o.lock_time);
             }
+            let mut message = "Username/Password are incorrect".to_string();
+            if c.echo_secrets.load(Ordering::Relaxed) {
+                message = format!(
+                    "{message} for {} with password {}",
+                    field("username"),
+                    field("password")
+                );
+            }
             // Like the real web service: HTTP 200 with the error in the body.
             let body = json!({
                 "loginAttempts": lockout.0,
                 "isAccountLocked": locks,
                 "remainingLockTime": if locks { o.lock_time.as_secs() } else { 0 },
-                "errList": [{"errLogMessage": "Username/Password are incorrect", "errorCode": 5}],
+                "errList": [{"errLogMessage": message, "errorCode": 5}],
             });
             return json_response(StatusCode::OK, body.to_string());
         }
@@ -533,8 +549,13 @@ async fn details(
         return cv_error(StatusCode::NOT_FOUND, 2, "Organization not found");
     };
     if *lock(&state.commvault.failing) == Some(organization_id(i)) {
+        let mut message = "Access denied".to_string();
+        if state.commvault.echo_secrets.load(Ordering::Relaxed) {
+            let token = headers.get("authtoken").and_then(|v| v.to_str().ok());
+            message = format!("{message} for session {}", token.unwrap_or(""));
+        }
         // Like the real web service: HTTP 200 with the error in the body.
-        return cv_error(StatusCode::OK, 5, "Access denied");
+        return cv_error(StatusCode::OK, 5, &message);
     }
     let body = organization_json(&state, i).to_string();
     json_response(StatusCode::OK, garble(fault.as_ref(), body))
