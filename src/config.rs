@@ -564,6 +564,13 @@ impl Checker<'_> {
                     "refresh_token_file needs access_token or access_token_file",
                 );
             }
+            if !password {
+                self.report(
+                    &cv.name,
+                    "one of password, password_file (with username), access_token or access_token_file is required",
+                );
+                return None;
+            }
             let username = self.required(&cv.name, "username", &cv.username);
             let password = self.secret(&cv.name, "password", &cv.password, &cv.password_file);
             return Some(CommvaultCredentials::Password {

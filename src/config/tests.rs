@@ -429,6 +429,8 @@ commvault:
     username: monitor
     password: pw
     organizations: [12, acme]
+  - name: nothing
+    base_url: https://cs.example.com/commandcenter/api
 ";
     let p = problems(text);
     assert_eq!(p.len(), 1, "{p:?}");
@@ -444,6 +446,7 @@ commvault:
         [
             "t.yml:2:11: password(_file) and access_token(_file) are mutually exclusive: use one way to log in",
             "t.yml:11:25: refresh_token_file needs access_token or access_token_file",
+            "t.yml:17:11: one of password, password_file (with username), access_token or access_token_file is required",
         ]
     );
 }

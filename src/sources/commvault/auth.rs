@@ -661,18 +661,18 @@ impl Inner {
         let (Some(refresh), Some(current)) = (state.refresh.clone(), state.token.as_ref()) else {
             return Err("the Commvault access token was refused (HTTP 401) or has expired, and no refresh_token_file is configured to renew it: create a new access token".into());
         };
-        let current = current.raw.clone();
+        let (raw, header) = (current.raw.clone(), current.header.clone());
         let body = serde_json::json!({
-            "accessToken": current.expose(),
+            "accessToken": raw.expose(),
             "refreshToken": refresh.expose(),
         });
-        let req = Request {
-            method: Method::POST,
-            url: self.access_renew_url.clone(),
-            headers: json_headers(true),
-            body: Some(Bytes::from(body.to_string())),
-            tracking_header: None,
-        };
+        // With the current token in `Authtoken` too, as Commvault's SDK sends it.
+        let req = self.request(
+            Method::POST,
+            &self.access_renew_url,
+            &header,
+            Some(Bytes::from(body.to_string())),
+        );
         let renewed = match client.send(ctx, req).await {
             Ok(resp) => parse_access_renewal(&resp.body),
             Err(e) => Err(self.scrub_error(e).to_string()),
