@@ -759,3 +759,21 @@ async fn logs_out_on_shutdown_after_a_reload() {
         exporter.log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_login_is_not_retried_within_the_collection() {
+    let sim = simulator().await;
+    // A 503 would be retried for any other request.
+    sim.set_fault(RequestKind::CommvaultLogin, Fault::Status(503), Some(1));
+    let dir = TempDir::new("commvault-login-once");
+    let exporter = start(&dir, &config(&sim)).await;
+    let m = exporter
+        .wait_metrics("a failed collection", |m| count(m, FAILURES) >= 1.0)
+        .await;
+    assert_eq!(sim.requests(RequestKind::CommvaultLogin).len(), 1);
+    let retries = r#"tenant_exporter_upstream_retries_total{collector="commvault_organizations",target="cs1",reason="unavailable"}"#;
+    assert_eq!(count(&m, retries), 0.0, "{m}");
+    // The next collection logs in.
+    wait_success(&exporter).await;
+    assert_eq!(sim.commvault_counters().logins, 1);
+}
