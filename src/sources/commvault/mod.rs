@@ -1,8 +1,7 @@
 //! Commvault sources: a session per target (`auth`) and the organizations collector.
 //!
-//! Commvault answers many failures with HTTP 200 and an error in the body, either
-//! `{"errorCode": N, "errorMessage": ...}` or `{"errList": [{"errLogMessage": ...}]}`, so
-//! every body is checked with [`api_error`] before it is read.
+//! Commvault answers many failures with HTTP 200 and an error in the body, in one of several
+//! shapes (see [`api_error`]), so every body is checked before it is read.
 
 use std::sync::Arc;
 
