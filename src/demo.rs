@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{
-    Admin, BroadworksConfig, CommvaultTarget, Config, Global, ManagedOrgsConfig, OAuthConfig,
-    Secret, TlsConfig, VossTarget, WebexCredentials, WebexTarget,
+    Admin, BroadworksConfig, CommvaultCredentials, CommvaultTarget, Config, Global,
+    ManagedOrgsConfig, OAuthConfig, Secret, TlsConfig, VossTarget, WebexCredentials, WebexTarget,
 };
 use crate::simulator::{self, Simulator};
 
@@ -101,12 +101,16 @@ impl Demo {
             commvault: vec![CommvaultTarget {
                 name: "commvault-demo".into(),
                 base_url: url(simulator.commvault_base_url())?,
-                username: commvault.username.clone(),
-                password: Secret::new(commvault.password.clone()),
+                credentials: CommvaultCredentials::Password {
+                    username: commvault.username.clone(),
+                    password: Secret::new(commvault.password.clone()),
+                },
+                device_id: "tenant-exporter-demo".into(),
                 organizations: None,
                 interval,
                 concurrency: 4,
                 tls: TlsConfig::default(),
+                stale_after: Duration::from_secs(300),
             }],
         };
         tracing::info!(upstream = %simulator.addr(), enterprises, "demo simulator started");

@@ -59,6 +59,7 @@ pub struct SelfMetrics {
     pub credential_expiry: Family<CredentialLabels, FloatGauge>,
     pub credential_refreshes: Family<CredentialLabels, Counter>,
     pub credential_refresh_failures: Family<CredentialLabels, Counter>,
+    pub credential_locked: Family<CredentialLabels, Gauge>,
     /// The code and reason label sets created so far, so a removed target's can be found.
     code_labels: std::sync::Mutex<std::collections::HashSet<CodeLabels>>,
 }
@@ -86,6 +87,7 @@ impl SelfMetrics {
             credential_expiry: Family::default(),
             credential_refreshes: Family::default(),
             credential_refresh_failures: Family::default(),
+            credential_locked: Family::default(),
             code_labels: Default::default(),
             registry: Registry::default(),
         };
@@ -156,6 +158,11 @@ impl SelfMetrics {
             "tenant_exporter_credential_refresh_failures",
             "Failed refreshes or logins of the exporter's own credential for this target",
             m.credential_refresh_failures.clone(),
+        );
+        r.register(
+            "tenant_exporter_credential_locked",
+            "1 while the upstream reports the account of the exporter's credential for this target locked",
+            m.credential_locked.clone(),
         );
         registry.register_collector(Box::new(ProcessCollector));
         SelfMetrics { registry, ..m }
@@ -241,6 +248,7 @@ impl SelfMetrics {
             self.credential_expiry.remove(&l);
             self.credential_refreshes.remove(&l);
             self.credential_refresh_failures.remove(&l);
+            self.credential_locked.remove(&l);
         }
     }
 }

@@ -368,3 +368,85 @@ fn shard_flag_values() {
         assert!(bad.parse::<Shard>().is_err(), "{bad}");
     }
 }
+
+#[test]
+fn commvault_device_id_and_access_tokens() {
+    let dir = std::env::temp_dir().join(format!(
+        "tenant-exporter-config-commvault-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cv-refresh"), "refresh-1\n").unwrap();
+    let text = "\
+commvault:
+  - name: cs
+    base_url: https://cs.example.com/commandcenter/api
+    username: monitor
+    password: pw
+  - name: cloud
+    base_url: https://m1.metallic.io/commandcenter/api
+    access_token: at-1
+    refresh_token_file: cv-refresh
+    device_id: noc-exporter-1
+";
+    let c = Config::parse(text, "t.yml", &dir, &no_env).unwrap();
+    // A stable default: the same for every start of the same target.
+    assert_eq!(
+        c.commvault[0].device_id,
+        "tenant-exporter-cs-cs.example.com"
+    );
+    assert_eq!(
+        c.commvault[0].credentials,
+        CommvaultCredentials::Password {
+            username: "monitor".into(),
+            password: Secret::new("pw")
+        }
+    );
+    assert_eq!(c.commvault[1].device_id, "noc-exporter-1");
+    assert_eq!(
+        c.commvault[1].credentials,
+        CommvaultCredentials::AccessToken {
+            access_token: Secret::new("at-1"),
+            refresh_token_file: Some(dir.join("cv-refresh")),
+        }
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let text = "\
+commvault:
+  - name: both
+    base_url: https://cs.example.com/commandcenter/api
+    username: monitor
+    password: pw
+    access_token: at
+  - name: refresh-only
+    base_url: https://cs.example.com/commandcenter/api
+    username: monitor
+    password: pw
+    refresh_token_file: r
+  - name: ids
+    base_url: https://cs.example.com/commandcenter/api
+    username: monitor
+    password: pw
+    organizations: [12, acme]
+  - name: nothing
+    base_url: https://cs.example.com/commandcenter/api
+";
+    let p = problems(text);
+    assert_eq!(p.len(), 1, "{p:?}");
+    // The first structural error stops the parse: the organizations list.
+    assert_eq!(
+        p[0],
+        "t.yml:16:20: organizations: item 2 is \"acme\", not an organization id (a whole number such as 12)"
+    );
+    assert!(!p[0].contains("untagged"), "{p:?}");
+    let text = text.replace("[12, acme]", "[12]");
+    assert_eq!(
+        problems(&text),
+        [
+            "t.yml:2:11: password(_file) and access_token(_file) are mutually exclusive: use one way to log in",
+            "t.yml:11:25: refresh_token_file needs access_token or access_token_file",
+            "t.yml:17:11: one of password, password_file (with username), access_token or access_token_file is required",
+        ]
+    );
+}

@@ -1,6 +1,12 @@
 //! The fake Commvault web service (`/commandcenter/api`): login sessions that expire when
 //! idle, renewal and logout, the organization list and each organization's details in the
 //! vendor's shape, with counts that grow as time passes.
+//!
+//! Sessions behave as on a real CommServe: `RenewLoginToken` needs the `deviceId` sent at
+//! login and refuses with HTTP 200, an `error` object and no token; failed logins lock the
+//! account (`isAccountLocked`, `remainingLockTime`); an admin can end every session. Switches
+//! add the Commvault Cloud login shape (`data.authToken`, used as a Bearer token) and API
+//! access tokens renewed by `V4/AccessToken/Renew` with a rotating refresh token.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +34,17 @@ pub struct CommvaultOptions {
     pub idle_timeout: Duration,
     /// How often the organizations' counts grow.
     pub change_period: Duration,
+    /// Failed logins in a row that lock the account (0: never locks).
+    pub lock_after: u32,
+    /// How long a lock lasts.
+    pub lock_time: Duration,
+    /// Answer a login as Commvault Cloud does: `{"data": {"authToken": ...}}`, the token sent
+    /// back as `Authtoken: Bearer ...`.
+    pub saas_login: bool,
+    /// The API access token and refresh token valid at start; sent as `Authtoken: QSDK
+    /// <access token>`, renewed by `V4/AccessToken/Renew`.
+    pub access_token: String,
+    pub refresh_token: String,
 }
 
 impl Default for CommvaultOptions {
@@ -38,6 +55,11 @@ impl Default for CommvaultOptions {
             password: "demo-commvault-password".into(),
             idle_timeout: Duration::from_secs(30 * 60),
             change_period: Duration::from_secs(60),
+            lock_after: 5,
+            lock_time: Duration::from_secs(15 * 60),
+            saas_login: false,
+            access_token: "demo-commvault-access-token-0".into(),
+            refresh_token: "demo-commvault-refresh-token-0".into(),
         }
     }
 }
@@ -52,26 +74,49 @@ pub(crate) struct CommvaultState {
     organizations: Mutex<Option<usize>>,
     /// The organization whose details answer with an error.
     failing: Mutex<Option<u64>>,
+    /// Error messages quote the credentials they were sent, as careless servers do.
+    echo_secrets: std::sync::atomic::AtomicBool,
     logins: AtomicU64,
     failed_logins: AtomicU64,
     renewals: AtomicU64,
+    refused_renewals: AtomicU64,
     logouts: AtomicU64,
+    access_renewals: AtomicU64,
+    /// Failed logins since the last good one, and when the lock (if any) ends.
+    lockout: Mutex<(u32, Option<Instant>)>,
+    /// The access token and refresh token valid now, once the options' were replaced.
+    access: Mutex<Option<(String, String)>>,
+}
+
+struct Live {
+    used: Instant,
+    device_id: String,
 }
 
 #[derive(Default)]
 struct Sessions {
-    /// Live tokens and when each was last used.
-    live: HashMap<String, Instant>,
+    /// Live tokens, when each was last used and the device that opened it.
+    live: HashMap<String, Live>,
     issued: Vec<String>,
 }
 
 impl Sessions {
-    fn issue(&mut self) -> String {
+    fn issue(&mut self, device_id: &str, bearer: bool) -> String {
         let hex: String = (0..8)
             .map(|_| format!("{:016x}", fastrand::u64(..)))
             .collect();
-        let token = format!("QSDK {hex}");
-        self.live.insert(token.clone(), Instant::now());
+        let token = if bearer {
+            format!("Bearer eyJ{hex}")
+        } else {
+            format!("QSDK {hex}")
+        };
+        self.live.insert(
+            token.clone(),
+            Live {
+                used: Instant::now(),
+                device_id: device_id.to_string(),
+            },
+        );
         if self.issued.len() >= ISSUED_LOG {
             self.issued.drain(..ISSUED_LOG / 2);
         }
@@ -82,8 +127,8 @@ impl Sessions {
     /// Whether `token` is live, marking it used; an idle-expired token is dropped.
     fn touch(&mut self, token: &str, idle_timeout: Duration) -> bool {
         match self.live.get_mut(token) {
-            Some(used) if used.elapsed() < idle_timeout => {
-                *used = Instant::now();
+            Some(s) if s.used.elapsed() < idle_timeout => {
+                s.used = Instant::now();
                 true
             }
             Some(_) => {
@@ -101,8 +146,12 @@ pub struct CommvaultCounters {
     pub logins: u64,
     pub failed_logins: u64,
     pub renewals: u64,
+    /// Renewals refused (HTTP 200 with an `error` object).
+    pub refused_renewals: u64,
     /// Logouts of live sessions.
     pub logouts: u64,
+    /// `V4/AccessToken/Renew` calls that issued a new pair.
+    pub access_renewals: u64,
 }
 
 impl Simulator {
@@ -116,10 +165,35 @@ impl Simulator {
         *lock(&self.commvault().failing) = id;
     }
 
-    /// Ends every session, as the idle timeout would: the next request with a token gets
-    /// 401 and renewing it fails.
+    /// Makes error answers quote the credential of the request (the password at login, the
+    /// `Authtoken` elsewhere), so tests can check that the exporter scrubs upstream text.
+    pub fn echo_commvault_secrets(&self, on: bool) {
+        self.commvault().echo_secrets.store(on, Ordering::Relaxed);
+    }
+
+    /// Ends every session, as the idle timeout, a web server restart or an admin would: the
+    /// next request with a token gets 401 and renewing it is refused.
     pub fn expire_commvault_tokens(&self) {
         lock(&self.commvault().sessions).live.clear();
+    }
+
+    /// The number of live sessions.
+    pub fn commvault_live_sessions(&self) -> usize {
+        lock(&self.commvault().sessions).live.len()
+    }
+
+    /// Ends the current API access token, as its expiry would: requests with it get 401
+    /// until it is renewed.
+    pub fn expire_commvault_access_token(&self) {
+        let c = self.commvault();
+        let mut access = lock(&c.access);
+        let (_, refresh) = current_access(&self.state, &access);
+        *access = Some((String::new(), refresh));
+    }
+
+    /// The access token and refresh token valid now.
+    pub fn commvault_access_tokens(&self) -> (String, String) {
+        current_access(&self.state, &lock(&self.commvault().access))
     }
 
     /// Changes how many organizations exist; those past the new count vanish.
@@ -140,7 +214,9 @@ impl Simulator {
             logins: c.logins.load(Ordering::Relaxed),
             failed_logins: c.failed_logins.load(Ordering::Relaxed),
             renewals: c.renewals.load(Ordering::Relaxed),
+            refused_renewals: c.refused_renewals.load(Ordering::Relaxed),
             logouts: c.logouts.load(Ordering::Relaxed),
+            access_renewals: c.access_renewals.load(Ordering::Relaxed),
         }
     }
 
@@ -164,6 +240,10 @@ pub(super) fn routes() -> Router<Arc<SimState>> {
         .route("/commandcenter/api/Login", post(login))
         .route("/commandcenter/api/RenewLoginToken", post(renew))
         .route("/commandcenter/api/Logout", post(logout))
+        .route(
+            "/commandcenter/api/V4/AccessToken/Renew",
+            post(renew_access),
+        )
         .route("/commandcenter/api/Organization", get(list))
         .route("/commandcenter/api/Organization/{id}", get(details))
 }
@@ -207,7 +287,59 @@ fn authorized(state: &SimState, headers: &HeaderMap) -> bool {
     let Some(token) = headers.get("authtoken").and_then(|v| v.to_str().ok()) else {
         return false;
     };
+    if let Some(access) = token.strip_prefix("QSDK ") {
+        let (current, _) = current_access(state, &lock(&state.commvault.access));
+        if !current.is_empty() && access == current {
+            return true;
+        }
+    }
     lock(&state.commvault.sessions).touch(token, state.opts.commvault.idle_timeout)
+}
+
+fn current_access(state: &SimState, access: &Option<(String, String)>) -> (String, String) {
+    access.clone().unwrap_or_else(|| {
+        let o = &state.opts.commvault;
+        (o.access_token.clone(), o.refresh_token.clone())
+    })
+}
+
+/// Renews an API access token: both the access token and the refresh token must be the
+/// current ones (an expired access token is accepted); both are replaced.
+async fn renew_access(State(state): State<Arc<SimState>>, body: Bytes) -> Response {
+    let fault = match fault(&state, RequestKind::CommvaultAccessTokenRenew, "").await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let req = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
+    let field = |k: &str| {
+        req.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let c = &state.commvault;
+    let mut access = lock(&c.access);
+    let (_, refresh) = current_access(&state, &access);
+    if field("refreshToken") != refresh || refresh.is_empty() {
+        return cv_error(StatusCode::OK, 5, "Invalid or expired refresh token");
+    }
+    let n = c.access_renewals.fetch_add(1, Ordering::Relaxed) + 1;
+    let new = (
+        format!("sim-access-{n}-{:016x}", fastrand::u64(..)),
+        format!("sim-refresh-{n}-{:016x}", fastrand::u64(..)),
+    );
+    *access = Some(new.clone());
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let body = json!({
+        "accessToken": new.0,
+        "refreshToken": new.1,
+        "tokenExpiryTimestamp": now + 1800,
+        "refreshTokenExpiryTimestamp": now + 30 * 86_400,
+    });
+    json_response(StatusCode::OK, garble(fault.as_ref(), body.to_string()))
 }
 
 async fn login(State(state): State<Arc<SimState>>, body: Bytes) -> Response {
@@ -225,18 +357,56 @@ async fn login(State(state): State<Arc<SimState>>, body: Bytes) -> Response {
         .ok()
         .and_then(|p| String::from_utf8(p).ok());
     let c = &state.commvault;
-    if field("username") != o.username || password.as_deref() != Some(o.password.as_str()) {
-        c.failed_logins.fetch_add(1, Ordering::Relaxed);
-        // Like the real web service: HTTP 200 with the error in the body.
-        let body = json!({
-            "loginAttempts": c.failed_logins.load(Ordering::Relaxed),
-            "remainingLockTime": 0,
-            "errList": [{"errLogMessage": "Username/Password are incorrect", "errorCode": 5}],
-        });
-        return json_response(StatusCode::OK, body.to_string());
+    {
+        let mut lockout = lock(&c.lockout);
+        if let Some(until) = lockout.1 {
+            let now = Instant::now();
+            if until > now {
+                c.failed_logins.fetch_add(1, Ordering::Relaxed);
+                let body = json!({
+                    "loginAttempts": lockout.0,
+                    "isAccountLocked": true,
+                    "remainingLockTime": (until - now).as_secs().max(1),
+                    "errList": [{"errLogMessage": "User account is locked", "errorCode": 1116}],
+                });
+                return json_response(StatusCode::OK, body.to_string());
+            }
+            *lockout = (0, None);
+        }
+        if field("username") != o.username || password.as_deref() != Some(o.password.as_str()) {
+            c.failed_logins.fetch_add(1, Ordering::Relaxed);
+            lockout.0 += 1;
+            let locks = o.lock_after > 0 && lockout.0 >= o.lock_after;
+            if locks {
+                lockout.1 = Instant::now().checked_add(o.lock_time);
+            }
+            let mut message = "Username/Password are incorrect".to_string();
+            if c.echo_secrets.load(Ordering::Relaxed) {
+                message = format!(
+                    "{message} for {} with password {}",
+                    field("username"),
+                    field("password")
+                );
+            }
+            // Like the real web service: HTTP 200 with the error in the body.
+            let body = json!({
+                "loginAttempts": lockout.0,
+                "isAccountLocked": locks,
+                "remainingLockTime": if locks { o.lock_time.as_secs() } else { 0 },
+                "errList": [{"errLogMessage": message, "errorCode": 5}],
+            });
+            return json_response(StatusCode::OK, body.to_string());
+        }
+        *lockout = (0, None);
     }
-    let token = lock(&c.sessions).issue();
+    let device_id = field("deviceId");
+    let token = lock(&c.sessions).issue(device_id, o.saas_login);
     c.logins.fetch_add(1, Ordering::Relaxed);
+    if o.saas_login {
+        let jwt = token.trim_start_matches("Bearer ");
+        let body = json!({"data": {"authToken": jwt, "userName": o.username}});
+        return json_response(StatusCode::OK, garble(fault.as_ref(), body.to_string()));
+    }
     let body = json!({
         "aliasName": "1",
         "userGUID": "5A4E2F8B-0C1D-4E7A-9B3C-6D2E1F0A9B8C",
@@ -260,20 +430,31 @@ async fn renew(State(state): State<Arc<SimState>>, body: Bytes) -> Response {
         Ok(f) => f,
         Err(r) => return r,
     };
-    let session = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v.get("sessionId")?.as_str().map(str::to_string));
-    let Some(session) = session else {
+    let req = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
+    let field = |k: &str| req.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let Some(session) = field("sessionId") else {
         return cv_error(StatusCode::BAD_REQUEST, 2, "sessionId is required");
     };
+    let device_id = field("deviceId").unwrap_or_default();
     let c = &state.commvault;
+    // Like the real web service: a refusal is HTTP 200 with an `error` object and no token.
+    let refuse = |why: &str| {
+        c.refused_renewals.fetch_add(1, Ordering::Relaxed);
+        json_response(
+            StatusCode::OK,
+            json!({"error": {"errorCode": 1, "errLogMessage": why}}).to_string(),
+        )
+    };
     let token = {
         let mut sessions = lock(&c.sessions);
         if !sessions.touch(&session, state.opts.commvault.idle_timeout) {
-            return unauthorized();
+            return refuse("Session is invalid or has expired");
+        }
+        if sessions.live.get(&session).map(|s| s.device_id.as_str()) != Some(device_id.as_str()) {
+            return refuse("Token renewal failed: the device id does not match the session's");
         }
         sessions.live.remove(&session);
-        sessions.issue()
+        sessions.issue(&device_id, false)
     };
     c.renewals.fetch_add(1, Ordering::Relaxed);
     let body = json!({"token": token}).to_string();
@@ -368,8 +549,13 @@ async fn details(
         return cv_error(StatusCode::NOT_FOUND, 2, "Organization not found");
     };
     if *lock(&state.commvault.failing) == Some(organization_id(i)) {
+        let mut message = "Access denied".to_string();
+        if state.commvault.echo_secrets.load(Ordering::Relaxed) {
+            let token = headers.get("authtoken").and_then(|v| v.to_str().ok());
+            message = format!("{message} for session {}", token.unwrap_or(""));
+        }
         // Like the real web service: HTTP 200 with the error in the body.
-        return cv_error(StatusCode::OK, 5, "Access denied");
+        return cv_error(StatusCode::OK, 5, &message);
     }
     let body = organization_json(&state, i).to_string();
     json_response(StatusCode::OK, garble(fault.as_ref(), body))

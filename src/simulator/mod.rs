@@ -32,6 +32,8 @@ pub enum RequestKind {
     CommvaultLogout,
     CommvaultOrganizations,
     CommvaultOrganization,
+    /// `POST V4/AccessToken/Renew`.
+    CommvaultAccessTokenRenew,
 }
 
 #[derive(Debug, Clone, PartialEq)]

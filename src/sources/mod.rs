@@ -11,6 +11,7 @@ use crate::upstream::{Client, RequestCtx, UpstreamError};
 
 pub mod commvault;
 pub mod lenient;
+pub mod token_file;
 pub mod voss;
 pub mod webex;
 

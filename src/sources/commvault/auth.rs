@@ -1,26 +1,45 @@
-//! A Commvault web service session: `POST /Login` with the base64 password, the returned
-//! `token` sent verbatim as `Authtoken`, `POST /RenewLoginToken` before the ~30 minute idle
-//! timeout and after a 401, a fresh login when renewing fails, `POST /Logout` on shutdown.
+//! A Commvault web service session.
 //!
-//! The password and the token are `Secret`s: they reach request headers and bodies only, never
-//! a log line, an error message or a label.
+//! With a password: `POST /Login` (base64 password and a stable `deviceId`), the returned
+//! `token` sent verbatim as `Authtoken`; `POST /RenewLoginToken` with the same `deviceId`
+//! before the ~30 minute idle timeout and after a 401; a fresh login when renewing fails;
+//! `POST /Logout` for every session given up and on shutdown. A Commvault Cloud login answers
+//! `data.authToken`, sent as `Authtoken: Bearer ...`.
+//!
+//! With an API access token (Commvault Cloud, SSO- or MFA-only accounts): the token is sent
+//! in `Authtoken`; with a refresh token file it is renewed by `POST V4/AccessToken/Renew`, and
+//! the rotated pair is written to the file before it is used.
+//!
+//! `POST /Login` is never retried automatically and never sent while the CommServe reports
+//! the account locked: failed logins lock it. A collection replaces its session at most once,
+//! whatever the number of 401s.
+//!
+//! Every exchange runs in a task of its own holding the session lock, so one that has been
+//! sent completes and is recorded (and a rotated token saved) even when the collection around
+//! it is cancelled by a timeout, a reload or a shutdown.
+//!
+//! Passwords and tokens are `Secret`s: they reach request headers and bodies only. Upstream
+//! text is scrubbed of every secret the session has held before it reaches a log line or an
+//! error message.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::Method;
-use serde::Deserialize;
 use serde_json::Value;
+use tokio::sync::OwnedMutexGuard;
 use url::Url;
 
 use super::api_error;
-use crate::config::Secret;
+use crate::config::{CommvaultCredentials, CommvaultTarget, Secret};
 use crate::metrics::{credential_labels, SelfMetrics};
-use crate::sources::endpoint;
-use crate::sources::{lenient, CollectError};
+use crate::sources::token_file::write_token_file;
+use crate::sources::{endpoint, lenient, CollectError};
 use crate::upstream::{Client, Request, RequestCtx, Response, UpstreamError};
 
 /// The `credential` label of the session token's self-metrics.
@@ -29,35 +48,61 @@ pub const CREDENTIAL: &str = "session_token";
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// A token idle for this long is renewed before it is used, well ahead of `IDLE_TIMEOUT`.
 pub const RENEW_AFTER: Duration = Duration::from_secs(20 * 60);
+/// An access token with a known expiry is renewed this long before it.
+const ACCESS_RENEW_MARGIN: Duration = Duration::from_secs(300);
 
 /// No retry of the logout request starts after this long.
 const LOGOUT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Secrets remembered for scrubbing upstream text.
+const SCRUB_MEMORY: usize = 16;
 
 const AUTHTOKEN: HeaderName = HeaderName::from_static("authtoken");
 
 pub struct Session {
+    inner: Arc<Inner>,
+    state: Arc<tokio::sync::Mutex<State>>,
+}
+
+struct Inner {
     target: String,
-    username: String,
-    password: Secret,
+    device_id: String,
+    credentials: CommvaultCredentials,
     login_url: Url,
     renew_url: Url,
     logout_url: Url,
+    access_renew_url: Url,
     metrics: Arc<SelfMetrics>,
-    state: tokio::sync::Mutex<State>,
+    /// Tokens this session has held, newest last.
+    seen: Mutex<VecDeque<String>>,
 }
 
 #[derive(Default)]
 struct State {
     token: Option<Token>,
+    /// Access-token mode: the current refresh token, once the file was read.
+    refresh: Option<Secret>,
+    /// Access-token mode: the token file has been read.
+    loaded: bool,
+    /// A rotated pair that could not be written to the token file yet: not used until it is.
+    unsaved: bool,
     /// Why the last attempt to get a session failed, until the next collection starts: the
     /// concurrent requests of one collection then fail at once instead of each logging in
-    /// again (repeated failed logins can lock the account).
+    /// again (repeated failed logins lock the account).
     failed: Option<String>,
+    /// This collection already replaced its session after a 401.
+    replaced: bool,
+    /// The CommServe reported the account locked until then: no login before.
+    locked_until: Option<Instant>,
 }
 
 struct Token {
-    value: Secret,
+    /// The `Authtoken` header value.
+    header: Secret,
+    /// The token as issued (access-token mode), for the renewal body.
+    raw: Secret,
     last_used: Instant,
+    /// Access-token mode: when the CommServe said the token expires.
+    expires: Option<SystemTime>,
 }
 
 /// What to do with the current token before a request.
@@ -68,7 +113,7 @@ pub enum Plan {
     Login,
 }
 
-/// The plan for a token idle for `idle` (`None`: there is no token).
+/// The plan for a session token idle for `idle` (`None`: there is no token).
 pub fn plan(idle: Option<Duration>) -> Plan {
     match idle {
         Some(idle) if idle < RENEW_AFTER => Plan::Use,
@@ -77,55 +122,177 @@ pub fn plan(idle: Option<Duration>) -> Plan {
     }
 }
 
-/// The answer to `Login` and `RenewLoginToken`.
-#[derive(Deserialize)]
-struct TokenResponse {
-    #[serde(default, deserialize_with = "lenient::de::text")]
-    token: Option<String>,
+/// Why a login gave no session.
+#[derive(Debug, PartialEq)]
+pub enum LoginFailure {
+    /// `isAccountLocked`, with `remainingLockTime` when the CommServe gave one.
+    Locked {
+        remaining: Option<Duration>,
+        message: Option<String>,
+    },
+    Refused(String),
 }
 
-/// Reads a `Login` or `RenewLoginToken` answer: the token, `None` when the body has none,
-/// or the error the body reports (Commvault reports a failed login with HTTP 200).
-pub fn parse_token(body: &[u8]) -> Result<Option<Secret>, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+fn parse_json(body: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+}
+
+/// Reads a `Login` answer: the `Authtoken` value (`token` verbatim, or a Commvault Cloud
+/// `data.authToken` as a Bearer token), or why there is none. Commvault reports a failed
+/// login with HTTP 200, so the body decides.
+pub fn parse_login(body: &[u8]) -> Result<Secret, LoginFailure> {
+    let v = parse_json(body).map_err(LoginFailure::Refused)?;
+    let locked = v
+        .get("isAccountLocked")
+        .is_some_and(|l| lenient::boolean(l) == Some(true));
+    let remaining = v
+        .get("remainingLockTime")
+        .and_then(lenient::number)
+        .filter(|s| s.is_finite() && *s > 0.0 && *s < 366.0 * 86_400.0)
+        .map(|s| Duration::from_secs(s.ceil() as u64));
+    if locked || remaining.is_some() {
+        return Err(LoginFailure::Locked {
+            remaining,
+            message: api_error(&v),
+        });
+    }
+    if let Some(e) = api_error(&v) {
+        return Err(LoginFailure::Refused(e));
+    }
+    if let Some(t) = text(&v, "token") {
+        return Ok(Secret::new(t));
+    }
+    if let Some(t) = v.get("data").and_then(|d| text(d, "authToken")) {
+        return Ok(Secret::new(if t.starts_with("Bearer ") {
+            t
+        } else {
+            format!("Bearer {t}")
+        }));
+    }
+    Err(LoginFailure::Refused(
+        "the answer has neither a token nor an error".into(),
+    ))
+}
+
+/// Reads a `RenewLoginToken` answer. A refusal comes as HTTP 200 with an `error` object and
+/// no token; an answer without a token is a failure, never "the old token still works".
+pub fn parse_renewal(body: &[u8]) -> Result<Secret, String> {
+    let v = parse_json(body)?;
     if let Some(e) = api_error(&v) {
         return Err(e);
     }
-    let t = TokenResponse::deserialize(&v).map_err(|e| format!("unexpected answer: {e}"))?;
-    Ok(t.token
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
-        .map(Secret::new))
+    text(&v, "token")
+        .map(Secret::new)
+        .ok_or_else(|| "the answer has no token".into())
+}
+
+/// A renewed access token.
+pub struct AccessRenewal {
+    pub access_token: Secret,
+    /// `None` when the CommServe did not rotate it.
+    pub refresh_token: Option<Secret>,
+    pub expires: Option<SystemTime>,
+}
+
+/// Reads a `V4/AccessToken/Renew` answer.
+pub fn parse_access_renewal(body: &[u8]) -> Result<AccessRenewal, String> {
+    let v = parse_json(body)?;
+    if let Some(e) = api_error(&v) {
+        return Err(e);
+    }
+    let access_token = text(&v, "accessToken")
+        .map(Secret::new)
+        .ok_or("the answer has no accessToken")?;
+    Ok(AccessRenewal {
+        access_token,
+        refresh_token: text(&v, "refreshToken").map(Secret::new),
+        expires: v
+            .get("tokenExpiryTimestamp")
+            .and_then(lenient::number)
+            .and_then(unix_time),
+    })
+}
+
+/// A Unix time from upstream data; absurd values are unknown.
+fn unix_time(s: f64) -> Option<SystemTime> {
+    if !(s.is_finite() && s > 0.0 && s < 1e11) {
+        return None;
+    }
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(s as u64))
+}
+
+/// The `Authtoken` value of an access token: as given when it names its kind, else with the
+/// `QSDK ` prefix the web service expects (as Commvault's SDK does).
+fn access_header(token: &str) -> String {
+    if ["QSDK ", "SAML ", "Bearer "]
+        .iter()
+        .any(|p| token.starts_with(p))
+    {
+        token.to_string()
+    } else {
+        format!("QSDK {token}")
+    }
+}
+
+/// The token file's content: the refresh token, then the access token it goes with.
+fn token_file_text(refresh: &Secret, access: &Secret) -> String {
+    format!("{}\n{}", refresh.expose(), access.expose())
+}
+
+/// Reads a token file: the refresh token on the first line, the matching access token (once
+/// the exporter has rotated them) on the second.
+fn read_pair(path: &std::path::Path) -> Result<(Secret, Option<Secret>), String> {
+    let s = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read refresh_token_file {}: {e}", path.display()))?;
+    let mut lines = s.lines().map(str::trim).filter(|l| !l.is_empty());
+    let refresh = lines
+        .next()
+        .ok_or_else(|| format!("refresh_token_file {} is empty", path.display()))?;
+    Ok((Secret::new(refresh), lines.next().map(Secret::new)))
 }
 
 impl Session {
-    pub fn new(
-        target: &str,
-        base_url: &Url,
-        username: &str,
-        password: Secret,
-        metrics: Arc<SelfMetrics>,
-    ) -> Self {
+    pub fn new(target: &CommvaultTarget, metrics: Arc<SelfMetrics>) -> Self {
+        let base = &target.base_url;
+        // 0 from the start, so an alert can tell "not locked" from "no data".
+        metrics
+            .credential_locked
+            .get_or_create(&credential_labels(&target.name, CREDENTIAL))
+            .set(0);
         Session {
-            target: target.to_string(),
-            username: username.to_string(),
-            password,
-            login_url: endpoint(base_url, "Login"),
-            renew_url: endpoint(base_url, "RenewLoginToken"),
-            logout_url: endpoint(base_url, "Logout"),
-            metrics,
-            state: tokio::sync::Mutex::new(State::default()),
+            inner: Arc::new(Inner {
+                target: target.name.clone(),
+                device_id: target.device_id.clone(),
+                credentials: target.credentials.clone(),
+                login_url: endpoint(base, "Login"),
+                renew_url: endpoint(base, "RenewLoginToken"),
+                logout_url: endpoint(base, "Logout"),
+                access_renew_url: endpoint(base, "V4/AccessToken/Renew"),
+                metrics,
+                seen: Mutex::new(VecDeque::new()),
+            }),
+            state: Arc::new(tokio::sync::Mutex::new(State::default())),
         }
     }
 
     /// Marks the start of a collection: a session that could not be had before may be tried
-    /// again.
+    /// again, and a 401 may replace the session once more.
     pub async fn begin(&self) {
-        self.state.lock().await.failed = None;
+        let mut s = self.state.lock().await;
+        s.failed = None;
+        s.replaced = false;
     }
 
-    /// `GET url` in the session. A 401 renews the session (or logs in again) and tries once
-    /// more.
+    /// `GET url` in the session. A 401 replaces the session (at most once per collection)
+    /// and tries once more.
     pub async fn get(
         &self,
         client: &Client,
@@ -133,119 +300,180 @@ impl Session {
         url: &Url,
     ) -> Result<Response, CollectError> {
         let token = self.token(client, ctx).await?;
-        match client
-            .send(ctx, self.request(Method::GET, url, &token, None))
-            .await
-        {
+        let first = client
+            .send(ctx, self.inner.request(Method::GET, url, &token, None))
+            .await;
+        let result = match first {
             Err(UpstreamError::Status { status: 401, .. }) => {
-                tracing::info!(collector = ctx.collector, target = %ctx.target, "session token rejected; renewing the session");
-                let token = self.reestablish(client, ctx, &token).await?;
-                Ok(client
-                    .send(ctx, self.request(Method::GET, url, &token, None))
-                    .await?)
+                let token = self.after_rejection(client, ctx, &token).await?;
+                client
+                    .send(ctx, self.inner.request(Method::GET, url, &token, None))
+                    .await
             }
-            other => Ok(other?),
-        }
+            other => other,
+        };
+        result.map_err(|e| CollectError::Upstream(self.inner.scrub_error(e)))
     }
 
-    /// Ends the session upstream, if there is one.
+    /// Upstream text with every secret of this session blanked.
+    pub fn scrub(&self, s: &str) -> String {
+        self.inner.scrub(s)
+    }
+
+    /// Ends the session upstream, if there is one. Waits for an exchange in flight, so a
+    /// login that was sent is logged out too. An API access token is kept: logging out would
+    /// revoke it.
     pub async fn logout(&self, client: &Client) {
+        if matches!(
+            self.inner.credentials,
+            CommvaultCredentials::AccessToken { .. }
+        ) {
+            return;
+        }
         let Some(token) = self.state.lock().await.token.take() else {
             return;
         };
-        let ctx = RequestCtx {
-            collector: super::COLLECTOR,
-            target: self.target.clone(),
-            deadline: Instant::now() + LOGOUT_TIMEOUT,
-        };
-        let req = self.request(Method::POST, &self.logout_url, &token.value, None);
-        match client.send(&ctx, req).await {
-            Ok(_) => tracing::info!(target = %self.target, "logged out of Commvault"),
-            Err(e) => {
-                tracing::warn!(target = %self.target, error = %e, "logging out of Commvault failed")
-            }
-        }
+        self.inner
+            .logout(client, &token.header, "logged out of Commvault")
+            .await;
     }
 
-    /// The token to send now: the current one, renewed first when it has been idle long, or
-    /// a new login.
+    /// The token to send now: the current one, renewed first when it is about to lapse, or a
+    /// new session.
     async fn token(&self, client: &Client, ctx: &RequestCtx) -> Result<Secret, CollectError> {
-        let mut state = self.state.lock().await;
-        let renew = match &mut state.token {
-            Some(t) => match plan(Some(t.last_used.elapsed())) {
-                Plan::Use => {
-                    t.last_used = Instant::now();
-                    return Ok(t.value.clone());
+        let mut state = self.state.clone().lock_owned().await;
+        let access = matches!(
+            self.inner.credentials,
+            CommvaultCredentials::AccessToken { .. }
+        );
+        if let Some(t) = &mut state.token {
+            let due = if access {
+                t.expires.is_some_and(|e| {
+                    SystemTime::now() + ACCESS_RENEW_MARGIN >= e && state.refresh.is_some()
+                })
+            } else {
+                match plan(Some(t.last_used.elapsed())) {
+                    Plan::Use => false,
+                    Plan::Renew => true,
+                    Plan::Login => {
+                        // Gone upstream after the idle timeout: renewing cannot work.
+                        let old = state.token.take().map(|t| t.header);
+                        return self.exchange(state, client, ctx, None, old).await;
+                    }
                 }
-                Plan::Renew => Some(t.value.clone()),
-                Plan::Login => None,
-            },
-            None => None,
-        };
+            };
+            if !due && !state.unsaved {
+                if let Some(t) = &mut state.token {
+                    t.last_used = Instant::now();
+                    return Ok(t.header.clone());
+                }
+            }
+        }
         if let Some(failed) = &state.failed {
             return Err(CollectError::Credential(failed.clone()));
         }
-        self.refresh(&mut state, client, ctx, renew).await
+        let current = state.token.as_ref().map(|t| t.header.clone());
+        self.exchange(state, client, ctx, current.clone(), current)
+            .await
     }
 
-    /// A working token after `rejected` got a 401, unless a concurrent request already got
-    /// one.
-    async fn reestablish(
+    /// A working token after `rejected` got a 401: the one a concurrent request already got,
+    /// or a replacement unless this collection has had one already.
+    async fn after_rejection(
         &self,
         client: &Client,
         ctx: &RequestCtx,
         rejected: &Secret,
     ) -> Result<Secret, CollectError> {
-        let mut state = self.state.lock().await;
-        let renew = match &mut state.token {
-            Some(t) if t.value != *rejected => {
+        let mut state = self.state.clone().lock_owned().await;
+        let st = &mut *state;
+        if let Some(t) = &mut st.token {
+            if t.header != *rejected && !st.unsaved {
                 t.last_used = Instant::now();
-                return Ok(t.value.clone());
+                return Ok(t.header.clone());
             }
-            Some(t) => Some(t.value.clone()),
-            None => None,
-        };
+        }
         if let Some(failed) = &state.failed {
             return Err(CollectError::Credential(failed.clone()));
         }
-        self.refresh(&mut state, client, ctx, renew).await
+        if state.replaced {
+            return Err(CollectError::Credential(
+                "the Commvault session was refused (HTTP 401) again after it was replaced in this collection; not logging in again before the next collection".into(),
+            ));
+        }
+        state.replaced = true;
+        tracing::info!(collector = ctx.collector, target = %ctx.target, "Commvault refused the session token (HTTP 401); renewing the session");
+        let current = state.token.as_ref().map(|t| t.header.clone());
+        self.exchange(state, client, ctx, current.clone(), current)
+            .await
     }
 
-    /// Renews `renew` when given, else (or when renewing fails) logs in. Counts one refresh
-    /// per success and one failure when no session could be had.
-    async fn refresh(
+    /// Runs one credential exchange in a task of its own, which holds the session lock until
+    /// the outcome is recorded, whatever happens to the caller.
+    async fn exchange(
+        &self,
+        state: OwnedMutexGuard<State>,
+        client: &Client,
+        ctx: &RequestCtx,
+        renew: Option<Secret>,
+        replaced: Option<Secret>,
+    ) -> Result<Secret, CollectError> {
+        let inner = self.inner.clone();
+        let client = client.clone();
+        let ctx = ctx.clone();
+        let task = tokio::spawn(async move {
+            let mut state = state;
+            inner
+                .exchange(&mut state, &client, &ctx, renew, replaced)
+                .await
+        });
+        match task.await {
+            Ok(r) => r,
+            Err(e) => Err(CollectError::Credential(format!(
+                "getting a Commvault session failed: {e}"
+            ))),
+        }
+    }
+}
+
+impl Inner {
+    async fn exchange(
         &self,
         state: &mut State,
         client: &Client,
         ctx: &RequestCtx,
         renew: Option<Secret>,
+        replaced: Option<Secret>,
     ) -> Result<Secret, CollectError> {
         let labels = credential_labels(&self.target, CREDENTIAL);
-        state.token = None;
-        let renewed = match renew {
-            Some(token) => match self.renew(client, ctx, &token).await {
-                Ok(token) => Some(token),
-                Err(e) => {
-                    tracing::info!(target = %self.target, error = %e, "renewing the Commvault session failed; logging in again");
-                    None
-                }
-            },
-            None => None,
-        };
-        let result = match renewed {
-            Some(token) => Ok(token),
-            None => self.login(client, ctx).await,
+        let result = match &self.credentials {
+            CommvaultCredentials::Password { username, password } => {
+                self.password_session(state, client, ctx, username, password, renew, replaced)
+                    .await
+            }
+            CommvaultCredentials::AccessToken {
+                access_token,
+                refresh_token_file,
+            } => {
+                self.access_session(
+                    state,
+                    client,
+                    ctx,
+                    access_token,
+                    refresh_token_file.as_ref(),
+                    renew.is_some(),
+                )
+                .await
+            }
         };
         match result {
-            Ok(token) => {
-                self.metrics
-                    .credential_refreshes
-                    .get_or_create(&labels)
-                    .inc();
-                state.token = Some(Token {
-                    value: token.clone(),
-                    last_used: Instant::now(),
-                });
+            Ok((token, counted)) => {
+                if counted {
+                    self.metrics
+                        .credential_refreshes
+                        .get_or_create(&labels)
+                        .inc();
+                }
                 Ok(token)
             }
             Err(e) => {
@@ -253,15 +481,72 @@ impl Session {
                     .credential_refresh_failures
                     .get_or_create(&labels)
                     .inc();
+                tracing::warn!(target = %self.target, error = %e, "no Commvault session");
                 state.failed = Some(e.clone());
                 Err(CollectError::Credential(e))
             }
         }
     }
 
-    async fn login(&self, client: &Client, ctx: &RequestCtx) -> Result<Secret, String> {
-        let password = base64::engine::general_purpose::STANDARD.encode(self.password.expose());
-        let body = serde_json::json!({"username": self.username, "password": password});
+    /// Renews `renew` when given, else (or when renewing fails) logs in. Returns the token and
+    /// whether it counts as a refresh.
+    #[allow(clippy::too_many_arguments)]
+    async fn password_session(
+        &self,
+        state: &mut State,
+        client: &Client,
+        ctx: &RequestCtx,
+        username: &str,
+        password: &Secret,
+        renew: Option<Secret>,
+        replaced: Option<Secret>,
+    ) -> Result<(Secret, bool), String> {
+        state.token = None;
+        // A Commvault Cloud Bearer token cannot be renewed: log in again.
+        if let Some(old) = renew.filter(|t| !t.expose().starts_with("Bearer ")) {
+            match self.renew(client, ctx, &old).await {
+                Ok(token) => {
+                    tracing::debug!(target = %self.target, "renewed the Commvault session");
+                    self.store(state, token.clone(), None);
+                    return Ok((token, true));
+                }
+                Err(e) => {
+                    tracing::info!(target = %self.target, error = %e, "renewing the Commvault session failed; logging in again")
+                }
+            }
+        }
+        if let Some(until) = state.locked_until {
+            let now = Instant::now();
+            if until > now {
+                return Err(locked_message(username, Some(until - now), None));
+            }
+            state.locked_until = None;
+        }
+        let token = self.login(client, ctx, username, password, state).await?;
+        self.store(state, token.clone(), None);
+        // The session given up may still be open upstream: close it, so sessions do not
+        // pile up on the CommServe.
+        if let Some(old) = replaced.filter(|o| *o != token) {
+            self.logout(client, &old, "logged out of the replaced Commvault session")
+                .await;
+        }
+        Ok((token, true))
+    }
+
+    async fn login(
+        &self,
+        client: &Client,
+        ctx: &RequestCtx,
+        username: &str,
+        password: &Secret,
+        state: &mut State,
+    ) -> Result<Secret, String> {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(password.expose());
+        let body = serde_json::json!({
+            "username": username,
+            "password": encoded,
+            "deviceId": self.device_id,
+        });
         let req = Request {
             method: Method::POST,
             url: self.login_url.clone(),
@@ -269,21 +554,43 @@ impl Session {
             body: Some(Bytes::from(body.to_string())),
             tracking_header: None,
         };
-        let outcome = match client.send(ctx, req).await {
-            Ok(resp) => parse_token(&resp.body)
-                .and_then(|t| t.ok_or_else(|| "the answer has no token".to_string())),
-            Err(e) => Err(e.to_string()),
+        // A deadline that has already passed: the client starts no retry. Every failed
+        // login counts towards the account lockout.
+        let once = RequestCtx {
+            deadline: Instant::now(),
+            ..ctx.clone()
+        };
+        let locked = |v: i64| {
+            self.metrics
+                .credential_locked
+                .get_or_create(&credential_labels(&self.target, CREDENTIAL))
+                .set(v)
+        };
+        let outcome = match client.send(&once, req).await {
+            Ok(resp) => parse_login(&resp.body),
+            Err(e) => Err(LoginFailure::Refused(self.scrub_error(e).to_string())),
         };
         match outcome {
             Ok(token) => {
-                tracing::info!(target = %self.target, user = %self.username, "logged in to Commvault");
+                locked(0);
+                self.remember(&token);
+                tracing::info!(target = %self.target, user = %username, "logged in to Commvault");
                 Ok(token)
             }
-            Err(e) => Err(format!(
-                "logging in to Commvault as {:?} failed: {}",
-                self.username,
-                self.scrub(&e)
-            )),
+            Err(LoginFailure::Locked { remaining, message }) => {
+                locked(1);
+                state.locked_until = remaining.and_then(|r| Instant::now().checked_add(r));
+                let msg = locked_message(username, remaining, message.map(|m| self.scrub(&m)));
+                tracing::error!(target = %self.target, user = %username, remaining_lock_seconds = remaining.map(|r| r.as_secs()), "{msg}");
+                Err(msg)
+            }
+            Err(LoginFailure::Refused(e)) => {
+                locked(0);
+                Err(format!(
+                    "logging in to Commvault as {username:?} failed: {}",
+                    self.scrub(&e)
+                ))
+            }
         }
     }
 
@@ -293,7 +600,7 @@ impl Session {
         ctx: &RequestCtx,
         token: &Secret,
     ) -> Result<Secret, String> {
-        let body = serde_json::json!({"sessionId": token.expose()});
+        let body = serde_json::json!({"sessionId": token.expose(), "deviceId": self.device_id});
         let req = self.request(
             Method::POST,
             &self.renew_url,
@@ -303,13 +610,156 @@ impl Session {
         let resp = client
             .send(ctx, req)
             .await
-            .map_err(|e| self.scrub(&e.to_string()))?;
-        // An answer without a token extends the current one.
-        let renewed = parse_token(&resp.body)
-            .map_err(|e| format!("renewing the session failed: {}", self.scrub(&e)))?
-            .unwrap_or_else(|| token.clone());
-        tracing::debug!(target = %self.target, "renewed the Commvault session");
-        Ok(renewed)
+            .map_err(|e| self.scrub_error(e).to_string())?;
+        let token = parse_renewal(&resp.body)
+            .map_err(|e| format!("renewing the session failed: {}", self.scrub(&e)))?;
+        self.remember(&token);
+        Ok(token)
+    }
+
+    /// The access token to use: from the config or the token file at first, renewed with the
+    /// refresh token when asked and possible.
+    async fn access_session(
+        &self,
+        state: &mut State,
+        client: &Client,
+        ctx: &RequestCtx,
+        configured: &Secret,
+        file: Option<&PathBuf>,
+        renew: bool,
+    ) -> Result<(Secret, bool), String> {
+        if !state.loaded {
+            let mut access = configured.clone();
+            if let Some(path) = file {
+                let path = path.clone();
+                let (refresh, saved) = tokio::task::spawn_blocking(move || read_pair(&path))
+                    .await
+                    .map_err(|e| format!("reading the refresh token file failed: {e}"))??;
+                self.remember(&refresh);
+                state.refresh = Some(refresh);
+                if let Some(saved) = saved {
+                    access = saved;
+                }
+            }
+            self.remember(&access);
+            state.loaded = true;
+            let header = Secret::new(access_header(access.expose()));
+            self.store(state, header.clone(), Some(access));
+            if !renew {
+                return Ok((header, false));
+            }
+        }
+        if state.unsaved {
+            self.save(state, file).await?;
+            let t = state.token.as_ref().ok_or("no access token")?;
+            return Ok((t.header.clone(), false));
+        }
+        if !renew {
+            let t = state.token.as_ref().ok_or("no access token")?;
+            return Ok((t.header.clone(), false));
+        }
+        let (Some(refresh), Some(current)) = (state.refresh.clone(), state.token.as_ref()) else {
+            return Err("the Commvault access token was refused (HTTP 401) or has expired, and no refresh_token_file is configured to renew it: create a new access token".into());
+        };
+        let (raw, header) = (current.raw.clone(), current.header.clone());
+        let body = serde_json::json!({
+            "accessToken": raw.expose(),
+            "refreshToken": refresh.expose(),
+        });
+        // With the current token in `Authtoken` too, as Commvault's SDK sends it.
+        let req = self.request(
+            Method::POST,
+            &self.access_renew_url,
+            &header,
+            Some(Bytes::from(body.to_string())),
+        );
+        let renewed = match client.send(ctx, req).await {
+            Ok(resp) => parse_access_renewal(&resp.body),
+            Err(e) => Err(self.scrub_error(e).to_string()),
+        }
+        .map_err(|e| {
+            format!(
+                "renewing the Commvault access token failed: {}",
+                self.scrub(&e)
+            )
+        })?;
+        self.remember(&renewed.access_token);
+        let header = Secret::new(access_header(renewed.access_token.expose()));
+        if let Some(r) = &renewed.refresh_token {
+            self.remember(r);
+            state.refresh = Some(r.clone());
+        }
+        self.store(state, header.clone(), Some(renewed.access_token));
+        if let Some(t) = &mut state.token {
+            t.expires = renewed.expires;
+        }
+        if let Some(e) = renewed.expires {
+            let unix = e
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64();
+            self.metrics
+                .credential_expiry
+                .get_or_create(&credential_labels(&self.target, "access_token"))
+                .set(unix);
+        }
+        // Persisted before use: the old refresh token is dead once the CommServe rotated it.
+        state.unsaved = true;
+        self.save(state, file).await?;
+        tracing::info!(target = %self.target, "renewed the Commvault access token");
+        Ok((header, true))
+    }
+
+    /// Writes the current refresh and access token to the token file, atomically.
+    async fn save(&self, state: &mut State, file: Option<&PathBuf>) -> Result<(), String> {
+        let (Some(path), Some(refresh), Some(token)) =
+            (file, state.refresh.as_ref(), state.token.as_ref())
+        else {
+            state.unsaved = false;
+            return Ok(());
+        };
+        let text = token_file_text(refresh, &token.raw);
+        let p = path.clone();
+        let written =
+            tokio::task::spawn_blocking(move || write_token_file(&p, &text, &mut |_| Ok(())))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r);
+        match written {
+            Ok(()) => {
+                state.unsaved = false;
+                tracing::info!(target = %self.target, file = %path.display(), "saved the rotated Commvault access token");
+                Ok(())
+            }
+            Err(e) => Err(format!(
+                "cannot save the rotated Commvault access token to {}: {e}; it is kept in memory and not used until saved",
+                path.display()
+            )),
+        }
+    }
+
+    fn store(&self, state: &mut State, header: Secret, raw: Option<Secret>) {
+        state.token = Some(Token {
+            raw: raw.unwrap_or_else(|| header.clone()),
+            header,
+            last_used: Instant::now(),
+            expires: None,
+        });
+    }
+
+    async fn logout(&self, client: &Client, token: &Secret, done: &str) {
+        let ctx = RequestCtx {
+            collector: super::COLLECTOR,
+            target: self.target.clone(),
+            deadline: Instant::now() + LOGOUT_TIMEOUT,
+        };
+        let req = self.request(Method::POST, &self.logout_url, token, None);
+        match client.send(&ctx, req).await {
+            Ok(_) => tracing::info!(target = %self.target, "{done}"),
+            Err(e) => {
+                tracing::warn!(target = %self.target, error = %self.scrub_error(e), "logging out of Commvault failed")
+            }
+        }
     }
 
     fn request(
@@ -333,16 +783,99 @@ impl Session {
         }
     }
 
-    /// Upstream text with the password (plain or base64) blanked, in case an error echoes it.
-    fn scrub(&self, s: &str) -> String {
-        let password = self.password.expose();
-        if password.len() < 4 {
-            return s.to_string();
+    /// Remembers a secret so upstream text echoing it is scrubbed.
+    fn remember(&self, token: &Secret) {
+        let mut seen = lock(&self.seen);
+        if seen.len() >= SCRUB_MEMORY {
+            seen.pop_front();
         }
-        let encoded = base64::engine::general_purpose::STANDARD.encode(password);
-        s.replace(password, "<redacted>")
-            .replace(&encoded, "<redacted>")
+        seen.push_back(token.expose().to_string());
     }
+
+    /// Upstream text with the password (plain or base64) and every token this session has
+    /// held (with or without its `QSDK `/`Bearer ` prefix) blanked.
+    fn scrub(&self, s: &str) -> String {
+        let mut secrets: Vec<String> = Vec::new();
+        if let CommvaultCredentials::Password { password, .. } = &self.credentials {
+            secrets.push(password.expose().to_string());
+            secrets.push(base64::engine::general_purpose::STANDARD.encode(password.expose()));
+        }
+        if let CommvaultCredentials::AccessToken { access_token, .. } = &self.credentials {
+            secrets.push(access_token.expose().to_string());
+        }
+        for t in lock(&self.seen).iter() {
+            secrets.push(t.clone());
+            if let Some((_, bare)) = t.split_once(' ') {
+                secrets.push(bare.to_string());
+            }
+        }
+        // Longest first, so a token's bare part does not leave its prefix behind half-done.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let mut out = s.to_string();
+        for secret in secrets.iter().filter(|s| s.len() >= 4) {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "<redacted>");
+            }
+        }
+        out
+    }
+
+    fn scrub_error(&self, e: UpstreamError) -> UpstreamError {
+        match e {
+            UpstreamError::Status {
+                method,
+                url,
+                status,
+                message,
+                tracking_id,
+            } => UpstreamError::Status {
+                method,
+                url,
+                status,
+                message: message.map(|m| self.scrub(&m)),
+                tracking_id,
+            },
+            UpstreamError::Transport {
+                method,
+                url,
+                reason,
+                tracking_id,
+            } => UpstreamError::Transport {
+                method,
+                url,
+                reason: self.scrub(&reason),
+                tracking_id,
+            },
+            UpstreamError::Json { url, reason } => UpstreamError::Json {
+                url,
+                reason: self.scrub(&reason),
+            },
+            UpstreamError::Protocol { url, reason } => UpstreamError::Protocol {
+                url,
+                reason: self.scrub(&reason),
+            },
+            other => other,
+        }
+    }
+}
+
+fn locked_message(username: &str, remaining: Option<Duration>, message: Option<String>) -> String {
+    let how_long = match remaining {
+        Some(r) => format!(
+            "for another {} (remainingLockTime {} s)",
+            humantime::format_duration(Duration::from_secs(r.as_secs().div_ceil(60) * 60)),
+            r.as_secs()
+        ),
+        None => "(no remainingLockTime given)".into(),
+    };
+    let detail = message.map(|m| format!(": {m}")).unwrap_or_default();
+    format!(
+        "the Commvault account {username:?} is locked {how_long} after repeated failed logins{detail}; the exporter does not log in until it unlocks: check the password, or ask a CommServe admin to unlock the account"
+    )
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// `Accept: application/json`, and the content type of a JSON body when there is one.
@@ -356,83 +889,4 @@ fn json_headers(with_body: bool) -> HeaderMap {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn login_failure_reported_with_http_200_is_an_error() {
-        let body = br#"{"errList":[{"errLogMessage":"Username/Password are incorrect","errorCode":5}],"loginAttempts":1}"#;
-        assert_eq!(
-            parse_token(body).unwrap_err(),
-            "errorCode 5: Username/Password are incorrect"
-        );
-        let body = br#"{"errorCode": 1116, "errorMessage": "Account is locked"}"#;
-        assert_eq!(
-            parse_token(body).unwrap_err(),
-            "errorCode 1116: Account is locked"
-        );
-        assert!(parse_token(b"<html>").unwrap_err().contains("invalid JSON"));
-    }
-
-    #[test]
-    fn login_success_gives_the_token_verbatim() {
-        let body = br#"{"aliasName":"1","userName":"monitor","token":"QSDK 3856abc","errList":[],"loginAttempts":0}"#;
-        assert_eq!(parse_token(body).unwrap().unwrap().expose(), "QSDK 3856abc");
-        assert_eq!(parse_token(br#"{"userName":"monitor"}"#).unwrap(), None);
-        assert_eq!(parse_token(br#"{"token":""}"#).unwrap(), None);
-    }
-
-    #[test]
-    fn idle_tokens_are_renewed_before_the_idle_timeout() {
-        assert_eq!(plan(None), Plan::Login);
-        assert_eq!(plan(Some(Duration::from_secs(60))), Plan::Use);
-        assert_eq!(plan(Some(RENEW_AFTER)), Plan::Renew);
-        assert_eq!(
-            plan(Some(IDLE_TIMEOUT - Duration::from_secs(1))),
-            Plan::Renew
-        );
-        // Past the idle timeout the session is gone upstream: renewing cannot work.
-        assert_eq!(plan(Some(IDLE_TIMEOUT)), Plan::Login);
-    }
-
-    fn session(password: &str) -> Session {
-        Session::new(
-            "cs1",
-            &Url::parse("https://cs.example.com/commandcenter/api").unwrap(),
-            "monitor",
-            Secret::new(password),
-            Arc::new(SelfMetrics::new()),
-        )
-    }
-
-    #[test]
-    fn endpoints_and_sensitive_authtoken() {
-        let s = session("pw-1234");
-        assert_eq!(
-            s.login_url.as_str(),
-            "https://cs.example.com/commandcenter/api/Login"
-        );
-        assert_eq!(
-            s.renew_url.as_str(),
-            "https://cs.example.com/commandcenter/api/RenewLoginToken"
-        );
-        let req = s.request(
-            Method::GET,
-            &s.logout_url,
-            &Secret::new("QSDK 0123abcd"),
-            None,
-        );
-        assert_eq!(req.headers["authtoken"], "QSDK 0123abcd");
-        assert!(req.headers["authtoken"].is_sensitive());
-        assert_eq!(req.headers[ACCEPT], "application/json");
-        assert!(!format!("{:?}", req.headers).contains("0123abcd"));
-    }
-
-    #[test]
-    fn upstream_text_never_carries_the_password() {
-        let s = session("hunter2-secret");
-        let encoded = base64::engine::general_purpose::STANDARD.encode("hunter2-secret");
-        let msg = format!("bad password hunter2-secret ({encoded})");
-        assert_eq!(s.scrub(&msg), "bad password <redacted> (<redacted>)");
-    }
-}
+mod tests;

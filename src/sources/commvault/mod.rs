@@ -1,8 +1,7 @@
 //! Commvault sources: a session per target (`auth`) and the organizations collector.
 //!
-//! Commvault answers many failures with HTTP 200 and an error in the body, either
-//! `{"errorCode": N, "errorMessage": ...}` or `{"errList": [{"errLogMessage": ...}]}`, so
-//! every body is checked with [`api_error`] before it is read.
+//! Commvault answers many failures with HTTP 200 and an error in the body, in one of several
+//! shapes (see [`api_error`]), so every body is checked before it is read.
 
 use std::sync::Arc;
 
@@ -20,48 +19,70 @@ pub const COLLECTOR: &str = "commvault_organizations";
 
 /// The organizations collector for one Commvault target.
 pub fn collector(target: &CommvaultTarget, metrics: Arc<SelfMetrics>) -> Arc<dyn Collect> {
-    let session = auth::Session::new(
-        &target.name,
-        &target.base_url,
-        &target.username,
-        target.password.clone(),
-        metrics,
-    );
+    let session = auth::Session::new(target, metrics);
     Arc::new(organizations::Organizations::new(
         target.base_url.clone(),
         target.organizations.clone(),
         target.concurrency,
+        target.stale_after,
         session,
     ))
 }
 
-/// The error a Commvault body reports, if any: a non-zero `errorCode` or a non-empty
-/// `errList`. The message is sanitized; a body that is not an object reports nothing.
+/// The error a Commvault body reports, if any, in every shape the web service uses:
+/// `{"errorCode": N, "errorMessage": ...}`, `{"error": {"errorCode", "errLogMessage",
+/// "errorMessage", "errorString"}}`, `{"response": [{"errorCode": N, "errorString": ...}]}` and
+/// `{"errList": [{"errLogMessage": ..., "errorCode": N}]}`. A zero `errorCode` is success.
+/// The message is sanitized; a body that is not an object reports nothing.
 pub fn api_error(body: &Value) -> Option<String> {
-    let message = |v: &Value, key: &str| {
-        v.get(key)
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|m| !m.is_empty())
-            .map(|m| sanitize(m, 300))
-    };
-    let code = |v: &Value| lenient::number(v.get("errorCode")?).filter(|c| *c != 0.0);
-    if let Some(c) = code(body) {
-        return Some(match message(body, "errorMessage") {
-            Some(m) => format!("errorCode {c}: {m}"),
-            None => format!("errorCode {c}"),
-        });
+    // Success bodies carry the top-level fields and an empty `errList` too.
+    if let Some(e) = describe(body) {
+        return Some(e);
+    }
+    if let Some(e) = body.get("error").filter(|e| e.is_object()) {
+        if let Some(e) = describe(e) {
+            return Some(e);
+        }
+    }
+    if let Some(first) = body
+        .get("response")
+        .and_then(Value::as_array)
+        .and_then(|r| r.first())
+    {
+        if let Some(e) = describe(first) {
+            return Some(e);
+        }
     }
     let first = body.get("errList")?.as_array()?.first()?;
-    match (
-        message(first, "errLogMessage").or_else(|| message(first, "errorMessage")),
-        code(first),
-    ) {
-        (Some(m), Some(c)) => Some(format!("errorCode {c}: {m}")),
-        (Some(m), None) => Some(m),
-        (None, Some(c)) => Some(format!("errorCode {c}")),
-        (None, None) => None,
+    describe(first).or_else(|| message(first))
+}
+
+/// An object's error: a non-zero `errorCode` with its message if any. A message without a
+/// code counts only inside an `error` object or an `errList` entry (see [`api_error`]).
+fn describe(v: &Value) -> Option<String> {
+    let code = v
+        .get("errorCode")
+        .and_then(lenient::number)
+        .filter(|c| *c != 0.0);
+    match (code, message(v)) {
+        (Some(c), Some(m)) => Some(format!("errorCode {c}: {m}")),
+        (Some(c), None) => Some(format!("errorCode {c}")),
+        // `{"error": {"errLogMessage": ...}}` without a code still is a refusal.
+        (None, Some(m)) if v.get("errorCode").is_none() && v.get("errLogMessage").is_some() => {
+            Some(m)
+        }
+        _ => None,
     }
+}
+
+/// The most specific message an error object carries.
+fn message(v: &Value) -> Option<String> {
+    ["errLogMessage", "errorMessage", "errorString"]
+        .iter()
+        .filter_map(|k| v.get(*k).and_then(Value::as_str))
+        .map(str::trim)
+        .find(|m| !m.is_empty())
+        .map(|m| sanitize(m, 300))
 }
 
 #[cfg(test)]
@@ -93,5 +114,40 @@ mod tests {
         assert_eq!(err(r#"{"errList": [], "token": "QSDK 1"}"#), None);
         assert_eq!(err(r#"{"providers": []}"#), None);
         assert_eq!(err(r#"[1, 2]"#), None);
+    }
+
+    #[test]
+    fn every_error_shape_names_its_cause() {
+        // A refused RenewLoginToken: HTTP 200, an `error` object and no token.
+        assert_eq!(
+            err(r#"{"error": {"errorCode": 1, "errLogMessage": "Session is not valid"}}"#)
+                .as_deref(),
+            Some("errorCode 1: Session is not valid")
+        );
+        assert_eq!(
+            err(r#"{"error": {"errLogMessage": "Token renewal failed"}}"#).as_deref(),
+            Some("Token renewal failed")
+        );
+        assert_eq!(
+            err(r#"{"error": {"errorCode": 2, "errorString": "Invalid input"}}"#).as_deref(),
+            Some("errorCode 2: Invalid input")
+        );
+        assert_eq!(
+            err(r#"{"error": {"errorCode": 5, "errorMessage": "Access denied"}}"#).as_deref(),
+            Some("errorCode 5: Access denied")
+        );
+        assert_eq!(
+            err(r#"{"response": [{"errorCode": 9, "errorString": "No permission"}]}"#).as_deref(),
+            Some("errorCode 9: No permission")
+        );
+        assert_eq!(err(r#"{"response": [{"errorCode": 0}]}"#), None);
+        assert_eq!(
+            err(r#"{"error": {"errorCode": 0, "errorString": ""}}"#),
+            None
+        );
+        assert_eq!(
+            err(r#"{"errList": [{"errorCode": 1116}]}"#).as_deref(),
+            Some("errorCode 1116")
+        );
     }
 }

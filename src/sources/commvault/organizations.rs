@@ -2,12 +2,14 @@
 //!
 //! `GET <ws>/Organization` lists the organizations (unless the config names their ids), then
 //! `GET <ws>/Organization/{id}` reads each one's details, `concurrency` at a time. An
-//! organization whose details cannot be read keeps its last good series and is reported as a
-//! problem; the others are published fresh.
+//! organization whose details cannot be read keeps its last good series (and the time they
+//! were read, `commvault_organization_last_success_timestamp_seconds`) and is reported as a
+//! problem, until `stale_after` has passed; the others are published fresh.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use futures_util::future::BoxFuture;
 use futures_util::{stream, StreamExt as _};
@@ -25,12 +27,12 @@ use crate::upstream::{display_url, sanitize, Client, RequestCtx};
 /// Failed organizations named one by one in a collection's problems; the rest are counted.
 const MAX_PROBLEMS: usize = 5;
 
-static FAMILIES: [Family; 12] = [
+static FAMILIES: [Family; 13] = [
     Family {
         name: "commvault_organization_info",
         help: help!(
             "Commvault",
-            "Commvault organization (company) with its description, value 1."
+            "Commvault organization with its description and company (connect) name, value 1."
         ),
     },
     Family {
@@ -86,6 +88,13 @@ static FAMILIES: [Family; 12] = [
         name: "commvault_organization_created_timestamp_seconds",
         help: help!("Commvault", "Unix time the organization was created."),
     },
+    Family {
+        name: "commvault_organization_last_success_timestamp_seconds",
+        help: help!(
+            "Commvault",
+            "Unix time the organization's details were last read successfully."
+        ),
+    },
 ];
 
 /// The family index of the first count; counts follow in the order of `Organization::counts`.
@@ -98,10 +107,16 @@ pub struct Organization {
     /// `shortName.domainName`.
     pub name: Box<str>,
     pub description: Box<str>,
+    /// `connectName`, the company name a NOC searches by.
+    pub company: Box<str>,
+    /// False when the organization is disabled or deactivated (backup, restore or login
+    /// disabled).
     pub enabled: Option<bool>,
     /// users, devices, physical devices, servers, VMs, hypervisors, machines, misc machines.
     pub counts: [Option<f64>; 8],
     pub created: Option<f64>,
+    /// Unix time the details were read.
+    pub read_at: f64,
 }
 
 /// An organization as the list (or the config) names it.
@@ -109,6 +124,7 @@ pub struct Organization {
 pub struct Listed {
     pub id: u64,
     pub name: Option<Box<str>>,
+    pub company: Option<Box<str>>,
     pub enabled: Option<bool>,
 }
 
@@ -151,11 +167,19 @@ impl SampleSet for OrganizationSet {
             let value = match family {
                 0 => {
                     let [t, i, n] = base;
-                    gauge(enc, &[t, i, n, ("description", &*o.description)], 1.0)?;
+                    let labels = [
+                        t,
+                        i,
+                        n,
+                        ("description", &*o.description),
+                        ("company", &*o.company),
+                    ];
+                    gauge(enc, &labels, 1.0)?;
                     continue;
                 }
                 2 => o.enabled.map(|e| if e { 1.0 } else { 0.0 }),
                 11 => o.created,
+                12 => Some(o.read_at).filter(|t| *t > 0.0),
                 f => o.counts.get(f - FIRST_COUNT).copied().flatten(),
             };
             if let Some(v) = value {
@@ -170,6 +194,8 @@ impl SampleSet for OrganizationSet {
 #[serde(rename_all = "camelCase")]
 struct RawProvider {
     short_name: Option<RawShortName>,
+    #[serde(default, deserialize_with = "lenient::de::text")]
+    connect_name: Option<String>,
     #[serde(default, deserialize_with = "lenient::de::boolean")]
     enabled: Option<bool>,
 }
@@ -184,8 +210,13 @@ struct RawShortName {
 }
 
 /// Keys an answer may have besides `providers` and still mean "no organizations": Commvault
-/// leaves out empty lists.
-const STATUS_KEYS: [&str; 3] = ["errorCode", "errorMessage", "errList"];
+/// leaves out empty lists, and may send only its `processinginstructioninfo`.
+const STATUS_KEYS: [&str; 4] = [
+    "errorCode",
+    "errorMessage",
+    "errList",
+    "processinginstructioninfo",
+];
 
 /// Parses `GET /Organization`. Items without a usable `shortName.id` are skipped and
 /// described in the second vector; repeated ids are kept once.
@@ -201,7 +232,13 @@ pub fn parse_list(body: &[u8]) -> Result<(Vec<Listed>, Vec<String>), String> {
         Some(Value::Array(items)) => items.as_slice(),
         Some(Value::Null) => &[],
         None if obj.keys().all(|k| STATUS_KEYS.contains(&k.as_str())) => &[],
-        None => return Err("the answer has no providers list".into()),
+        None => {
+            let keys: Vec<&str> = obj.keys().take(5).map(String::as_str).collect();
+            return Err(format!(
+                "the answer has no providers list (keys: {}); the account may lack the permission to view organizations",
+                sanitize(&keys.join(", "), 120)
+            ));
+        }
         Some(_) => return Err("providers is not a list".into()),
     };
     let mut out = Vec::with_capacity(providers.len());
@@ -224,6 +261,7 @@ pub fn parse_list(body: &[u8]) -> Result<(Vec<Listed>, Vec<String>), String> {
             out.push(Listed {
                 id,
                 name: short.and_then(|s| s.domain_name).map(Into::into),
+                company: p.connect_name.map(Into::into),
                 enabled: p.enabled,
             });
         }
@@ -249,9 +287,35 @@ struct RawInfo {
 struct RawOrganization {
     #[serde(default, deserialize_with = "lenient::de::text")]
     description: Option<String>,
+    #[serde(default, deserialize_with = "lenient::de::text")]
+    connect_name: Option<String>,
     #[serde(default, deserialize_with = "lenient::de::boolean")]
     enabled: Option<bool>,
     short_name: Option<RawShortName>,
+    deactivate_options: Option<RawDeactivate>,
+}
+
+/// What a deactivation disabled.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawDeactivate {
+    #[serde(default, deserialize_with = "lenient::de::boolean")]
+    disable_backup: Option<bool>,
+    #[serde(default, deserialize_with = "lenient::de::boolean")]
+    disable_restore: Option<bool>,
+    #[serde(default, deserialize_with = "lenient::de::boolean")]
+    disable_login: Option<bool>,
+}
+
+impl RawDeactivate {
+    fn deactivated(&self) -> bool {
+        [
+            self.disable_backup,
+            self.disable_restore,
+            self.disable_login,
+        ]
+        .contains(&Some(true))
+    }
 }
 
 #[derive(Deserialize)]
@@ -291,13 +355,25 @@ pub fn parse_organization(id: u64, body: &[u8]) -> Result<Organization, String> 
         .organization_info
         .ok_or("the answer has no organizationInfo")?;
     let org = info.organization;
-    let (name, description, enabled) = match org {
-        Some(o) => (
-            o.short_name.and_then(|s| s.domain_name),
-            o.description,
-            o.enabled,
-        ),
-        None => (None, None, None),
+    let (name, description, company, enabled) = match org {
+        Some(o) => {
+            let deactivated = o
+                .deactivate_options
+                .as_ref()
+                .is_some_and(|d| d.deactivated());
+            let enabled = match o.enabled {
+                Some(e) => Some(e && !deactivated),
+                None if deactivated => Some(false),
+                None => None,
+            };
+            (
+                o.short_name.and_then(|s| s.domain_name),
+                o.description,
+                o.connect_name,
+                enabled,
+            )
+        }
+        None => (None, None, None, None),
     };
     let (counts, created) = match info.organization_properties {
         Some(p) => (
@@ -320,9 +396,11 @@ pub fn parse_organization(id: u64, body: &[u8]) -> Result<Organization, String> 
         id,
         name: name.unwrap_or_default().into(),
         description: description.unwrap_or_default().into(),
+        company: company.unwrap_or_default().into(),
         enabled,
         counts,
         created,
+        read_at: 0.0,
     })
 }
 
@@ -334,13 +412,17 @@ impl LastGood {
     /// Remembers the organizations just read, stands in the last good copy for those that
     /// failed and forgets organizations no longer listed. Returns the organizations to
     /// publish and a description of each failure, by id.
+    /// A kept copy read longer than `stale_after` before `now` is dropped.
     fn merge(
         &self,
         results: Vec<(Listed, Result<Organization, CollectError>)>,
+        now: f64,
+        stale_after: Duration,
     ) -> (Vec<Arc<Organization>>, Vec<String>) {
         let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let listed: HashSet<u64> = results.iter().map(|(l, _)| l.id).collect();
-        last.retain(|id, _| listed.contains(id));
+        let oldest = now - stale_after.as_secs_f64();
+        last.retain(|id, o| listed.contains(id) && o.read_at >= oldest);
         let mut items = Vec::with_capacity(results.len());
         let mut failures = Vec::new();
         for (l, result) in results {
@@ -370,6 +452,13 @@ impl LastGood {
     }
 }
 
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
 /// The first failures one by one, then how many more.
 fn summarize(failures: &[String]) -> Vec<String> {
     let mut out: Vec<String> = failures.iter().take(MAX_PROBLEMS).cloned().collect();
@@ -388,16 +477,24 @@ pub struct Organizations {
     /// Configured ids; `None` lists every organization.
     ids: Option<Vec<u64>>,
     concurrency: usize,
+    stale_after: Duration,
     session: Session,
     last_good: LastGood,
 }
 
 impl Organizations {
-    pub fn new(base_url: Url, ids: Option<Vec<u64>>, concurrency: usize, session: Session) -> Self {
+    pub fn new(
+        base_url: Url,
+        ids: Option<Vec<u64>>,
+        concurrency: usize,
+        stale_after: Duration,
+        session: Session,
+    ) -> Self {
         Organizations {
             base_url,
             ids,
             concurrency: concurrency.max(1),
+            stale_after,
             session,
             last_good: LastGood::default(),
         }
@@ -410,8 +507,9 @@ impl Organizations {
             .await?;
         let (listed, skipped) = parse_list(&resp.body).map_err(|e| {
             CollectError::Payload(format!(
-                "{}: invalid organization list: {e}",
-                display_url(&resp.url)
+                "{}: invalid organization list: {}",
+                display_url(&resp.url),
+                self.session.scrub(&e)
             ))
         })?;
         if let Some(first) = skipped.first() {
@@ -434,14 +532,25 @@ impl Organizations {
     ) -> Result<Organization, CollectError> {
         let url = endpoint(&self.base_url, &format!("Organization/{}", listed.id));
         let resp = self.session.get(client, ctx, &url).await?;
-        let mut o = parse_organization(listed.id, &resp.body)
-            .map_err(|e| CollectError::Payload(format!("{}: {e}", display_url(&resp.url))))?;
+        let mut o = parse_organization(listed.id, &resp.body).map_err(|e| {
+            CollectError::Payload(format!(
+                "{}: {}",
+                display_url(&resp.url),
+                self.session.scrub(&e)
+            ))
+        })?;
         if o.name.is_empty() {
             if let Some(name) = &listed.name {
                 o.name = name.clone();
             }
         }
+        if o.company.is_empty() {
+            if let Some(company) = &listed.company {
+                o.company = company.clone();
+            }
+        }
         o.enabled = o.enabled.or(listed.enabled);
+        o.read_at = unix_now();
         Ok(o)
     }
 
@@ -453,6 +562,7 @@ impl Organizations {
                 .map(|&id| Listed {
                     id,
                     name: None,
+                    company: None,
                     enabled: None,
                 })
                 .collect(),
@@ -469,7 +579,7 @@ impl Organizations {
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
-        let (items, failures) = self.last_good.merge(results);
+        let (items, failures) = self.last_good.merge(results, unix_now(), self.stale_after);
         if total > 0 && failures.len() == total {
             let what = if total == 1 {
                 String::new()

@@ -1,9 +1,6 @@
 //! Webex integration tokens: refresh before expiry and on 401, and persist a rotated refresh
 //! token to disk before it is used, so a crash or restart never loses access.
 
-use std::io::{self, Write as _};
-use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -15,6 +12,8 @@ use url::Url;
 use crate::config::{OAuthConfig, Secret};
 use crate::metrics::{credential_labels, SelfMetrics};
 use crate::sources::CollectError;
+// Shared with the Commvault access-token refresh; re-exported so callers keep their paths.
+pub use crate::sources::token_file::{read_token_file, write_token_file, Step};
 use crate::upstream::{Client, Request, RequestCtx};
 
 /// Never refresh earlier than this before expiry, however long the token lives.
@@ -226,135 +225,4 @@ fn unix(t: SystemTime) -> f64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64()
-}
-
-pub fn read_token_file(path: &Path) -> Result<Secret, String> {
-    match std::fs::read_to_string(path) {
-        Ok(s) if !s.trim().is_empty() => Ok(Secret::new(s.trim())),
-        Ok(_) => Err(format!("refresh token file {} is empty", path.display())),
-        Err(e) => Err(format!(
-            "cannot read refresh token file {}: {e}",
-            path.display()
-        )),
-    }
-}
-
-/// The steps of `write_token_file`, for tests that stop it part-way, as a crash would.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    TempCreated,
-    TempWritten,
-    TempSynced,
-    Renamed,
-}
-
-/// Replaces `path` with `token` atomically: write a temporary file in the same directory
-/// (mode 0600), fsync it, rename it over `path`, fsync the directory. At every point the file
-/// holds either the old token or the new one, whole. `after` runs after each step; an error
-/// from it stops the write there.
-pub fn write_token_file(
-    path: &Path,
-    token: &str,
-    after: &mut dyn FnMut(Step) -> io::Result<()>,
-) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file path"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(".tmp");
-    let tmp: PathBuf = dir.join(tmp_name);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    after(Step::TempCreated)?;
-    f.write_all(token.as_bytes())?;
-    f.write_all(b"\n")?;
-    after(Step::TempWritten)?;
-    f.sync_all()?;
-    after(Step::TempSynced)?;
-    std::fs::rename(&tmp, path)?;
-    after(Step::Renamed)?;
-    std::fs::File::open(dir)?.sync_all()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "tenant-exporter-oauth-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    #[test]
-    fn a_write_stopped_at_any_step_leaves_a_whole_old_or_new_token() {
-        let dir = temp_dir("steps");
-        let path = dir.join("refresh");
-        for stop_at in [
-            Step::TempCreated,
-            Step::TempWritten,
-            Step::TempSynced,
-            Step::Renamed,
-        ] {
-            std::fs::write(&path, "old-token\n").unwrap();
-            let err = write_token_file(&path, "new-token", &mut |s| {
-                if s == stop_at {
-                    Err(io::Error::other("crash"))
-                } else {
-                    Ok(())
-                }
-            });
-            assert!(err.is_err());
-            let on_disk = read_token_file(&path).unwrap();
-            let expected = if stop_at == Step::Renamed {
-                "new-token"
-            } else {
-                "old-token"
-            };
-            assert_eq!(on_disk.expose(), expected, "stopped after {stop_at:?}");
-            // The next write succeeds over whatever the crash left behind.
-            write_token_file(&path, "next-token", &mut |_| Ok(())).unwrap();
-            assert_eq!(read_token_file(&path).unwrap().expose(), "next-token");
-        }
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn token_file_is_private() {
-        use std::os::unix::fs::PermissionsExt as _;
-        let dir = temp_dir("mode");
-        let path = dir.join("refresh");
-        std::fs::write(&path, "old\n").unwrap();
-        write_token_file(&path, "new", &mut |_| Ok(())).unwrap();
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn unreadable_or_empty_token_files_are_clear_errors() {
-        let dir = temp_dir("read");
-        let empty = dir.join("empty");
-        std::fs::write(&empty, "  \n").unwrap();
-        assert!(read_token_file(&empty).unwrap_err().contains("is empty"));
-        assert!(read_token_file(&dir.join("missing"))
-            .unwrap_err()
-            .contains("cannot read"));
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 }

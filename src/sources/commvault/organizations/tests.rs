@@ -12,11 +12,12 @@ fn exposition(listed: usize, items: Vec<Organization>) -> String {
 
 #[test]
 fn vendor_example_gives_exact_exposition() {
-    let org = parse_organization(16, SEED.as_bytes()).unwrap();
+    let mut org = parse_organization(16, SEED.as_bytes()).unwrap();
+    org.read_at = 1_800_000_000.0;
     let text = exposition(1, vec![org]);
     let id = r#"target="cs1",organization_id="16",organization="testalias""#;
     let expected = format!(
-        r#"commvault_organization_info{{{id},description="test Company"}} 1.0
+        r#"commvault_organization_info{{{id},description="test Company",company="test Company"}} 1.0
 commvault_organizations{{target="cs1"}} 1.0
 commvault_organization_enabled{{{id}}} 1.0
 commvault_organization_users{{{id}}} 1.0
@@ -27,7 +28,8 @@ commvault_organization_vms{{{id}}} 0.0
 commvault_organization_hypervisors{{{id}}} 0.0
 commvault_organization_machines{{{id}}} 0.0
 commvault_organization_misc_machines{{{id}}} 0.0
-commvault_organization_created_timestamp_seconds{{{id}}} 1507659390.0"#
+commvault_organization_created_timestamp_seconds{{{id}}} 1507659390.0
+commvault_organization_last_success_timestamp_seconds{{{id}}} 1800000000.0"#
     );
     assert_eq!(samples(&text).join("\n"), expected);
     // Every family is described once, with a HELP that says the values are cached.
@@ -52,16 +54,19 @@ fn list_gives_ids_names_and_flags() {
             Listed {
                 id: 16,
                 name: Some("testalias".into()),
+                company: Some("test Company".into()),
                 enabled: Some(true)
             },
             Listed {
                 id: 21,
                 name: Some("globex".into()),
+                company: None,
                 enabled: Some(false)
             },
             Listed {
                 id: 3,
                 name: None,
+                company: None,
                 enabled: Some(true)
             },
         ]
@@ -79,7 +84,14 @@ fn list_without_organizations_and_broken_lists() {
     // Anything else without a list is not "no organizations".
     assert_eq!(
         parse_list(br#"{"items": "<html>502 Bad Gateway</html>"}"#).unwrap_err(),
-        "the answer has no providers list"
+        "the answer has no providers list (keys: items); the account may lack the permission to view organizations"
+    );
+    // cvpysdk strips this key before reading; alone it means no organizations.
+    assert_eq!(
+        parse_list(br#"{"processinginstructioninfo": {"attributes": [{"name": "WebServer", "value": "cs"}]}}"#)
+            .unwrap()
+            .0,
+        []
     );
     assert_eq!(
         parse_list(br#"{"providers": {"id": 1}}"#).unwrap_err(),
@@ -108,7 +120,7 @@ fn missing_fields_produce_no_samples_rather_than_zeros() {
     assert_eq!(
         samples(&exposition(1, vec![org])),
         [
-            r#"commvault_organization_info{target="cs1",organization_id="7",organization="",description=""} 1.0"#,
+            r#"commvault_organization_info{target="cs1",organization_id="7",organization="",description="",company=""} 1.0"#,
             r#"commvault_organizations{target="cs1"} 1.0"#,
         ]
     );
@@ -129,14 +141,35 @@ fn other_spellings_and_value_types() {
             name: "acme".into(),
             // A number where text is expected is kept as its digits.
             description: "12".into(),
+            company: "".into(),
             enabled: Some(false),
             counts: [Some(17.0), None, None, None, None, Some(4.0), None, None],
             created: None,
+            read_at: 0.0,
         }
     );
     // The API's own spelling wins when both come.
     let both = br#"{"organizationInfo": {"organizationProperties": {"hypervisiorCount": 2, "hypervisorCount": 4}}}"#;
     assert_eq!(parse_organization(1, both).unwrap().counts[5], Some(2.0));
+}
+
+#[test]
+fn company_name_and_deactivation() {
+    let body = br#"{"organizationInfo": {"organization": {"shortName": {"domainName": "acme", "id": 9},
+        "connectName": "Acme Corporation", "enabled": true,
+        "deactivateOptions": {"disableBackup": true, "disableRestore": false, "disableLogin": false}}}}"#;
+    let org = parse_organization(9, body).unwrap();
+    assert_eq!(&*org.company, "Acme Corporation");
+    assert_eq!(org.enabled, Some(false));
+    let active = br#"{"organizationInfo": {"organization": {"enabled": 1,
+        "deactivateOptions": {"disableBackup": false, "disableRestore": false, "disableLogin": false}}}}"#;
+    assert_eq!(parse_organization(9, active).unwrap().enabled, Some(true));
+    let only_deactivated = br#"{"organizationInfo": {"organization": {
+        "deactivateOptions": {"disableLogin": true}}}}"#;
+    assert_eq!(
+        parse_organization(9, only_deactivated).unwrap().enabled,
+        Some(false)
+    );
 }
 
 #[test]
@@ -159,14 +192,19 @@ fn error_bodies_and_other_answers_are_errors() {
     );
 }
 
+const NOW: f64 = 1_800_000_000.0;
+const STALE: Duration = Duration::from_secs(600);
+
 fn org(id: u64, users: f64) -> Organization {
     Organization {
         id,
         name: format!("org{id}").into(),
         description: "".into(),
+        company: "".into(),
         enabled: Some(true),
         counts: [Some(users), None, None, None, None, None, None, None],
         created: None,
+        read_at: NOW,
     }
 }
 
@@ -174,6 +212,7 @@ fn listed(id: u64) -> Listed {
     Listed {
         id,
         name: None,
+        company: None,
         enabled: None,
     }
 }
@@ -185,20 +224,28 @@ fn failure() -> Result<Organization, CollectError> {
 #[test]
 fn a_failing_organization_keeps_its_last_good_details() {
     let last = LastGood::default();
-    let (items, failures) = last.merge(vec![
-        (listed(1), Ok(org(1, 10.0))),
-        (listed(2), Ok(org(2, 20.0))),
-        (listed(3), Ok(org(3, 30.0))),
-    ]);
+    let (items, failures) = last.merge(
+        vec![
+            (listed(1), Ok(org(1, 10.0))),
+            (listed(2), Ok(org(2, 20.0))),
+            (listed(3), Ok(org(3, 30.0))),
+        ],
+        NOW,
+        STALE,
+    );
     assert_eq!(items.len(), 3);
     assert!(failures.is_empty());
 
     // 2 fails: its last good details stand in; 1 is fresh; 3 is no longer listed.
-    let (items, failures) = last.merge(vec![
-        (listed(2), failure()),
-        (listed(1), Ok(org(1, 11.0))),
-        (listed(4), failure()),
-    ]);
+    let (items, failures) = last.merge(
+        vec![
+            (listed(2), failure()),
+            (listed(1), Ok(org(1, 11.0))),
+            (listed(4), failure()),
+        ],
+        NOW + 60.0,
+        STALE,
+    );
     let mut got: Vec<(u64, Option<f64>)> = items.iter().map(|o| (o.id, o.counts[0])).collect();
     got.sort_by_key(|(id, _)| *id);
     assert_eq!(got, [(1, Some(11.0)), (2, Some(20.0))]);
@@ -210,9 +257,26 @@ fn a_failing_organization_keeps_its_last_good_details() {
         ]
     );
 
+    // Kept details keep the time they were read.
+    let two = items.iter().find(|o| o.id == 2).unwrap();
+    assert_eq!(two.read_at, NOW);
+
     // 3 was forgotten: when it comes back failing, nothing stands in for it.
-    let (items, _) = last.merge(vec![(listed(3), failure())]);
+    let (items, _) = last.merge(vec![(listed(3), failure())], NOW + 60.0, STALE);
     assert!(items.is_empty());
+}
+
+#[test]
+fn kept_details_are_dropped_after_stale_after() {
+    let last = LastGood::default();
+    last.merge(vec![(listed(1), Ok(org(1, 10.0)))], NOW, STALE);
+    let (items, failures) = last.merge(vec![(listed(1), failure())], NOW + 599.0, STALE);
+    assert_eq!(items.len(), 1);
+    assert_eq!(failures.len(), 1);
+    let (items, failures) = last.merge(vec![(listed(1), failure())], NOW + 601.0, STALE);
+    assert!(items.is_empty(), "stale details still served");
+    // Still reported, without its name once forgotten.
+    assert_eq!(failures, ["organization 1: errorCode 5: Access denied"]);
 }
 
 #[test]

@@ -1,0 +1,140 @@
+//! Token files: a credential the exporter rotates (a Webex OAuth refresh token, a Commvault
+//! access/refresh token pair) lives in a private file, replaced atomically, so a crash or
+//! restart at any point leaves the old token or the new one, whole.
+
+use std::io::{self, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+
+use crate::config::Secret;
+
+pub fn read_token_file(path: &Path) -> Result<Secret, String> {
+    match std::fs::read_to_string(path) {
+        Ok(s) if !s.trim().is_empty() => Ok(Secret::new(s.trim())),
+        Ok(_) => Err(format!("refresh token file {} is empty", path.display())),
+        Err(e) => Err(format!(
+            "cannot read refresh token file {}: {e}",
+            path.display()
+        )),
+    }
+}
+
+/// The steps of `write_token_file`, for tests that stop it part-way, as a crash would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    TempCreated,
+    TempWritten,
+    TempSynced,
+    Renamed,
+}
+
+/// Replaces `path` with `token` atomically: write a temporary file in the same directory
+/// (mode 0600), fsync it, rename it over `path`, fsync the directory. At every point the file
+/// holds either the old token or the new one, whole. `after` runs after each step; an error
+/// from it stops the write there.
+pub fn write_token_file(
+    path: &Path,
+    token: &str,
+    after: &mut dyn FnMut(Step) -> io::Result<()>,
+) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file path"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(".tmp");
+    let tmp: PathBuf = dir.join(tmp_name);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    after(Step::TempCreated)?;
+    f.write_all(token.as_bytes())?;
+    f.write_all(b"\n")?;
+    after(Step::TempWritten)?;
+    f.sync_all()?;
+    after(Step::TempSynced)?;
+    std::fs::rename(&tmp, path)?;
+    after(Step::Renamed)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "tenant-exporter-token-file-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_write_stopped_at_any_step_leaves_a_whole_old_or_new_token() {
+        let dir = temp_dir("steps");
+        let path = dir.join("refresh");
+        for stop_at in [
+            Step::TempCreated,
+            Step::TempWritten,
+            Step::TempSynced,
+            Step::Renamed,
+        ] {
+            std::fs::write(&path, "old-token\n").unwrap();
+            let err = write_token_file(&path, "new-token", &mut |s| {
+                if s == stop_at {
+                    Err(io::Error::other("crash"))
+                } else {
+                    Ok(())
+                }
+            });
+            assert!(err.is_err());
+            let on_disk = read_token_file(&path).unwrap();
+            let expected = if stop_at == Step::Renamed {
+                "new-token"
+            } else {
+                "old-token"
+            };
+            assert_eq!(on_disk.expose(), expected, "stopped after {stop_at:?}");
+            // The next write succeeds over whatever the crash left behind.
+            write_token_file(&path, "next-token", &mut |_| Ok(())).unwrap();
+            assert_eq!(read_token_file(&path).unwrap().expose(), "next-token");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn token_file_is_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = temp_dir("mode");
+        let path = dir.join("refresh");
+        std::fs::write(&path, "old\n").unwrap();
+        write_token_file(&path, "new", &mut |_| Ok(())).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unreadable_or_empty_token_files_are_clear_errors() {
+        let dir = temp_dir("read");
+        let empty = dir.join("empty");
+        std::fs::write(&empty, "  \n").unwrap();
+        assert!(read_token_file(&empty).unwrap_err().contains("is empty"));
+        assert!(read_token_file(&dir.join("missing"))
+            .unwrap_err()
+            .contains("cannot read"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
