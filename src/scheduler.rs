@@ -32,7 +32,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// A target's configuration as its jobs see it: when a reload leaves it equal, the target's
 /// tasks and upstream sessions are kept.
 #[derive(Debug, Clone, PartialEq)]
-pub enum TargetConfig {
+pub(crate) enum TargetConfig {
     Webex(WebexTarget),
     Voss(VossTarget),
     Commvault(CommvaultTarget),
@@ -40,25 +40,25 @@ pub enum TargetConfig {
 
 /// Everything a job's behaviour depends on, compared on reload.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Spec {
-    pub target: TargetConfig,
+pub(crate) struct Spec {
+    target: TargetConfig,
     /// The upstream request timeout (global).
-    pub timeout: Duration,
+    timeout: Duration,
     /// The content of the target's `ca_file`, so a rotated CA bundle counts as a change.
-    pub ca_pem: Option<Vec<u8>>,
+    ca_pem: Option<Vec<u8>>,
 }
 
 /// One collector polling one target.
 #[derive(Clone)]
-pub struct Job {
-    pub collector: &'static str,
-    pub target: String,
-    pub interval: Duration,
-    pub tls: TlsConfig,
-    pub source: Arc<dyn Collect>,
+pub(crate) struct Job {
+    pub(crate) collector: &'static str,
+    pub(crate) target: String,
+    pub(crate) interval: Duration,
+    pub(crate) tls: TlsConfig,
+    pub(crate) source: Arc<dyn Collect>,
     /// The `credential` label values of the exporter's own credentials for this target.
-    pub credentials: &'static [&'static str],
-    pub spec: Arc<Spec>,
+    pub(crate) credentials: &'static [&'static str],
+    pub(crate) spec: Arc<Spec>,
 }
 
 impl Job {
@@ -69,7 +69,7 @@ impl Job {
 
 /// The jobs a config asks for. Collectors of the same Webex target share its credentials,
 /// so an OAuth refresh token is rotated by one owner.
-pub fn jobs(config: &Config, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
+pub(crate) fn jobs(config: &Config, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
     let spec = |target| {
         Arc::new(Spec {
             target,
@@ -232,6 +232,8 @@ pub struct Scheduler {
     store: Arc<Store>,
     running: Vec<Running>,
     background: Vec<JoinHandle<()>>,
+    /// Logouts of stopped sources still running, awaited at shutdown so none is cut short.
+    stopping: Vec<JoinHandle<()>>,
 }
 
 impl Scheduler {
@@ -260,6 +262,7 @@ impl Scheduler {
             store,
             running: Vec::new(),
             background: vec![publisher, sweeper],
+            stopping: Vec::new(),
         }
     }
 
@@ -299,7 +302,10 @@ impl Scheduler {
             ..Applied::default()
         };
         self.running = kept;
-        tokio::spawn(shut_down_sources(stopped));
+        self.stopping.retain(|t| !t.is_finished());
+        if !stopped.is_empty() {
+            self.stopping.push(tokio::spawn(shut_down_sources(stopped)));
+        }
 
         self.store.set_stale_after(config.global.stale_after);
         let keys: Vec<Key> = jobs.iter().map(|(j, _)| j.key()).collect();
@@ -341,6 +347,9 @@ impl Scheduler {
             })
             .collect();
         shut_down_sources(stopped).await;
+        for t in self.stopping {
+            let _ = t.await;
+        }
     }
 }
 
@@ -414,7 +423,7 @@ async fn run_job(store: Arc<Store>, client: Client, job: Job, delay: Duration) {
 }
 
 /// One collection, bounded by the longer of the interval and the request timeout.
-pub async fn collect_once(client: &Client, job: &Job) -> Result<Collected, CollectError> {
+pub(crate) async fn collect_once(client: &Client, job: &Job) -> Result<Collected, CollectError> {
     let limit = job.interval.max(client.policy().timeout);
     let ctx = RequestCtx {
         collector: job.collector,

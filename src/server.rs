@@ -27,9 +27,9 @@ use crate::snapshot::openmetrics_to_prometheus_text;
 use crate::store::{Health, Store};
 use crate::web;
 
-pub const OPENMETRICS_CONTENT_TYPE: &str =
+pub(crate) const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
-pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// How a reload ended; the same answer goes to every request it served.
 pub type ReloadResult = Result<Applied, Arc<dyn std::error::Error + Send + Sync>>;
@@ -260,7 +260,7 @@ where
 }
 
 /// A connection holding one of the capped slots until it closes.
-pub struct Counted<S> {
+pub(crate) struct Counted<S> {
     inner: S,
     _slot: OwnedSemaphorePermit,
 }
@@ -320,7 +320,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The user and password of a `Basic` Authorization header.
-pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     use base64::Engine as _;
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.trim().split_once(' ')?;
@@ -378,7 +378,7 @@ fn add_headers(resp: &mut Response, headers: &[(header::HeaderName, HeaderValue)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     OpenMetrics,
     Text,
 }
@@ -386,7 +386,7 @@ pub enum Format {
 /// Picks the exposition format from `Accept`, as client_golang does: OpenMetrics when the
 /// client accepts `application/openmetrics-text` (version 1.0.0 or unversioned) at least as
 /// much as anything else it accepts, the Prometheus text format otherwise.
-pub fn negotiate(accept: Option<&str>) -> Format {
+pub(crate) fn negotiate(accept: Option<&str>) -> Format {
     let Some(accept) = accept else {
         return Format::Text;
     };
@@ -425,7 +425,7 @@ pub fn negotiate(accept: Option<&str>) -> Format {
 }
 
 /// Whether `Accept-Encoding` allows gzip.
-pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+pub(crate) fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
     accept_encoding.is_some_and(|v| {
         v.split(',').any(|part| {
             let mut it = part.split(';').map(str::trim);

@@ -50,7 +50,7 @@ pub struct TargetStatus {
 }
 
 /// How one collection ended.
-pub enum Attempt {
+pub(crate) enum Attempt {
     Finished(Result<Collected, CollectError>),
     /// The collection panicked; the message of the panic.
     Panicked(String),
@@ -58,7 +58,7 @@ pub enum Attempt {
 
 /// What a recorded attempt changed, so the caller knows whether to re-encode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Change {
     /// New samples: the snapshot must be published again.
     Samples,
     /// Only health and status; the gauges were already updated.
@@ -194,7 +194,7 @@ impl Store {
     }
 
     /// Encodes and swaps in a new snapshot of the current samples.
-    pub async fn publish(&self) {
+    pub(crate) async fn publish(&self) {
         let sets = self.samples();
         let started = Instant::now();
         let capacity = self.snapshot.load().compressed_len() * 21 / 20;

@@ -396,12 +396,12 @@ impl Auth {
         }
     }
 
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         !self.users.is_empty()
     }
 
     /// Checks a user and password. Blocking (bcrypt): call from a blocking thread.
-    pub fn check(&self, user: &str, password: &str) -> bool {
+    pub(crate) fn check(&self, user: &str, password: &str) -> bool {
         let hash = self.users.get(user);
         let key = self.keys.hash_one((user, password, hash));
         if hash.is_some() && crate::lock(&self.cache).contains(&key) {
@@ -447,7 +447,7 @@ impl Live {
 
     /// Re-reads the web config if it or a file it names changed. Returns the new TLS config
     /// to install when one was loaded.
-    pub fn refresh(&self) -> Option<Option<Arc<ServerConfig>>> {
+    pub(crate) fn refresh(&self) -> Option<Option<Arc<ServerConfig>>> {
         let files = self.current.load().files.clone();
         let now = fingerprint(&files);
         {

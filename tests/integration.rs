@@ -845,7 +845,7 @@ async fn thirty_unchanged_reloads_restart_nothing_and_a_changed_target_restarts_
     dir.write("refresh-token", &sim.options().oauth.refresh_token);
     // An hour's interval: every request after the first collections comes from a restart.
     let config = three_vendor_config(&sim, "1h", "");
-    let exp = Exporter::with_config(&dir, &config, &[]).await;
+    let mut exp = Exporter::with_config(&dir, &config, &[]).await;
     exp.wait_metrics("a first collection of every target", |b| {
         COLLECTORS
             .iter()
@@ -922,6 +922,11 @@ async fn thirty_unchanged_reloads_restart_nothing_and_a_changed_target_restarts_
         "the Webex and VOSS targets were not restarted"
     );
     exp.wait_log("started=1 stopped=1 kept=2").await;
+
+    // At shutdown, the session cs1 opened after the reload logs out too.
+    exp.signal("TERM");
+    assert_eq!(exp.wait_exit(Duration::from_secs(10)).await.code(), Some(0));
+    assert_eq!(session_counts(&sim)[2], before[2] + 2, "logouts");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1164,4 +1169,39 @@ async fn config_check_probes_the_refresh_token_directory_by_creating_a_file() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(leftovers, ["refresh-token"], "the probe file is removed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exp = Exporter::start(&[
+        "--demo",
+        "--web.listen-address=127.0.0.1:0",
+        "--web.idle-timeout=1s",
+    ])
+    .await;
+    let mut s = tokio::net::TcpStream::connect(exp.addr).await.unwrap();
+    s.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&got).contains("Healthy\n") {
+        let n = tokio::time::timeout(DEADLINE, s.read(&mut buf))
+            .await
+            .expect("a response")
+            .unwrap();
+        assert!(n > 0, "closed before answering");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let started = std::time::Instant::now();
+    assert!(
+        closed_within(&mut s, Duration::from_secs(10)).await,
+        "kept open"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
 }
