@@ -2,7 +2,7 @@
 //! [`Store`]. A reload keeps the tasks (and the upstream sessions) of targets it does not
 //! change; a panic in a collection is caught and counted, and the job keeps its schedule.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -286,8 +286,18 @@ impl Scheduler {
                 .get(job.target.as_str())
                 .is_some_and(|s| **s == job.spec)
         };
-        let (kept, stopped): (Vec<Running>, Vec<Running>) =
-            self.running.drain(..).partition(|r| unchanged(&r.job));
+        // A target restarts as a whole (its jobs share credentials): when its config
+        // changed, or when one of its tasks died, which any reload repairs.
+        let restart: HashSet<String> = self
+            .running
+            .iter()
+            .filter(|r| !unchanged(&r.job) || r.task.is_finished())
+            .map(|r| r.job.target.clone())
+            .collect();
+        let (stopped, kept): (Vec<Running>, Vec<Running>) = self
+            .running
+            .drain(..)
+            .partition(|r| restart.contains(&r.job.target));
         let kept_targets: Vec<String> = kept.iter().map(|r| r.job.target.clone()).collect();
         let stopped: Vec<(Job, Client)> = stopped
             .into_iter()
@@ -582,6 +592,12 @@ mod tests {
         );
         let changed = scheduler.apply(&voss_config("2h"), client()).await.unwrap();
         assert_eq!((changed.started, changed.stopped), (1, 1));
+        // A task that ended (as a dead one does) is restarted by an unchanged reload.
+        scheduler.running[0].task.abort();
+        wait_for("the task ends", || scheduler.running[0].task.is_finished()).await;
+        let repaired = scheduler.apply(&voss_config("2h"), client()).await.unwrap();
+        assert_eq!((repaired.started, repaired.stopped), (1, 1));
+        assert!(!scheduler.running[0].task.is_finished());
         let empty = Config::parse("", "test", std::path::Path::new("."), &|_| None).unwrap();
         let refused = scheduler.apply(&empty, client()).await.unwrap_err();
         assert!(refused.to_string().contains("no targets"), "{refused}");

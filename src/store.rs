@@ -145,8 +145,10 @@ impl Store {
         *lock(&self.stale_after) = d;
     }
 
-    /// Starts tracking a job (pending until its first attempt), or updates its interval.
+    /// Starts tracking a job (pending until its first attempt), or updates its interval
+    /// when its task starts again.
     pub(crate) fn track(&self, collector: &'static str, target: &str, interval: Duration) {
+        lock(&self.dead).retain(|(c, t)| !(*c == collector && t == target));
         let mut entries = self.entries();
         let e = entries
             .entry((collector, target.to_string()))
