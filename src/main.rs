@@ -28,6 +28,11 @@ const RELOAD_QUEUE: usize = 64;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_level, cli.log_format);
+    // Panics are caught and counted where they can be (a collection); their report goes
+    // to the log in its format, so a JSON log stays parseable, with where it happened.
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!(panic = %info, "panic");
+    }));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -376,3 +376,34 @@ async fn a_stalled_tls_handshake_is_cut_and_counts_against_the_cap() {
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_that_would_turn_auth_off_is_refused_until_a_restart() {
+    let pki = Pki::new("auth-off CA");
+    let server = pki.leaf(&["localhost", "127.0.0.1"], false, false);
+    let dir = TempDir::new("web-auth-off");
+    dir.write("server.crt", &server.cert);
+    dir.write("server.key", &server.key);
+    let tls = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n";
+    let web = format!(
+        "{tls}basic_auth_users:\n  prometheus: '{}'\n",
+        hash("s3cret")
+    );
+    let exp = start(&dir, &web, &[]).await;
+    let c = client(&pki.ca_pem, None);
+    let status = |r: reqwest::Response| r.status().as_u16();
+
+    // The users vanish from the file (a bad merge, a half-written edit).
+    dir.write("web.yml", tls);
+    exp.wait_log("web config would turn authentication off")
+        .await;
+    let anonymous = c.get(https(&exp, "/metrics")).send().await.unwrap();
+    assert_eq!(status(anonymous), 401);
+    let authed = c
+        .get(https(&exp, "/metrics"))
+        .basic_auth("prometheus", Some("s3cret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(authed), 200);
+}
