@@ -1054,24 +1054,27 @@ async fn scrapes_are_answered_during_a_flood_of_slow_header_sockets() {
         &["--web.read-header-timeout=3s"],
     )
     .await;
-    wait_good_collection(&exp).await;
+    let rss = |body: &str| value(body, "process_resident_memory_bytes").unwrap_or(0.0) / 1048576.0;
+    let rss_before = rss(&wait_good_collection(&exp).await);
 
     let flood_started = std::time::Instant::now();
     let mut socks = partial_header_sockets(exp.addr, 1100).await;
     let opened = flood_started.elapsed();
     let mut latencies = Vec::new();
+    let mut rss_during: f64 = 0.0;
     for _ in 0..10 {
         let started = std::time::Instant::now();
         let r = raw_get(exp.addr, "/metrics", &[]).await;
         latencies.push(started.elapsed());
         assert_eq!(r.status, 200);
         assert!(has_line(&r.text(), &format!("{SUCCESS_SP1} 1")));
+        rss_during = rss_during.max(rss(&r.text()));
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     latencies.sort();
     eprintln!(
         "1100 partial-header sockets opened in {opened:?}; /metrics latency during the flood: \
-         min {:?}, median {:?}, max {:?}",
+         min {:?}, median {:?}, max {:?}; RSS {rss_before:.1} MiB before, {rss_during:.1} MiB during",
         latencies[0], latencies[5], latencies[9]
     );
     // Generous: the point is an answer, not a speed.
