@@ -243,7 +243,11 @@ impl Scheduler {
             tokio::spawn(async move {
                 loop {
                     store.wait_samples_changed().await;
-                    store.publish().await;
+                    // A panic here would freeze the exposition for good; the next change
+                    // gets another try.
+                    if let Err(panic) = AssertUnwindSafe(store.publish()).catch_unwind().await {
+                        tracing::error!(panic = %panic_message(&*panic), "publishing the snapshot panicked");
+                    }
                 }
             })
         };
@@ -254,7 +258,11 @@ impl Scheduler {
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tick.tick().await;
-                    store.sweep_stale();
+                    if let Err(panic) =
+                        std::panic::catch_unwind(AssertUnwindSafe(|| store.sweep_stale()))
+                    {
+                        tracing::error!(panic = %panic_message(&*panic), "the stale sweep panicked");
+                    }
                 }
             })
         };
