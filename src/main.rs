@@ -246,14 +246,10 @@ async fn reload_loop(
     mut stop: watch::Receiver<bool>,
 ) -> (Scheduler, Source) {
     loop {
-        let first = tokio::select! {
-            r = requests.recv() => match r { Some(r) => r, None => break },
+        let replies = tokio::select! {
+            r = server::next_reloads(&mut requests) => match r { Some(r) => r, None => break },
             _ = stop.wait_for(|s| *s) => break,
         };
-        let mut replies = vec![first];
-        while let Ok(more) = requests.try_recv() {
-            replies.push(more);
-        }
         let result: ReloadResult = reload(&source, shard, &mut scheduler, &store)
             .await
             .map_err(|e| Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(e)));

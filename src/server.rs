@@ -36,6 +36,19 @@ pub type ReloadResult = Result<Applied, Arc<dyn std::error::Error + Send + Sync>
 /// A reload request: answered with the new config's problems, if any.
 pub type ReloadRequest = oneshot::Sender<ReloadResult>;
 
+/// Waits for a reload request and takes every other one already queued, so that one apply
+/// answers them all: requests that arrive while a reload is applied cost one more apply,
+/// not one each. `None` once every sender is gone.
+pub async fn next_reloads(
+    requests: &mut mpsc::Receiver<ReloadRequest>,
+) -> Option<Vec<ReloadRequest>> {
+    let mut batch = vec![requests.recv().await?];
+    while let Ok(more) = requests.try_recv() {
+        batch.push(more);
+    }
+    Some(batch)
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<Store>,
@@ -673,6 +686,27 @@ mod tests {
         assert!(!accepts_gzip(Some("gzip;q=0")));
         assert!(!accepts_gzip(Some("identity")));
         assert!(!accepts_gzip(None));
+    }
+
+    #[tokio::test]
+    async fn queued_reloads_are_taken_together() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut answers = Vec::new();
+        for _ in 0..5 {
+            let (reply, answer) = oneshot::channel();
+            tx.send(reply).await.unwrap();
+            answers.push(answer);
+        }
+        let batch = next_reloads(&mut rx).await.unwrap();
+        assert_eq!(batch.len(), 5);
+        for reply in batch {
+            reply.send(Ok(Applied::default())).unwrap();
+        }
+        for answer in answers {
+            assert_eq!(answer.await.unwrap().unwrap(), Applied::default());
+        }
+        drop(tx);
+        assert!(next_reloads(&mut rx).await.is_none());
     }
 
     #[test]
