@@ -469,31 +469,35 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     let mut builder = Response::builder()
         .header(header::CONTENT_TYPE, content_type)
         .header(header::VARY, "Accept, Accept-Encoding");
-    let (len, body) =
-        if gzip {
-            builder = builder.header(header::CONTENT_ENCODING, "gzip");
-            let parts = snapshot.gzip_with(&tail);
-            let len: usize = parts.iter().map(Bytes::len).sum();
-            let stream = futures_util::stream::iter(parts.into_iter().map(Ok::<_, std::io::Error>));
-            (len as u64, Body::from_stream(stream))
-        } else {
-            // Decompress off the async workers, a chunk at a time, so a large identity scrape
-            // neither blocks other requests nor holds the whole text in memory.
-            let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
-            let len = snapshot.text_len() + tail.len() as u64;
-            tokio::task::spawn_blocking(move || {
-                for chunk in snapshot.text_chunks(256 << 10) {
-                    if tx.blocking_send(chunk).is_err() {
-                        return;
-                    }
-                }
-                let _ = tx.blocking_send(Ok(Bytes::from(tail)));
-            });
-            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|c| (c, rx))
-            });
-            (len, Body::from_stream(stream))
-        };
+    let (len, body) = if gzip {
+        builder = builder.header(header::CONTENT_ENCODING, "gzip");
+        let parts = snapshot.gzip_with(&tail);
+        let len: usize = parts.iter().map(Bytes::len).sum();
+        let stream = futures_util::stream::iter(parts.into_iter().map(Ok::<_, std::io::Error>));
+        (len as u64, Body::from_stream(stream))
+    } else {
+        // Decompress off the async workers, a chunk at a time and only when the client
+        // has taken the previous one: a large identity scrape neither blocks other
+        // requests nor holds the whole text, and a client that stops reading holds one
+        // chunk and no thread (a blocking thread per slow reader would let a few hundred
+        // of them starve config reloads and snapshot encoding).
+        let len = snapshot.text_len() + tail.len() as u64;
+        let chunks = snapshot.text_chunks(256 << 10);
+        let stream = futures_util::stream::unfold(Some((chunks, Some(tail))), |state| async move {
+            let (mut chunks, tail) = state?;
+            let next = tokio::task::spawn_blocking(move || {
+                let chunk = chunks.next();
+                (chunks, chunk)
+            })
+            .await;
+            match next {
+                Ok((chunks, Some(chunk))) => Some((chunk, Some((chunks, tail)))),
+                Ok((_, None)) => tail.map(|t| (Ok(Bytes::from(t)), None)),
+                Err(e) => Some((Err(io::Error::other(e)), None)),
+            }
+        });
+        (len, Body::from_stream(stream))
+    };
     builder
         .header(header::CONTENT_LENGTH, len)
         .body(body)

@@ -1209,3 +1209,52 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_identity_scrape_streams_every_chunk_in_order() {
+    let exp = Exporter::start(&[
+        "--demo",
+        "--demo.enterprises=1000",
+        "--web.listen-address=127.0.0.1:0",
+    ])
+    .await;
+    exp.wait_metrics("the demo's 1000 enterprises", |b| {
+        has_line(b, "webex_broadworks_enterprises{target=\"demo\"} 1000.0")
+    })
+    .await;
+    // Clients that stop reading a large response hold no thread: the others are served.
+    let mut stalled = Vec::new();
+    for _ in 0..20 {
+        use tokio::io::AsyncWriteExt;
+        let mut s = tokio::net::TcpStream::connect(exp.addr).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        stalled.push(s);
+    }
+    let plain = raw_get(exp.addr, "/metrics", &[]).await;
+    let text = plain.text();
+    assert!(
+        text.len() > 1 << 20,
+        "{} bytes: more than four chunks",
+        text.len()
+    );
+    assert_eq!(
+        plain.header("content-length"),
+        Some(text.len().to_string().as_str())
+    );
+    validate_prometheus_text(&text).unwrap_or_else(|e| panic!("{e}"));
+    let gz = exp
+        .get_with("/metrics", &[("Accept-Encoding", "gzip")])
+        .await;
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    let unzipped = gunzip_single_member(&gz.body);
+    let series = |t: &str| {
+        t.lines()
+            .filter(|l| l.starts_with("webex_broadworks_"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(series(&text), series(&unzipped));
+    drop(stalled);
+}
