@@ -60,6 +60,11 @@ pub struct AppState {
     pub auth_exempt_probes: bool,
 }
 
+/// Password checks running at once.
+static BCRYPT_SLOTS: std::sync::LazyLock<Semaphore> = std::sync::LazyLock::new(|| {
+    Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+});
+
 /// Open files kept free of HTTP connections, for upstream sockets, config and token files.
 const RESERVED_FILES: u64 = 128;
 /// How long scrapes in flight may take to finish at shutdown.
@@ -362,10 +367,21 @@ async fn guard(
         let allowed = match basic_credentials(req.headers()) {
             Some((user, password)) => {
                 let web = web.clone();
-                // bcrypt is deliberately slow: keep it off the async workers.
-                tokio::task::spawn_blocking(move || web.auth.check(&user, &password))
+                // bcrypt is deliberately slow: keep it off the async workers, and run no
+                // more checks at once than there are cores, so a flood of wrong passwords
+                // queues here instead of filling the blocking pool that reloads and snapshot
+                // encoding need.
+                match BCRYPT_SLOTS.acquire().await {
+                    // The slot goes with the check: a client that hangs up does not free it
+                    // while bcrypt still runs.
+                    Ok(slot) => tokio::task::spawn_blocking(move || {
+                        let _slot = slot;
+                        web.auth.check(&user, &password)
+                    })
                     .await
-                    .unwrap_or(false)
+                    .unwrap_or(false),
+                    Err(_) => false,
+                }
             }
             None => false,
         };
