@@ -34,6 +34,23 @@ pub struct Cli {
     #[arg(long = "web.config.file", value_name = "FILE")]
     pub web_config_file: Option<PathBuf>,
 
+    /// Most HTTP connections open at once; more are closed at once and counted in
+    /// tenant_exporter_http_connections_rejected_total. Lowered to fit the open-file limit.
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = 2048,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// Longest time from accepting a connection (TLS handshake included) to its first
+    /// complete request head; slower clients are disconnected.
+    #[arg(long = "web.read-header-timeout", value_name = "DURATION", default_value = "10s",
+          value_parser = humantime::parse_duration)]
+    pub read_header_timeout: std::time::Duration,
+
+    /// Longest wait for the next request on an open connection (keep-alive).
+    #[arg(long = "web.idle-timeout", value_name = "DURATION", default_value = "2m",
+          value_parser = humantime::parse_duration)]
+    pub idle_timeout: std::time::Duration,
+
     /// Serve /-/healthy and /-/ready without basic auth, for load balancers and probes.
     #[arg(long = "web.auth-exempt-probes", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub auth_exempt_probes: bool,

@@ -520,9 +520,9 @@ impl Checker<'_> {
                     Ok(_) => {
                         // Rotated tokens are written next to the file and renamed over it.
                         let dir = path.parent().unwrap_or(Path::new("."));
-                        let writable = std::fs::metadata(dir)
-                            .map(|m| !m.permissions().readonly())
-                            .unwrap_or(false)
+                        // Creating a file is the only true test: permission bits say
+                        // nothing of who owns the directory, nor of read-only mounts.
+                        let writable = dir_accepts_new_files(dir)
                             && std::fs::OpenOptions::new().append(true).open(&path).is_ok();
                         if !writable {
                             self.report(f, format!("oauth.refresh_token_file {}: not writable; the exporter must persist rotated refresh tokens", path.display()));
@@ -776,6 +776,27 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+}
+
+/// Whether a file can be created in `dir`: creates and removes a probe file.
+fn dir_accepts_new_files(dir: &Path) -> bool {
+    let probe = dir.join(format!(".tenant-exporter-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            true
+        }
+        // Left over by a process with the same id that died: the directory is writable.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let _ = std::fs::remove_file(&probe);
+            true
+        }
+        Err(_) => false,
     }
 }
 

@@ -1,10 +1,12 @@
-//! Thin: flags, config, start, shutdown.
+//! Thin: flags, config, start, shutdown. Errors end here: each is logged once, with its
+//! context, and the process exits non-zero.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::{anyhow, Context as _};
 use clap::Parser;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, watch};
@@ -14,14 +16,23 @@ use tenant_exporter::config::{Config, Shard};
 use tenant_exporter::demo::Demo;
 use tenant_exporter::logging;
 use tenant_exporter::metrics::SelfMetrics;
-use tenant_exporter::scheduler::{client_for, run_once, Scheduler, Shared};
-use tenant_exporter::server::{self, AppState, ReloadRequest};
+use tenant_exporter::scheduler::{client_for, run_once, Scheduler};
+use tenant_exporter::server::{self, AppState, Limits, ReloadRequest, ReloadResult};
 use tenant_exporter::snapshot::openmetrics_to_prometheus_text;
+use tenant_exporter::store::Store;
 use tenant_exporter::web::{self, WebConfig};
+
+/// Reload requests waiting while one is applied; they are all answered by the next apply.
+const RELOAD_QUEUE: usize = 64;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_level, cli.log_format);
+    // Panics are caught and counted where they can be (a collection); their report goes
+    // to the log in its format, so a JSON log stays parseable, with where it happened.
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!(panic = %info, "panic");
+    }));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -33,7 +44,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(cli))
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "cannot run");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Where the config comes from: a file, re-read on reload, or the demo.
@@ -43,148 +60,122 @@ enum Source {
 }
 
 impl Source {
-    fn load(&self, shard: Option<Shard>) -> Result<Config, String> {
+    /// Reads the config off the async workers. A config error is returned as it is, so its
+    /// list of problems prints as the operator expects.
+    async fn load(&self, shard: Option<Shard>) -> anyhow::Result<Config> {
         let config = match self {
-            Source::File(path) => Config::load(path).map_err(|e| e.to_string())?,
+            Source::File(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || Config::load(&path)).await??
+            }
             Source::Demo(demo) => demo.config.clone(),
         };
         Ok(config.sharded(shard))
     }
 }
 
-async fn run(cli: Cli) -> ExitCode {
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if cli.config_check {
-        let path = cli.config_path();
-        return match Config::load(&path) {
-            Ok(c) => {
-                println!(
-                    "{}: config is valid ({} webex, {} voss, {} commvault targets)",
-                    path.display(),
-                    c.webex.len(),
-                    c.voss.len(),
-                    c.commvault.len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::FAILURE
-            }
-        };
+        return Ok(config_check(&cli));
     }
 
     let source = if cli.demo {
-        match Demo::start(cli.demo_enterprises).await {
-            Ok(d) => Source::Demo(d),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start the demo");
-                return ExitCode::FAILURE;
-            }
-        }
+        let demo = Demo::start(cli.demo_enterprises)
+            .await
+            .map_err(|e| anyhow!(e))
+            .context("cannot start the demo")?;
+        Source::Demo(demo)
     } else {
         Source::File(cli.config_path())
     };
-    let config = match source.load(cli.shard) {
+    let config = match source.load(cli.shard).await {
         Ok(c) => c,
         Err(e) => {
+            // The problems, one a line with their locations, as --config.check prints them.
             eprintln!("{e}");
-            tracing::error!("invalid configuration; see above");
-            return ExitCode::FAILURE;
+            return Err(anyhow!("invalid configuration; see above"));
         }
     };
     let metrics = Arc::new(SelfMetrics::new());
-    let shared = Shared::new(metrics.clone());
-    let client = match client_for(&config, metrics.clone()) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build the HTTP client");
-            return ExitCode::FAILURE;
-        }
-    };
+    let store = Store::new(metrics.clone());
+    let client = client_for(&config, metrics.clone()).context("cannot build the HTTP client")?;
 
     if cli.once {
-        let failures = match run_once(&config, &client, &shared).await {
-            Ok(f) => f,
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let text = shared.snapshot().text() + &openmetrics_to_prometheus_text(&metrics.encode());
+        let failures = run_once(&config, &client, &store).await?;
+        let text = store.snapshot().text() + &openmetrics_to_prometheus_text(&metrics.encode());
         print!("{text}");
         for (job, error) in &failures {
             eprintln!("{job}: {error}");
         }
-        return if failures.is_empty() {
+        return Ok(if failures.is_empty() {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE
-        };
+        });
     }
 
     // Installed before anything is announced, so a signal sent as soon as the exporter says
     // it listens is handled, not fatal.
-    let (term, hup) = match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) {
-        (Ok(t), Ok(h)) => (t, h),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::error!(error = %e, "cannot install signal handlers");
-            return ExitCode::FAILURE;
-        }
-    };
+    let term = signal(SignalKind::terminate()).context("cannot install signal handlers")?;
+    let hup = signal(SignalKind::hangup()).context("cannot install signal handlers")?;
 
     let web = match &cli.web_config_file {
         None => None,
-        Some(path) => match WebConfig::load(path) {
-            Ok(w) => Some(web::Live::new(path.clone(), w)),
-            Err(e) => {
-                tracing::error!(error = %e, "invalid web config");
-                return ExitCode::FAILURE;
+        Some(path) => {
+            let p = path.clone();
+            let w = tokio::task::spawn_blocking(move || WebConfig::load(&p))
+                .await?
+                .context("invalid web config")?;
+            if w.is_open() {
+                tracing::warn!(
+                    file = %path.display(),
+                    "the web config has no basic_auth_users and does not require client \
+                     certificates: anyone who can connect may scrape and reload"
+                );
             }
-        },
+            Some(web::Live::new(path.clone(), w))
+        }
     };
 
     let mut listeners = Vec::new();
     for addr in &cli.listen_addresses {
-        let bound = match resolve_listen_address(addr).await {
-            Ok(a) => tokio::net::TcpListener::bind(a)
-                .await
-                .map_err(|e| format!("--web.listen-address {addr:?}: {e}")),
-            Err(e) => Err(e),
-        };
-        match bound {
-            Ok(l) => listeners.push(l),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen");
-                return ExitCode::FAILURE;
-            }
-        }
+        let a = resolve_listen_address(addr).await.map_err(|e| anyhow!(e))?;
+        let l = tokio::net::TcpListener::bind(a)
+            .await
+            .with_context(|| format!("--web.listen-address {addr:?}"))?;
+        listeners.push(l);
     }
 
-    let mut scheduler = Scheduler::start(shared.clone());
-    if let Err(e) = scheduler.apply(&config, client) {
-        tracing::error!(error = %e, "invalid configuration");
-        return ExitCode::FAILURE;
+    let mut scheduler = Scheduler::start(store.clone());
+    let applied = scheduler
+        .apply(&config, client)
+        .await
+        .context("invalid configuration")?;
+    if applied.started == 0 {
+        tracing::warn!("the configuration has no targets: nothing is collected");
     }
 
-    let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(4);
+    let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(RELOAD_QUEUE);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let app = server::router(AppState {
-        shared: shared.clone(),
+        store: store.clone(),
         telemetry_path: cli.telemetry_path.clone(),
         reload: reload_tx.clone(),
         web: web.clone(),
         auth_exempt_probes: cli.auth_exempt_probes,
     });
-    let servers = server::spawn(listeners, app, web, shutdown_rx.clone());
+    let limits = Limits::from_flags(
+        cli.max_connections as usize,
+        cli.read_header_timeout,
+        cli.idle_timeout,
+    );
+    let servers = server::spawn(listeners, app, web, limits, metrics, shutdown_rx.clone())?;
 
     let reloader = tokio::spawn(reload_loop(
         source,
         cli.shard,
         scheduler,
-        metrics,
+        store,
         reload_rx,
         shutdown_rx.clone(),
     ));
@@ -196,14 +187,35 @@ async fn run(cli: Cli) -> ExitCode {
     sighup.abort();
     for s in servers {
         // Scrapes in flight get a moment to finish; the process does not wait on a stuck one.
-        let _ = tokio::time::timeout(Duration::from_secs(5), s).await;
+        let _ = tokio::time::timeout(Duration::from_secs(6), s).await;
     }
     if let Ok((scheduler, source)) = reloader.await {
         // Sources log out of their upstreams; the demo's simulator must outlive them.
         scheduler.shutdown().await;
         drop(source);
     }
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--config.check`: every problem on stderr, the summary on stdout.
+fn config_check(cli: &Cli) -> ExitCode {
+    let path = cli.config_path();
+    match Config::load(&path) {
+        Ok(c) => {
+            println!(
+                "{}: config is valid ({} webex, {} voss, {} commvault targets)",
+                path.display(),
+                c.webex.len(),
+                c.voss.len(),
+                c.commvault.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn wait_for_shutdown_signal(mut term: Signal) {
@@ -222,32 +234,52 @@ async fn forward_sighup(mut hup: Signal, reload: mpsc::Sender<ReloadRequest>) {
     }
 }
 
-/// Applies reloads one at a time; a bad config leaves the running one alone.
+/// Applies reloads one at a time; a bad config leaves the running one alone. Requests that
+/// arrive while one is applied are coalesced: the next apply answers them all, so a flood
+/// of reloads costs two applies, not one each.
 async fn reload_loop(
     source: Source,
     shard: Option<Shard>,
     mut scheduler: Scheduler,
-    metrics: Arc<SelfMetrics>,
+    store: Arc<Store>,
     mut requests: mpsc::Receiver<ReloadRequest>,
     mut stop: watch::Receiver<bool>,
 ) -> (Scheduler, Source) {
     loop {
-        let reply = tokio::select! {
-            r = requests.recv() => match r { Some(r) => r, None => break },
+        let replies = tokio::select! {
+            r = server::next_reloads(&mut requests) => match r { Some(r) => r, None => break },
             _ = stop.wait_for(|s| *s) => break,
         };
-        let result = source.load(shard).and_then(|config| {
-            let client = client_for(&config, metrics.clone())
-                .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-            scheduler.apply(&config, client)
-        });
+        let result: ReloadResult = reload(&source, shard, &mut scheduler, &store)
+            .await
+            .map_err(|e| Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(e)));
         match &result {
-            Ok(()) => tracing::info!("configuration reloaded"),
+            Ok(applied) => tracing::info!(
+                requests = replies.len(),
+                started = applied.started,
+                stopped = applied.stopped,
+                kept = applied.kept,
+                "configuration reloaded"
+            ),
             Err(e) => {
                 tracing::error!(error = %e, "configuration reload failed; keeping the running configuration")
             }
         }
-        let _ = reply.send(result);
+        for reply in replies {
+            let _ = reply.send(result.clone());
+        }
     }
     (scheduler, source)
+}
+
+async fn reload(
+    source: &Source,
+    shard: Option<Shard>,
+    scheduler: &mut Scheduler,
+    store: &Store,
+) -> anyhow::Result<tenant_exporter::scheduler::Applied> {
+    let config = source.load(shard).await?;
+    let client =
+        client_for(&config, store.metrics.clone()).context("cannot build the HTTP client")?;
+    Ok(scheduler.apply(&config, client).await?)
 }

@@ -26,6 +26,17 @@ pub fn credential_labels(target: &str, credential: &str) -> CredentialLabels {
 /// The `credential` label values the exporter uses.
 pub const CREDENTIALS: [&str; 3] = ["access_token", "refresh_token", "session_token"];
 
+/// The `reason` label values of `tenant_exporter_upstream_retries_total`; each is created at
+/// 0 for every target, so the first retry is an increase.
+pub const RETRY_REASONS: [&str; 6] = [
+    "rate_limited",
+    "locked",
+    "unavailable",
+    "server_error",
+    "timeout",
+    "network",
+];
+
 pub fn collector_labels(collector: &str, target: &str) -> CollectorLabels {
     [
         ("collector", collector.to_string()),
@@ -60,6 +71,8 @@ pub struct SelfMetrics {
     pub credential_refreshes: Family<CredentialLabels, Counter>,
     pub credential_refresh_failures: Family<CredentialLabels, Counter>,
     pub credential_locked: Family<CredentialLabels, Gauge>,
+    pub collector_panics: Family<CollectorLabels, Counter>,
+    pub http_connections_rejected: Counter,
     /// The code and reason label sets created so far, so a removed target's can be found.
     code_labels: std::sync::Mutex<std::collections::HashSet<CodeLabels>>,
 }
@@ -88,6 +101,8 @@ impl SelfMetrics {
             credential_refreshes: Family::default(),
             credential_refresh_failures: Family::default(),
             credential_locked: Family::default(),
+            collector_panics: Family::default(),
+            http_connections_rejected: Counter::default(),
             code_labels: Default::default(),
             registry: Registry::default(),
         };
@@ -164,6 +179,16 @@ impl SelfMetrics {
             "1 while the upstream reports the account of the exporter's credential for this target locked",
             m.credential_locked.clone(),
         );
+        r.register(
+            "tenant_exporter_collector_panics",
+            "Collections of this collector and target that panicked (each also counts as a failed collection)",
+            m.collector_panics.clone(),
+        );
+        r.register(
+            "tenant_exporter_http_connections_rejected",
+            "HTTP connections closed at once because --web.max-connections were open",
+            m.http_connections_rejected.clone(),
+        );
         registry.register_collector(Box::new(ProcessCollector));
         SelfMetrics { registry, ..m }
     }
@@ -177,12 +202,30 @@ impl SelfMetrics {
     }
 
     /// Creates a scheduled target's series, counters at 0, so the first failure is an increase
-    /// that `rate()` and `increase()` see.
-    pub fn register_target(&self, collector: &str, target: &str, interval: std::time::Duration) {
+    /// that `rate()` and `increase()` see: collections, failures, panics, retries for every
+    /// reason, and refreshes and refresh failures of the `credentials` the target has.
+    pub fn register_target(
+        &self,
+        collector: &str,
+        target: &str,
+        interval: std::time::Duration,
+        credentials: &[&str],
+    ) {
         let l = collector_labels(collector, target);
         self.interval.get_or_create(&l).set(interval.as_secs_f64());
         let _ = self.collections.get_or_create(&l);
         let _ = self.failures.get_or_create(&l);
+        let _ = self.collector_panics.get_or_create(&l);
+        for reason in RETRY_REASONS {
+            let _ = self
+                .retries
+                .get_or_create(&self.code_labels(collector, target, "reason", reason));
+        }
+        for c in credentials {
+            let l = credential_labels(target, c);
+            let _ = self.credential_refreshes.get_or_create(&l);
+            let _ = self.credential_refresh_failures.get_or_create(&l);
+        }
     }
 
     /// Counts an upstream request; `code` is the HTTP status or `error`.
@@ -211,7 +254,7 @@ impl SelfMetrics {
             ("target", target.to_string()),
             (key, value.to_string()),
         ];
-        let mut seen = self.code_labels.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = crate::lock(&self.code_labels);
         if !seen.contains(&l) {
             seen.insert(l.clone());
         }
@@ -220,7 +263,7 @@ impl SelfMetrics {
 
     /// Forgets the per-target series of a target that left the config.
     pub fn remove_target(&self, collector: &str, target: &str) {
-        let mut seen = self.code_labels.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = crate::lock(&self.code_labels);
         seen.retain(|l| {
             let ours = l[0].1 == collector && l[1].1 == target;
             if ours {
@@ -238,6 +281,7 @@ impl SelfMetrics {
         self.interval.remove(&l);
         self.collections.remove(&l);
         self.failures.remove(&l);
+        self.collector_panics.remove(&l);
         self.request_duration.remove(&l);
     }
 
@@ -325,15 +369,20 @@ fn read_process_stats() -> Option<ProcessStats> {
     stats.open_fds = std::fs::read_dir("/proc/self/fd")
         .ok()
         .map(|d| d.count() as u64);
-    stats.max_fds = std::fs::read_to_string("/proc/self/limits")
+    stats.max_fds = max_open_files();
+    Some(stats)
+}
+
+/// The soft limit on open files (`ulimit -n`), from `/proc/self/limits`.
+pub fn max_open_files() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/limits")
         .ok()
         .and_then(|s| {
             s.lines()
                 .find(|l| l.starts_with("Max open files"))
                 .and_then(|l| l.split_whitespace().nth(3))
                 .and_then(|v| v.parse().ok())
-        });
-    Some(stats)
+        })
 }
 
 impl Collector for ProcessCollector {

@@ -1,32 +1,57 @@
-//! HTTP endpoints: `/metrics`, the landing page, health, readiness and reload.
+//! HTTP endpoints: `/metrics`, the landing page, health, readiness and reload; and the
+//! one server stack (plain HTTP or TLS) with its timeouts and connection cap.
 
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt as _;
 use axum::Router;
+use axum_server::accept::{Accept, NoDelayAcceptor};
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use futures_util::future::BoxFuture;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
-use crate::scheduler::{Health, Shared};
+use crate::metrics::SelfMetrics;
+use crate::scheduler::Applied;
 use crate::snapshot::openmetrics_to_prometheus_text;
+use crate::store::{Health, Store};
 use crate::web;
 
-pub const OPENMETRICS_CONTENT_TYPE: &str =
+pub(crate) const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
-pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// How a reload ended; the same answer goes to every request it served.
+pub type ReloadResult = Result<Applied, Arc<dyn std::error::Error + Send + Sync>>;
 /// A reload request: answered with the new config's problems, if any.
-pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
+pub type ReloadRequest = oneshot::Sender<ReloadResult>;
+
+/// Waits for a reload request and takes every other one already queued, so that one apply
+/// answers them all: requests that arrive while a reload is applied cost one more apply,
+/// not one each. `None` once every sender is gone.
+pub async fn next_reloads(
+    requests: &mut mpsc::Receiver<ReloadRequest>,
+) -> Option<Vec<ReloadRequest>> {
+    let mut batch = vec![requests.recv().await?];
+    while let Ok(more) = requests.try_recv() {
+        batch.push(more);
+    }
+    Some(batch)
+}
 
 #[derive(Clone)]
 pub struct AppState {
-    pub shared: Arc<Shared>,
+    pub store: Arc<Store>,
     pub telemetry_path: String,
     pub reload: mpsc::Sender<ReloadRequest>,
     /// From `--web.config.file`.
@@ -35,18 +60,75 @@ pub struct AppState {
     pub auth_exempt_probes: bool,
 }
 
+/// Password checks running at once.
+static BCRYPT_SLOTS: std::sync::LazyLock<Semaphore> = std::sync::LazyLock::new(|| {
+    Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+});
+
+/// Open files kept free of HTTP connections, for upstream sockets, config and token files.
+const RESERVED_FILES: u64 = 128;
+/// How long scrapes in flight may take to finish at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// At most one log line about rejected connections in this long.
+const REJECT_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// What one client may hold of the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections open at once, across every listener.
+    pub max_connections: usize,
+    /// From accepting a connection to its first complete request head (TLS handshake
+    /// included).
+    pub read_header_timeout: Duration,
+    /// Longest wait for the next request head on an open connection (keep-alive idle time
+    /// and slow headers after the first request).
+    pub idle_timeout: Duration,
+}
+
+impl Limits {
+    /// The limits the flags ask for; the connection cap is lowered to fit the open-file
+    /// limit, since a process out of file descriptors can no longer reach its upstreams.
+    pub fn from_flags(
+        max_connections: usize,
+        read_header_timeout: Duration,
+        idle_timeout: Duration,
+    ) -> Limits {
+        let mut max = max_connections.max(1);
+        if let Some(files) = crate::metrics::max_open_files() {
+            let fits = files.saturating_sub(RESERVED_FILES).max(1) as usize;
+            if fits < max {
+                tracing::warn!(
+                    requested = max,
+                    max_connections = fits,
+                    open_file_limit = files,
+                    "--web.max-connections lowered to fit the open-file limit; raise LimitNOFILE (ulimit -n)"
+                );
+                max = fits;
+            }
+        }
+        Limits {
+            max_connections: max,
+            read_header_timeout,
+            idle_timeout,
+        }
+    }
+}
+
 /// Serves `app` on every listener until `stop` turns true; with TLS when the web config
-/// says so. While the web config exists, it is watched and changes are applied.
+/// says so. While the web config exists, it is watched and changes are applied. Plain
+/// HTTP and TLS share one stack: the same timeouts, connection cap and shutdown.
 pub fn spawn(
     listeners: Vec<tokio::net::TcpListener>,
     app: Router,
     web: Option<Arc<web::Live>>,
+    limits: Limits,
+    metrics: Arc<SelfMetrics>,
     stop: tokio::sync::watch::Receiver<bool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
+) -> io::Result<Vec<tokio::task::JoinHandle<()>>> {
     let tls = web
         .as_ref()
         .and_then(|w| w.current().tls.clone())
-        .map(axum_server::tls_rustls::RustlsConfig::from_config);
+        .map(RustlsConfig::from_config);
     let mut tasks = Vec::new();
     if let Some(web) = web {
         let tls = tls.clone();
@@ -68,57 +150,177 @@ pub fn spawn(
             }
         }));
     }
+    let cap = Capped {
+        slots: Arc::new(Semaphore::new(limits.max_connections)),
+        metrics,
+        last_log: Arc::new(AtomicU64::new(0)),
+        inner: NoDelayAcceptor::new(),
+    };
     for listener in listeners {
-        let local = listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        tracing::info!(address = %local, tls = tls.is_some(), version = crate::VERSION, "listening");
+        let local = listener.local_addr()?.to_string();
+        let mut server = axum_server::from_tcp(listener.into_std()?)?;
+        let builder = server.http_builder();
+        // hyper starts this timer whenever it waits for a request head: between keep-alive
+        // requests as much as during a slow one.
+        builder.http1().header_read_timeout(limits.idle_timeout);
+        builder
+            .http2()
+            .keep_alive_interval(limits.idle_timeout / 2)
+            .keep_alive_timeout(limits.read_header_timeout);
+        let server = server.first_request_timeout(limits.read_header_timeout);
+        let handle = axum_server::Handle::new();
+        let server = server.handle(handle.clone());
         let mut stop = stop.clone();
-        let app = app.clone();
-        let tls = tls.clone();
+        tokio::spawn(async move {
+            let _ = stop.wait_for(|s| *s).await;
+            handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+        });
+        tracing::info!(
+            address = %local,
+            tls = tls.is_some(),
+            max_connections = limits.max_connections,
+            version = crate::VERSION,
+            "listening"
+        );
+        let service = app.clone().into_make_service();
+        let serving = match &tls {
+            None => Box::pin(server.acceptor(cap.clone()).serve(service))
+                as BoxFuture<'static, io::Result<()>>,
+            Some(tls) => {
+                let acceptor = RustlsAcceptor::new(tls.clone())
+                    .handshake_timeout(limits.read_header_timeout)
+                    .acceptor(NoDelayAcceptor::new());
+                Box::pin(server.acceptor(cap.wrap(acceptor)).serve(service))
+            }
+        };
         tasks.push(tokio::spawn(async move {
-            let result = match tls {
-                None => {
-                    let graceful = async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    };
-                    // Without TCP_NODELAY the last small writes of a response wait for the
-                    // client's delayed ACK, adding ~40 ms to one scrape in ten.
-                    let listener = listener.tap_io(|tcp| {
-                        let _ = tcp.set_nodelay(true);
-                    });
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(graceful)
-                        .await
-                }
-                Some(tls) => {
-                    let handle = axum_server::Handle::new();
-                    let on_stop = handle.clone();
-                    tokio::spawn(async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                        on_stop.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
-                    });
-                    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
-                        .acceptor(axum_server::accept::NoDelayAcceptor::new());
-                    match listener.into_std().and_then(axum_server::from_tcp) {
-                        Ok(server) => {
-                            server
-                                .acceptor(acceptor)
-                                .handle(handle)
-                                .serve(app.into_make_service())
-                                .await
-                        }
-                        Err(e) => Err(e),
-                    }
-                }
-            };
-            if let Err(e) = result {
+            if let Err(e) = serving.await {
                 tracing::error!(address = %local, error = %e, "HTTP server failed");
             }
         }));
     }
-    tasks
+    Ok(tasks)
+}
+
+/// An acceptor that refuses connections beyond the cap: closed at once, counted, and
+/// logged at most every [`REJECT_LOG_EVERY`]. The cap is checked before any TLS work.
+#[derive(Clone)]
+struct Capped<A> {
+    inner: A,
+    slots: Arc<Semaphore>,
+    metrics: Arc<SelfMetrics>,
+    /// Unix seconds of the last log line about a rejection.
+    last_log: Arc<AtomicU64>,
+}
+
+impl<A> Capped<A> {
+    fn wrap<B>(&self, inner: B) -> Capped<B> {
+        Capped {
+            inner,
+            slots: self.slots.clone(),
+            metrics: self.metrics.clone(),
+            last_log: self.last_log.clone(),
+        }
+    }
+
+    fn reject(&self) {
+        self.metrics.http_connections_rejected.inc();
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let last = self.last_log.load(Ordering::Relaxed);
+        if now >= last + REJECT_LOG_EVERY.as_secs()
+            && self
+                .last_log
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                rejected_total = self.metrics.http_connections_rejected.get(),
+                "HTTP connection limit reached (--web.max-connections); closing new connections"
+            );
+        }
+    }
+}
+
+impl<A, I, S> Accept<I, S> for Capped<A>
+where
+    A: Accept<I, S>,
+    A::Future: Send + 'static,
+    A::Stream: Unpin + Send + 'static,
+    A::Service: Send + 'static,
+{
+    type Stream = Counted<A::Stream>;
+    type Service = A::Service;
+    type Future = BoxFuture<'static, io::Result<(Self::Stream, Self::Service)>>;
+
+    fn accept(&self, stream: I, service: S) -> Self::Future {
+        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+            self.reject();
+            drop(stream);
+            return Box::pin(std::future::ready(Err(io::Error::other(
+                "connection limit reached",
+            ))));
+        };
+        let accepted = self.inner.accept(stream, service);
+        Box::pin(async move {
+            let (stream, service) = accepted.await?;
+            Ok((
+                Counted {
+                    inner: stream,
+                    _slot: permit,
+                },
+                service,
+            ))
+        })
+    }
+}
+
+/// A connection holding one of the capped slots until it closes.
+pub(crate) struct Counted<S> {
+    inner: S,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -127,7 +329,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(landing))
         .route(&path, get(metrics))
-        .route("/-/healthy", get(|| async { "Healthy\n" }))
+        .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .route("/-/reload", post(reload))
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
@@ -136,7 +338,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The user and password of a `Basic` Authorization header.
-pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     use base64::Engine as _;
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.trim().split_once(' ')?;
@@ -165,10 +367,21 @@ async fn guard(
         let allowed = match basic_credentials(req.headers()) {
             Some((user, password)) => {
                 let web = web.clone();
-                // bcrypt is deliberately slow: keep it off the async workers.
-                tokio::task::spawn_blocking(move || web.auth.check(&user, &password))
+                // bcrypt is deliberately slow: keep it off the async workers, and run no
+                // more checks at once than there are cores, so a flood of wrong passwords
+                // queues here instead of filling the blocking pool that reloads and snapshot
+                // encoding need.
+                match BCRYPT_SLOTS.acquire().await {
+                    // The slot goes with the check: a client that hangs up does not free it
+                    // while bcrypt still runs.
+                    Ok(slot) => tokio::task::spawn_blocking(move || {
+                        let _slot = slot;
+                        web.auth.check(&user, &password)
+                    })
                     .await
-                    .unwrap_or(false)
+                    .unwrap_or(false),
+                    Err(_) => false,
+                }
             }
             None => false,
         };
@@ -194,7 +407,7 @@ fn add_headers(resp: &mut Response, headers: &[(header::HeaderName, HeaderValue)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     OpenMetrics,
     Text,
 }
@@ -202,7 +415,7 @@ pub enum Format {
 /// Picks the exposition format from `Accept`, as client_golang does: OpenMetrics when the
 /// client accepts `application/openmetrics-text` (version 1.0.0 or unversioned) at least as
 /// much as anything else it accepts, the Prometheus text format otherwise.
-pub fn negotiate(accept: Option<&str>) -> Format {
+pub(crate) fn negotiate(accept: Option<&str>) -> Format {
     let Some(accept) = accept else {
         return Format::Text;
     };
@@ -241,7 +454,7 @@ pub fn negotiate(accept: Option<&str>) -> Format {
 }
 
 /// Whether `Accept-Encoding` allows gzip.
-pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+pub(crate) fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
     accept_encoding.is_some_and(|v| {
         v.split(',').any(|part| {
             let mut it = part.split(';').map(str::trim);
@@ -263,8 +476,8 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     };
     let format = negotiate(header_str(header::ACCEPT));
     let gzip = accepts_gzip(header_str(header::ACCEPT_ENCODING));
-    let snapshot = state.shared.snapshot();
-    let live = state.shared.metrics.encode();
+    let snapshot = state.store.snapshot();
+    let live = state.store.metrics.encode();
     let (content_type, tail) = match format {
         Format::OpenMetrics => (OPENMETRICS_CONTENT_TYPE, live),
         Format::Text => (TEXT_CONTENT_TYPE, openmetrics_to_prometheus_text(&live)),
@@ -272,39 +485,60 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     let mut builder = Response::builder()
         .header(header::CONTENT_TYPE, content_type)
         .header(header::VARY, "Accept, Accept-Encoding");
-    let (len, body) =
-        if gzip {
-            builder = builder.header(header::CONTENT_ENCODING, "gzip");
-            let parts = snapshot.gzip_with(&tail);
-            let len: usize = parts.iter().map(Bytes::len).sum();
-            let stream = futures_util::stream::iter(parts.into_iter().map(Ok::<_, std::io::Error>));
-            (len as u64, Body::from_stream(stream))
-        } else {
-            // Decompress off the async workers, a chunk at a time, so a large identity scrape
-            // neither blocks other requests nor holds the whole text in memory.
-            let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
-            let len = snapshot.text_len() + tail.len() as u64;
-            tokio::task::spawn_blocking(move || {
-                for chunk in snapshot.text_chunks(256 << 10) {
-                    if tx.blocking_send(chunk).is_err() {
-                        return;
-                    }
-                }
-                let _ = tx.blocking_send(Ok(Bytes::from(tail)));
-            });
-            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|c| (c, rx))
-            });
-            (len, Body::from_stream(stream))
-        };
+    let (len, body) = if gzip {
+        builder = builder.header(header::CONTENT_ENCODING, "gzip");
+        let parts = snapshot.gzip_with(&tail);
+        let len: usize = parts.iter().map(Bytes::len).sum();
+        let stream = futures_util::stream::iter(parts.into_iter().map(Ok::<_, std::io::Error>));
+        (len as u64, Body::from_stream(stream))
+    } else {
+        // Decompress off the async workers, a chunk at a time and only when the client
+        // has taken the previous one: a large identity scrape neither blocks other
+        // requests nor holds the whole text, and a client that stops reading holds one
+        // chunk and no thread (a blocking thread per slow reader would let a few hundred
+        // of them starve config reloads and snapshot encoding).
+        let len = snapshot.text_len() + tail.len() as u64;
+        let chunks = snapshot.text_chunks(256 << 10);
+        let stream = futures_util::stream::unfold(Some((chunks, Some(tail))), |state| async move {
+            let (mut chunks, tail) = state?;
+            let next = tokio::task::spawn_blocking(move || {
+                let chunk = chunks.next();
+                (chunks, chunk)
+            })
+            .await;
+            match next {
+                Ok((chunks, Some(chunk))) => Some((chunk, Some((chunks, tail)))),
+                Ok((_, None)) => tail.map(|t| (Ok(Bytes::from(t)), None)),
+                Err(e) => Some((Err(io::Error::other(e)), None)),
+            }
+        });
+        (len, Body::from_stream(stream))
+    };
     builder
         .header(header::CONTENT_LENGTH, len)
         .body(body)
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+/// Healthy while every job has a task collecting it.
+async fn healthy(State(state): State<AppState>) -> Response {
+    let dead = state.store.dead_jobs();
+    if dead.is_empty() {
+        return (StatusCode::OK, "Healthy\n").into_response();
+    }
+    let names: Vec<String> = dead.iter().map(|(c, t)| format!("{c}/{t}")).collect();
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "Unhealthy: no task collects {}; see the log\n",
+            names.join(", ")
+        ),
+    )
+        .into_response()
+}
+
 async fn ready(State(state): State<AppState>) -> Response {
-    let statuses = state.shared.statuses();
+    let statuses = state.store.statuses();
     let pending = statuses
         .iter()
         .filter(|s| s.health == Health::Pending)
@@ -329,7 +563,7 @@ async fn reload(State(state): State<AppState>) -> Response {
         return (StatusCode::SERVICE_UNAVAILABLE, "reload is not available\n").into_response();
     }
     match rx.await {
-        Ok(Ok(())) => (StatusCode::OK, "config reloaded\n").into_response(),
+        Ok(Ok(_)) => (StatusCode::OK, "config reloaded\n").into_response(),
         Ok(Err(e)) => (
             StatusCode::BAD_REQUEST,
             format!("config not reloaded, the old one keeps running:\n{e}\n"),
@@ -374,7 +608,7 @@ fn fmt_time(t: Option<SystemTime>) -> String {
 
 async fn landing(State(state): State<AppState>) -> Html<String> {
     let mut rows = String::new();
-    let statuses = state.shared.statuses();
+    let statuses = state.store.statuses();
     for s in &statuses {
         rows.push_str(&format!(
             "<tr class=\"{health}\"><td>{collector}</td><td>{target}</td><td><span class=\"badge\">{health}</span></td>\
@@ -472,6 +706,27 @@ mod tests {
         assert!(!accepts_gzip(Some("gzip;q=0")));
         assert!(!accepts_gzip(Some("identity")));
         assert!(!accepts_gzip(None));
+    }
+
+    #[tokio::test]
+    async fn queued_reloads_are_taken_together() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut answers = Vec::new();
+        for _ in 0..5 {
+            let (reply, answer) = oneshot::channel();
+            tx.send(reply).await.unwrap();
+            answers.push(answer);
+        }
+        let batch = next_reloads(&mut rx).await.unwrap();
+        assert_eq!(batch.len(), 5);
+        for reply in batch {
+            reply.send(Ok(Applied::default())).unwrap();
+        }
+        for answer in answers {
+            assert_eq!(answer.await.unwrap().unwrap(), Applied::default());
+        }
+        drop(tx);
+        assert!(next_reloads(&mut rx).await.is_none());
     }
 
     #[test]

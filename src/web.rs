@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{header, HeaderName, HeaderValue};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -21,13 +21,17 @@ use serde::Deserialize;
 
 /// How often the web config and its files are checked for changes.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
-/// Response headers operators may set, as in exporter-toolkit.
-const ALLOWED_HEADERS: [&str; 5] = [
-    "Strict-Transport-Security",
-    "X-Content-Type-Options",
-    "X-Frame-Options",
-    "X-XSS-Protection",
-    "Content-Security-Policy",
+/// Response headers operators may set, as in exporter-toolkit, with the names the
+/// documentation uses.
+const ALLOWED_HEADERS: [(&str, HeaderName); 5] = [
+    (
+        "Strict-Transport-Security",
+        header::STRICT_TRANSPORT_SECURITY,
+    ),
+    ("X-Content-Type-Options", header::X_CONTENT_TYPE_OPTIONS),
+    ("X-Frame-Options", header::X_FRAME_OPTIONS),
+    ("X-XSS-Protection", header::X_XSS_PROTECTION),
+    ("Content-Security-Policy", header::CONTENT_SECURITY_POLICY),
 ];
 /// Successful credential checks remembered, so a scrape does not pay bcrypt every time.
 const AUTH_CACHE_SIZE: usize = 1024;
@@ -58,9 +62,19 @@ struct RawHttp {
     http2: Option<bool>,
 }
 
+/// Why a web config cannot be used: every problem, each naming its field.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {}", path.display(), problems.join("; "))]
+pub struct WebConfigError {
+    pub path: PathBuf,
+    pub problems: Vec<String>,
+}
+
 /// A validated web configuration.
 pub struct WebConfig {
     pub tls: Option<Arc<ServerConfig>>,
+    /// Client certificates are required: the TLS layer authenticates every client.
+    pub requires_client_cert: bool,
     pub auth: Auth,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Every file it was built from, to watch for changes.
@@ -69,9 +83,17 @@ pub struct WebConfig {
 
 impl WebConfig {
     /// Reads and validates `path`; every problem is reported, each naming its field.
-    pub fn load(path: &Path) -> Result<WebConfig, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    /// Blocking (file reads, bcrypt).
+    ///
+    /// A file that configures neither TLS nor users is an error: a web config exists to
+    /// protect the endpoints, and one that silently protects nothing (empty, or
+    /// half-written) must not look like it does.
+    pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
+        let fail = |problem: String| WebConfigError {
+            path: path.to_path_buf(),
+            problems: vec![problem],
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
         let raw: RawWebConfig = if text.trim().is_empty() {
             RawWebConfig {
                 tls_server_config: None,
@@ -85,10 +107,24 @@ impl WebConfig {
                     .lines()
                     .next()
                     .unwrap_or("invalid YAML")
-                    .trim_start_matches("error: ");
-                format!("{}: {first}", path.display())
+                    .trim_start_matches("error: ")
+                    .to_string();
+                fail(first)
             })?
         };
+        if raw.tls_server_config.is_none()
+            && raw.basic_auth_users.as_ref().is_none_or(|u| u.is_empty())
+        {
+            return Err(fail(
+                "configures neither tls_server_config nor basic_auth_users, so it would protect \
+                 nothing; add them, or drop --web.config.file to serve plain HTTP without auth"
+                    .into(),
+            ));
+        }
+        let requires_client_cert = raw
+            .tls_server_config
+            .as_ref()
+            .is_some_and(|t| t.client_auth_type.as_deref() == Some("RequireAndVerifyClientCert"));
         let base = path.parent().unwrap_or(Path::new("."));
         let mut problems = Vec::new();
         let mut files = vec![path.to_path_buf()];
@@ -117,18 +153,19 @@ impl WebConfig {
                 problems.push("http_server_config.http2: false is not supported".into());
             }
             for (name, value) in h.headers.iter().flatten() {
-                let Some(allowed) = ALLOWED_HEADERS
+                let Some((_, allowed)) = ALLOWED_HEADERS
                     .iter()
-                    .find(|a| a.eq_ignore_ascii_case(name))
+                    .find(|(a, _)| a.eq_ignore_ascii_case(name))
                 else {
+                    let names: Vec<&str> = ALLOWED_HEADERS.iter().map(|(n, _)| *n).collect();
                     problems.push(format!(
                         "http_server_config.headers.{name}: not allowed; allowed are {}",
-                        ALLOWED_HEADERS.join(", ")
+                        names.join(", ")
                     ));
                     continue;
                 };
                 match HeaderValue::from_str(value) {
-                    Ok(v) => headers.push((HeaderName::from_static(lower(allowed)), v)),
+                    Ok(v) => headers.push((allowed.clone(), v)),
                     Err(_) => problems.push(format!(
                         "http_server_config.headers.{name}: invalid header value"
                     )),
@@ -136,10 +173,14 @@ impl WebConfig {
             }
         }
         if !problems.is_empty() {
-            return Err(format!("{}: {}", path.display(), problems.join("; ")));
+            return Err(WebConfigError {
+                path: path.to_path_buf(),
+                problems,
+            });
         }
         Ok(WebConfig {
             tls,
+            requires_client_cert,
             auth: Auth::new(users.into_iter().map(|(u, (h, c))| (u, h, c)).collect()),
             headers,
             files,
@@ -151,13 +192,10 @@ impl WebConfig {
     }
 }
 
-fn lower(header: &'static str) -> &'static str {
-    match header {
-        "Strict-Transport-Security" => "strict-transport-security",
-        "X-Content-Type-Options" => "x-content-type-options",
-        "X-Frame-Options" => "x-frame-options",
-        "X-XSS-Protection" => "x-xss-protection",
-        _ => "content-security-policy",
+impl WebConfig {
+    /// Anyone who can connect may scrape and reload: no users and no client certificates.
+    pub fn is_open(&self) -> bool {
+        !self.auth.enabled() && !self.requires_client_cert
     }
 }
 
@@ -358,21 +396,15 @@ impl Auth {
         }
     }
 
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         !self.users.is_empty()
     }
 
     /// Checks a user and password. Blocking (bcrypt): call from a blocking thread.
-    pub fn check(&self, user: &str, password: &str) -> bool {
+    pub(crate) fn check(&self, user: &str, password: &str) -> bool {
         let hash = self.users.get(user);
         let key = self.keys.hash_one((user, password, hash));
-        if hash.is_some()
-            && self
-                .cache
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(&key)
-        {
+        if hash.is_some() && crate::lock(&self.cache).contains(&key) {
             return true;
         }
         let (ok, against) = match (hash, &self.dummy) {
@@ -382,7 +414,7 @@ impl Auth {
         };
         let verified = bcrypt::verify(password, against).unwrap_or(false) && ok;
         if verified {
-            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            let mut cache = crate::lock(&self.cache);
             if cache.len() >= AUTH_CACHE_SIZE {
                 cache.clear();
             }
@@ -415,11 +447,11 @@ impl Live {
 
     /// Re-reads the web config if it or a file it names changed. Returns the new TLS config
     /// to install when one was loaded.
-    pub fn refresh(&self) -> Option<Option<Arc<ServerConfig>>> {
+    pub(crate) fn refresh(&self) -> Option<Option<Arc<ServerConfig>>> {
         let files = self.current.load().files.clone();
         let now = fingerprint(&files);
         {
-            let mut last = self.fingerprint.lock().unwrap_or_else(|e| e.into_inner());
+            let mut last = crate::lock(&self.fingerprint);
             if *last == now {
                 return None;
             }
@@ -435,7 +467,14 @@ impl Live {
                     );
                     return None;
                 }
-                *self.fingerprint.lock().unwrap_or_else(|e| e.into_inner()) = new.fingerprint();
+                if new.is_open() && !self.current.load().is_open() {
+                    tracing::error!(
+                        file = %self.path.display(),
+                        "web config would turn authentication off; restart to apply, keeping the running one"
+                    );
+                    return None;
+                }
+                *crate::lock(&self.fingerprint) = new.fingerprint();
                 let tls = new.tls.clone();
                 self.current.store(Arc::new(new));
                 tracing::info!(file = %self.path.display(), "web config reloaded");
@@ -483,7 +522,7 @@ mod tests {
              basic_auth_users:\n  alice: plaintext\nhttp_server_config:\n  headers:\n    X-Powered-By: me\n",
         )
         .unwrap();
-        let e = WebConfig::load(&p).err().expect("invalid");
+        let e = WebConfig::load(&p).err().expect("invalid").to_string();
         for needle in [
             "tls_server_config.key_file is required",
             "tls_server_config.cert_file",
@@ -495,17 +534,39 @@ mod tests {
             assert!(e.contains(needle), "{needle} missing in {e}");
         }
         std::fs::write(&p, "basic_auth: {}\n").unwrap();
-        assert!(WebConfig::load(&p).err().unwrap().contains("unknown field"));
+        assert!(WebConfig::load(&p)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("unknown field"));
         std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
-    fn empty_file_means_plain_http_without_auth() {
+    fn a_file_that_protects_nothing_is_an_error() {
         let d = dir("empty");
         let p = d.join("web.yml");
-        std::fs::write(&p, "").unwrap();
+        for text in [
+            "",
+            "basic_auth_users: {}\n",
+            "http_server_config:\n  headers:\n    X-Frame-Options: deny\n",
+        ] {
+            std::fs::write(&p, text).unwrap();
+            let e = WebConfig::load(&p).err().expect(text).to_string();
+            assert!(
+                e.contains("neither tls_server_config nor basic_auth_users"),
+                "{e}"
+            );
+        }
+        let hash = bcrypt::hash("s3cret", 4).unwrap();
+        std::fs::write(
+            &p,
+            format!("basic_auth_users: {{alice: '{hash}'}}\nhttp_server_config:\n  headers:\n    x-frame-options: deny\n"),
+        )
+        .unwrap();
         let c = WebConfig::load(&p).unwrap();
-        assert!(c.tls.is_none() && !c.auth.enabled() && c.headers.is_empty());
+        assert!(!c.is_open());
+        assert_eq!(c.headers[0].0, header::X_FRAME_OPTIONS);
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

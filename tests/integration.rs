@@ -781,3 +781,480 @@ async fn the_text_format_validator_rejects_what_prometheus_rejects() {
         assert!(validate_prometheus_text(bad).is_err(), "{bad:?}");
     }
 }
+
+/// One target of each kind against `sim`: Webex `sp1` with the OAuth integration (its
+/// refresh token in `dir/refresh-token`), VOSS `vs1` and Commvault `cs1`. `cs1_extra` is
+/// appended to cs1's settings, so a test can change that target alone.
+fn three_vendor_config(sim: &Simulator, interval: &str, cs1_extra: &str) -> String {
+    let o = &sim.options().oauth;
+    let v = &sim.options().voss;
+    let c = &sim.options().commvault;
+    format!(
+        "global: {{interval: {interval}, timeout: 5s, stale_after: 2h}}\n\
+         webex:\n\
+         \x20 - name: sp1\n\
+         \x20   base_url: {webex}\n\
+         \x20   oauth: {{client_id: {client_id}, client_secret: {client_secret}, refresh_token_file: refresh-token}}\n\
+         \x20   broadworks_enterprises: {{page_size: 10}}\n\
+         voss:\n\
+         \x20 - {{name: vs1, base_url: '{voss}', username: {vu}, password: {vp}, hierarchy: {vh}}}\n\
+         commvault:\n\
+         \x20 - name: cs1\n\
+         \x20   base_url: {cv}\n\
+         \x20   username: {cu}\n\
+         \x20   password: {cp}\n\
+         {cs1_extra}",
+        webex = sim.webex_base_url(),
+        client_id = o.client_id,
+        client_secret = o.client_secret,
+        voss = sim.voss_base_url(),
+        vu = v.username,
+        vp = v.password,
+        vh = v.hierarchy,
+        cv = sim.commvault_base_url(),
+        cu = c.username,
+        cp = c.password,
+    )
+}
+
+const COLLECTORS: [(&str, &str); 3] = [
+    ("webex_broadworks", "sp1"),
+    ("voss_spark_customers", "vs1"),
+    ("commvault_organizations", "cs1"),
+];
+
+fn success_line(collector: &str, target: &str) -> String {
+    format!("tenant_exporter_collector_success{{collector=\"{collector}\",target=\"{target}\"}} 1")
+}
+
+/// The upstream requests that a restarted job or session would repeat.
+fn session_counts(sim: &Simulator) -> [usize; 5] {
+    [
+        sim.requests(RequestKind::AccessToken).len(),
+        sim.requests(RequestKind::CommvaultLogin).len(),
+        sim.requests(RequestKind::CommvaultLogout).len(),
+        sim.requests(RequestKind::VossSparkCustomers).len(),
+        sim.requests(RequestKind::BroadworksEnterprises).len(),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_unchanged_reloads_restart_nothing_and_a_changed_target_restarts_alone() {
+    let sim = simulator().await;
+    let dir = TempDir::new("reload-storm");
+    dir.write("refresh-token", &sim.options().oauth.refresh_token);
+    // An hour's interval: every request after the first collections comes from a restart.
+    let config = three_vendor_config(&sim, "1h", "");
+    let mut exp = Exporter::with_config(&dir, &config, &[]).await;
+    exp.wait_metrics("a first collection of every target", |b| {
+        COLLECTORS
+            .iter()
+            .all(|(c, t)| has_line(b, &success_line(c, t)))
+    })
+    .await;
+    let before = session_counts(&sim);
+    assert_eq!(before[..3], [1, 1, 0], "token refresh, login, logout");
+
+    // 10 reloads one after the other, 10 by SIGHUP and 10 at once over HTTP.
+    for _ in 0..10 {
+        let r = exp.post("/-/reload").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    for _ in 0..10 {
+        exp.signal("HUP");
+    }
+    let concurrent = futures_util::future::join_all((0..10).map(|_| exp.post("/-/reload"))).await;
+    for r in &concurrent {
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    // The SIGHUPs are answered to nobody; wait until the last of them is applied too.
+    wait_until("every reload applied", || {
+        exp.log()
+            .lines()
+            .filter(|l| l.contains("msg=\"configuration reloaded\""))
+            .filter_map(|l| {
+                l.split(' ')
+                    .find_map(|kv| kv.strip_prefix("requests="))
+                    .and_then(|n| n.parse::<usize>().ok())
+            })
+            .sum::<usize>()
+            >= 21
+    })
+    .await;
+    let log = exp.log();
+    let applies = log
+        .lines()
+        .filter(|l| l.contains("msg=\"configuration reloaded\""))
+        .collect::<Vec<_>>();
+    eprintln!(
+        "30 reload requests (10 sequential, 10 SIGHUP, 10 concurrent): {} applies",
+        applies.len()
+    );
+    assert!(
+        applies
+            .iter()
+            .all(|l| l.contains(" started=0 stopped=0 kept=3")),
+        "{applies:#?}"
+    );
+    // Every request was answered; signals may coalesce in the kernel, so count at least 21.
+    assert_eq!(
+        session_counts(&sim),
+        before,
+        "token refreshes, logins, logouts, VOSS and BroadWorks pages after 30 unchanged reloads"
+    );
+
+    // cs1 changes: it alone restarts, logging out of its old session.
+    dir.write(
+        "config.yml",
+        &three_vendor_config(&sim, "1h", "    concurrency: 2\n"),
+    );
+    let r = exp.post("/-/reload").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    wait_until("cs1's new login and old session's logout", || {
+        let now = session_counts(&sim);
+        now[1] == before[1] + 1 && now[2] == before[2] + 1
+    })
+    .await;
+    let after = session_counts(&sim);
+    assert_eq!(
+        [after[0], after[3], after[4]],
+        [before[0], before[3], before[4]],
+        "the Webex and VOSS targets were not restarted"
+    );
+    exp.wait_log("started=1 stopped=1 kept=2").await;
+
+    // At shutdown, the session cs1 opened after the reload logs out too.
+    exp.signal("TERM");
+    assert_eq!(exp.wait_exit(Duration::from_secs(10)).await.code(), Some(0));
+    assert_eq!(session_counts(&sim)[2], before[2] + 2, "logouts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_or_half_written_config_is_refused_on_reload() {
+    let sim = simulator().await;
+    let dir = TempDir::new("reload-empty");
+    let exp = exporter_for(&dir, &sim).await;
+    wait_good_collection(&exp).await;
+
+    for (what, text) in [
+        ("empty", String::new()),
+        (
+            "half-written",
+            "global: {interval: 1s}\nwebex:\n".to_string(),
+        ),
+    ] {
+        dir.write("config.yml", &text);
+        let r = exp.post("/-/reload").await;
+        assert_eq!(r.status, 400, "{what}: {}", r.text());
+        assert!(r.text().contains("has no targets"), "{what}: {}", r.text());
+        assert!(
+            r.text().contains("the old one keeps running"),
+            "{what}: {}",
+            r.text()
+        );
+    }
+    let body = exp.metrics().await;
+    assert!(has_line(&body, &format!("{SUCCESS_SP1} 1")), "{body}");
+
+    // At start, an empty config is allowed, with a warning.
+    let dir = TempDir::new("start-empty");
+    let exp = Exporter::with_config(&dir, "", &[]).await;
+    exp.wait_log("the configuration has no targets").await;
+    assert_eq!(exp.get("/-/ready").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_start_at_zero_for_every_target() {
+    let sim = simulator().await;
+    let dir = TempDir::new("zero-counters");
+    dir.write("refresh-token", &sim.options().oauth.refresh_token);
+    let path = dir.write("config.yml", &three_vendor_config(&sim, "1h", ""));
+    let file = format!("--config.file={}", path.display());
+    let out = run(&["--once", &file], DEADLINE).await;
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    let body = &out.stdout;
+    for (collector, target) in COLLECTORS {
+        let l = format!("collector=\"{collector}\",target=\"{target}\"");
+        for series in [
+            format!("tenant_exporter_collection_failures_total{{{l}}} 0"),
+            format!("tenant_exporter_collector_panics_total{{{l}}} 0"),
+        ] {
+            assert!(has_line(body, &series), "{series}\n{body}");
+        }
+        for reason in [
+            "rate_limited",
+            "locked",
+            "unavailable",
+            "server_error",
+            "timeout",
+            "network",
+        ] {
+            let series =
+                format!("tenant_exporter_upstream_retries_total{{{l},reason=\"{reason}\"}} 0");
+            assert!(has_line(body, &series), "{series}\n{body}");
+        }
+    }
+    for (target, credential) in [
+        ("sp1", "access_token"),
+        ("sp1", "refresh_token"),
+        ("cs1", "session_token"),
+    ] {
+        let series = format!(
+            "tenant_exporter_credential_refresh_failures_total{{target=\"{target}\",credential=\"{credential}\"}} 0"
+        );
+        assert!(has_line(body, &series), "{series}\n{body}");
+        let refreshes = format!(
+            "tenant_exporter_credential_refreshes_total{{target=\"{target}\",credential=\"{credential}\"}}"
+        );
+        assert!(value(body, &refreshes).is_some(), "{refreshes}\n{body}");
+    }
+    // A target without a refreshable credential gets no credential series.
+    assert!(
+        !body.contains("credential_refreshes_total{target=\"vs1\""),
+        "{body}"
+    );
+}
+
+/// Opens `n` connections that each send part of a request head and then nothing.
+async fn partial_header_sockets(
+    addr: std::net::SocketAddr,
+    n: usize,
+) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let mut socks = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut s = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connect a slow socket");
+        let _ = s
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await;
+        socks.push(s);
+    }
+    socks
+}
+
+/// Whether the server closed `s` (EOF or reset) within `limit`.
+async fn closed_within(s: &mut tokio::net::TcpStream, limit: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 256];
+    matches!(
+        tokio::time::timeout(limit, s.read(&mut buf)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrapes_are_answered_during_a_flood_of_slow_header_sockets() {
+    let sim = simulator().await;
+    let dir = TempDir::new("slowloris");
+    let exp = Exporter::with_config(
+        &dir,
+        &config_for(&sim, "sp1"),
+        &["--web.read-header-timeout=3s"],
+    )
+    .await;
+    let rss = |body: &str| value(body, "process_resident_memory_bytes").unwrap_or(0.0) / 1048576.0;
+    let rss_before = rss(&wait_good_collection(&exp).await);
+
+    let flood_started = std::time::Instant::now();
+    let mut socks = partial_header_sockets(exp.addr, 1100).await;
+    let opened = flood_started.elapsed();
+    let mut latencies = Vec::new();
+    let mut rss_during: f64 = 0.0;
+    for _ in 0..10 {
+        let started = std::time::Instant::now();
+        let r = raw_get(exp.addr, "/metrics", &[]).await;
+        latencies.push(started.elapsed());
+        assert_eq!(r.status, 200);
+        assert!(has_line(&r.text(), &format!("{SUCCESS_SP1} 1")));
+        rss_during = rss_during.max(rss(&r.text()));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    latencies.sort();
+    eprintln!(
+        "1100 partial-header sockets opened in {opened:?}; /metrics latency during the flood: \
+         min {:?}, median {:?}, max {:?}; RSS {rss_before:.1} MiB before, {rss_during:.1} MiB during",
+        latencies[0], latencies[5], latencies[9]
+    );
+    // Generous: the point is an answer, not a speed.
+    assert!(latencies[9] < Duration::from_secs(5), "{latencies:?}");
+
+    // The header timeout (3 s) closes them.
+    for s in socks.iter_mut().take(20) {
+        assert!(
+            closed_within(s, Duration::from_secs(10)).await,
+            "a slow socket stays open"
+        );
+    }
+    assert!(
+        !exp.log().contains("connection limit reached"),
+        "{}",
+        exp.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_are_closed_counted_and_logged() {
+    let sim = simulator().await;
+    let dir = TempDir::new("conn-cap");
+    let exp = Exporter::with_config(
+        &dir,
+        &config_for(&sim, "sp1"),
+        &["--web.max-connections=20", "--web.read-header-timeout=5s"],
+    )
+    .await;
+    assert!(exp.log().contains("max_connections=20"), "{}", exp.log());
+    // The test client's idle keep-alive connection is one of the 20.
+    wait_good_collection(&exp).await;
+    let mut socks = partial_header_sockets(exp.addr, 40).await;
+    let closed_at_once = futures_util::future::join_all(
+        socks
+            .iter_mut()
+            // Well within the 5 s header timeout, which closes the accepted ones.
+            .map(|s| closed_within(s, Duration::from_secs(2))),
+    )
+    .await
+    .into_iter()
+    .filter(|closed| *closed)
+    .count();
+    assert!(
+        (20..=21).contains(&closed_at_once),
+        "{closed_at_once} closed at once"
+    );
+    exp.wait_log("HTTP connection limit reached").await;
+    // Closing the slow ones frees their slots.
+    drop(socks);
+    let body = exp
+        .wait_metrics("the rejections counted", |b| {
+            value(b, "tenant_exporter_http_connections_rejected_total").is_some_and(|v| v >= 20.0)
+        })
+        .await;
+    assert!(
+        has_line(
+            &body,
+            "# TYPE tenant_exporter_http_connections_rejected_total counter"
+        ),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_check_probes_the_refresh_token_directory_by_creating_a_file() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = TempDir::new("check-token-dir");
+    let tokens = dir.path().join("tokens");
+    std::fs::create_dir(&tokens).unwrap();
+    std::fs::write(tokens.join("refresh-token"), "rt\n").unwrap();
+    // Read-only by its mode bits. Whether a file can be created still depends on who asks
+    // (root can): the check must agree with what actually happens.
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let creatable = std::fs::File::create(tokens.join("probe")).is_ok();
+    let _ = std::fs::remove_file(tokens.join("probe"));
+    let path = dir.write(
+        "config.yml",
+        "webex:\n\
+         \x20 - name: sp1\n\
+         \x20   base_url: http://127.0.0.1:1/v1\n\
+         \x20   oauth: {client_id: c, client_secret: s, refresh_token_file: tokens/refresh-token}\n\
+         \x20   broadworks_enterprises: {}\n",
+    );
+    let file = format!("--config.file={}", path.display());
+    let out = run(&["--config.check", &file], DEADLINE).await;
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o755)).unwrap();
+    if creatable {
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+    } else {
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(out.stderr.contains("not writable"), "{out:?}");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&tokens)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers, ["refresh-token"], "the probe file is removed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exp = Exporter::start(&[
+        "--demo",
+        "--web.listen-address=127.0.0.1:0",
+        "--web.idle-timeout=1s",
+    ])
+    .await;
+    let mut s = tokio::net::TcpStream::connect(exp.addr).await.unwrap();
+    s.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&got).contains("Healthy\n") {
+        let n = tokio::time::timeout(DEADLINE, s.read(&mut buf))
+            .await
+            .expect("a response")
+            .unwrap();
+        assert!(n > 0, "closed before answering");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let started = std::time::Instant::now();
+    assert!(
+        closed_within(&mut s, Duration::from_secs(10)).await,
+        "kept open"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_identity_scrape_streams_every_chunk_in_order() {
+    let exp = Exporter::start(&[
+        "--demo",
+        "--demo.enterprises=1000",
+        "--web.listen-address=127.0.0.1:0",
+    ])
+    .await;
+    exp.wait_metrics("the demo's 1000 enterprises", |b| {
+        has_line(b, "webex_broadworks_enterprises{target=\"demo\"} 1000.0")
+    })
+    .await;
+    // Clients that stop reading a large response hold no thread: the others are served.
+    let mut stalled = Vec::new();
+    for _ in 0..20 {
+        use tokio::io::AsyncWriteExt;
+        let mut s = tokio::net::TcpStream::connect(exp.addr).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        stalled.push(s);
+    }
+    let plain = raw_get(exp.addr, "/metrics", &[]).await;
+    let text = plain.text();
+    assert!(
+        text.len() > 1 << 20,
+        "{} bytes: more than four chunks",
+        text.len()
+    );
+    assert_eq!(
+        plain.header("content-length"),
+        Some(text.len().to_string().as_str())
+    );
+    validate_prometheus_text(&text).unwrap_or_else(|e| panic!("{e}"));
+    let gz = exp
+        .get_with("/metrics", &[("Accept-Encoding", "gzip")])
+        .await;
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    let unzipped = gunzip_single_member(&gz.body);
+    let series = |t: &str| {
+        t.lines()
+            .filter(|l| l.starts_with("webex_broadworks_"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(series(&text), series(&unzipped));
+    drop(stalled);
+}

@@ -60,7 +60,8 @@ fn web_config_example_is_valid_but_for_its_certificate_files() {
     std::fs::write(&path, example).unwrap();
     let err = tenant_exporter::web::WebConfig::load(&path)
         .err()
-        .expect("certificate files are missing here");
+        .expect("certificate files are missing here")
+        .to_string();
     std::fs::remove_dir_all(&dir).unwrap();
     let problems: Vec<&str> = err.split("; ").collect();
     assert_eq!(problems.len(), 2, "{err}");

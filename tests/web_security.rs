@@ -294,3 +294,116 @@ async fn a_broken_web_config_is_a_startup_error() {
     );
     assert!(out.stderr.contains("missing.crt"), "{}", out.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_config_that_protects_nothing_is_a_startup_error() {
+    let dir = TempDir::new("web-empty");
+    // Empty, or cut off before its users: either would have served without auth.
+    for text in ["", "basic_auth_users:\n"] {
+        let web = dir.write("web.yml", text);
+        let arg = format!("--web.config.file={}", web.display());
+        let out = run(
+            &["--demo", "--web.listen-address=127.0.0.1:0", &arg],
+            DEADLINE,
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(1), "{text:?}: {out:?}");
+        assert!(
+            out.stderr
+                .contains("neither tls_server_config nor basic_auth_users"),
+            "{text:?}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("msg=listening"), "{}", out.stderr);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_without_users_warns_that_anyone_may_scrape() {
+    let dir = TempDir::new("web-tls-open");
+    let pki = Pki::new("tls-open");
+    let server = pki.leaf(&["localhost", "127.0.0.1"], false, false);
+    dir.write("server.crt", &server.cert);
+    dir.write("server.key", &server.key);
+    let exp = start(
+        &dir,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+        &[],
+    )
+    .await;
+    exp.wait_log("anyone who can connect may scrape and reload")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_tls_handshake_is_cut_and_counts_against_the_cap() {
+    use tokio::io::AsyncReadExt;
+    let dir = TempDir::new("web-tls-slow");
+    let pki = Pki::new("tls-slow");
+    let server = pki.leaf(&["localhost", "127.0.0.1"], false, false);
+    dir.write("server.crt", &server.cert);
+    dir.write("server.key", &server.key);
+    let web = format!(
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\nbasic_auth_users:\n  prometheus: '{}'\n",
+        hash("s3cret")
+    );
+    let exp = start(
+        &dir,
+        &web,
+        &["--web.read-header-timeout=1s", "--web.max-connections=1"],
+    )
+    .await;
+    // Holds the only slot without ever starting the handshake.
+    let mut stalled = tokio::net::TcpStream::connect(exp.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut second = tokio::net::TcpStream::connect(exp.addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let refused = tokio::time::timeout(Duration::from_secs(1), second.read(&mut buf)).await;
+    assert!(matches!(refused, Ok(Ok(0)) | Ok(Err(_))), "{refused:?}");
+    let cut = tokio::time::timeout(Duration::from_secs(5), stalled.read(&mut buf)).await;
+    assert!(matches!(cut, Ok(Ok(0)) | Ok(Err(_))), "{cut:?}");
+    // The slot is free again: an authenticated scrape over TLS works.
+    let r = client(&pki.ca_pem, None)
+        .get(https(&exp, "/metrics"))
+        .basic_auth("prometheus", Some("s3cret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("tenant_exporter_http_connections_rejected_total 1"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_that_would_turn_auth_off_is_refused_until_a_restart() {
+    let pki = Pki::new("auth-off CA");
+    let server = pki.leaf(&["localhost", "127.0.0.1"], false, false);
+    let dir = TempDir::new("web-auth-off");
+    dir.write("server.crt", &server.cert);
+    dir.write("server.key", &server.key);
+    let tls = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n";
+    let web = format!(
+        "{tls}basic_auth_users:\n  prometheus: '{}'\n",
+        hash("s3cret")
+    );
+    let exp = start(&dir, &web, &[]).await;
+    let c = client(&pki.ca_pem, None);
+    let status = |r: reqwest::Response| r.status().as_u16();
+
+    // The users vanish from the file (a bad merge, a half-written edit).
+    dir.write("web.yml", tls);
+    exp.wait_log("web config would turn authentication off")
+        .await;
+    let anonymous = c.get(https(&exp, "/metrics")).send().await.unwrap();
+    assert_eq!(status(anonymous), 401);
+    let authed = c
+        .get(https(&exp, "/metrics"))
+        .basic_auth("prometheus", Some("s3cret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(authed), 200);
+}
