@@ -64,11 +64,10 @@ pub fn jobs(config: &Config, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
                 target: w.name.clone(),
                 interval: m.interval,
                 tls: TlsConfig::default(),
-                source: Arc::new(ManagedOrgs::new(
-                    w.base_url.clone(),
-                    auth.clone(),
-                    m.admins.clone(),
-                )),
+                source: Arc::new(
+                    ManagedOrgs::new(w.base_url.clone(), auth.clone(), m.admins.clone())
+                        .with_stale_after(config.global.stale_after),
+                ),
             });
         }
     }
@@ -366,7 +365,8 @@ fn prepare(
         .map(|job| {
             let c = client
                 .with_tls(&job.target, &job.tls)
-                .map_err(|e| format!("target {:?}: {e}", job.target))?;
+                .map_err(|e| format!("target {:?}: {e}", job.target))?
+                .with_secrets(job.source.secrets());
             Ok((job, c))
         })
         .collect()

@@ -64,6 +64,12 @@ pub trait Collect: Send + Sync + 'static {
         ctx: &'a RequestCtx,
     ) -> BoxFuture<'a, Result<Collected, CollectError>>;
 
+    /// The target's configured secrets (passwords, tokens, client secrets): the client blanks
+    /// them from every upstream error text, whichever request it answers.
+    fn secrets(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Releases upstream sessions when the target stops being collected.
     fn shutdown<'a>(&'a self, _client: &'a Client) -> BoxFuture<'a, ()> {
         Box::pin(async {})
