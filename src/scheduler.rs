@@ -124,6 +124,8 @@ pub struct TargetStatus {
     pub last_success: Option<SystemTime>,
     pub last_duration: Option<Duration>,
     pub last_error: Option<String>,
+    /// The source's standing remark about its setup, if any.
+    pub note: Option<String>,
     pub next_run: Option<SystemTime>,
     pub objects: Option<usize>,
 }
@@ -336,6 +338,7 @@ impl Entry {
                 last_success: None,
                 last_duration: None,
                 last_error: None,
+                note: job.source.note(),
                 next_run: None,
                 objects: None,
             },
@@ -458,6 +461,7 @@ impl Scheduler {
                     .entry((j.collector, j.target.clone()))
                     .or_insert_with(|| Entry::pending(j));
                 e.status.interval = j.interval;
+                e.status.note = j.source.note();
                 metrics.register_target(j.collector, &j.target, j.interval);
             }
         }

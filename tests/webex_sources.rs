@@ -608,3 +608,18 @@ async fn a_failing_admin_keeps_its_last_good_series_until_stale_after() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_token_is_flagged_as_lasting_12_hours() {
+    let sim = simulator().await;
+    let dir = TempDir::new("static-token-note");
+    let exp = Exporter::with_config(&dir, &config_for(&sim, "sp1"), &[]).await;
+    exp.wait_line(&format!("{SUCCESS_SP1} 1")).await;
+    exp.wait_log("a personal access token lasts 12 hours").await;
+    let landing = exp.get("/").await.text();
+    assert!(
+        landing.contains("a personal access token lasts 12 hours"),
+        "{landing}"
+    );
+    assert!(!landing.contains(sim.webex_token()), "{landing}");
+}

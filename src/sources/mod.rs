@@ -70,6 +70,12 @@ pub trait Collect: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// A standing remark for the landing page about how this target is set up (a credential
+    /// that will expire on its own, for instance).
+    fn note(&self) -> Option<String> {
+        None
+    }
+
     /// Releases upstream sessions when the target stops being collected.
     fn shutdown<'a>(&'a self, _client: &'a Client) -> BoxFuture<'a, ()> {
         Box::pin(async {})

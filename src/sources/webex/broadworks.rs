@@ -560,6 +560,10 @@ impl Collect for Broadworks {
         self.auth.secrets()
     }
 
+    fn note(&self) -> Option<String> {
+        self.auth.note().map(str::to_string)
+    }
+
     fn shutdown<'a>(&'a self, _client: &'a Client) -> BoxFuture<'a, ()> {
         Box::pin(self.auth.settle())
     }

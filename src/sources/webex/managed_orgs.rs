@@ -310,6 +310,10 @@ impl Collect for ManagedOrgs {
         self.auth.secrets()
     }
 
+    fn note(&self) -> Option<String> {
+        self.auth.note().map(str::to_string)
+    }
+
     fn shutdown<'a>(&'a self, _client: &'a Client) -> BoxFuture<'a, ()> {
         Box::pin(self.auth.settle())
     }
