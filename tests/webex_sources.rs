@@ -623,3 +623,52 @@ async fn a_static_token_is_flagged_as_lasting_12_hours() {
     );
     assert!(!landing.contains(sim.webex_token()), "{landing}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_during_a_refresh_saves_the_rotated_token() {
+    let sim = simulator().await;
+    let dir = TempDir::new("oauth-term");
+    let first = sim.options().oauth.refresh_token.clone();
+    dir.write("refresh-token", &first);
+    let config = oauth_config(&sim, &sim.options().oauth.client_secret, ADMINS);
+    sim.set_fault(
+        RequestKind::AccessToken,
+        Fault::Held(Duration::from_secs(2)),
+        Some(1),
+    );
+    let mut exp = Exporter::with_config(&dir, &config, &[]).await;
+    wait_until("the refresh request to arrive", || {
+        !sim.requests(RequestKind::AccessToken).is_empty()
+    })
+    .await;
+    exp.signal("TERM");
+    let status = exp.wait_exit(DEADLINE).await;
+    assert!(status.success(), "{status}: {}", exp.log());
+    assert_ne!(refresh_token_on_disk(&dir), first);
+    assert_eq!(refresh_token_on_disk(&dir), sim.current_refresh_token());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_orgs_refuse_a_next_link_to_another_origin() {
+    let sim = simulator().await;
+    let trap = Trap::start().await;
+    let dir = TempDir::new("orgs-next-link");
+    dir.write("refresh-token", &sim.options().oauth.refresh_token);
+    sim.set_fault(
+        RequestKind::PartnerOrganizations,
+        Fault::NextLinkOrigin(trap.origin()),
+        None,
+    );
+    let exp = Exporter::with_config(
+        &dir,
+        &oauth_config(&sim, &sim.options().oauth.client_secret, ADMINS),
+        &[],
+    )
+    .await;
+    exp.wait_line(&format!("{ORGS_SUCCESS} 0")).await;
+    let expected = format!("next link to another origin ({}) refused", trap.origin());
+    exp.wait_get("/", &expected, |r| r.text().contains(&expected))
+        .await;
+    // The OAuth access token never reached the other origin.
+    trap.assert_untouched();
+}

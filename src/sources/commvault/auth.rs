@@ -333,6 +333,13 @@ impl Session {
         }
     }
 
+    /// The password, plain and as sent (base64), for the client to blank from upstream errors.
+    pub fn secrets(&self) -> Vec<String> {
+        let password = self.password.expose();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(password);
+        vec![password.to_string(), encoded]
+    }
+
     /// Upstream text with the password (plain or base64) blanked, in case an error echoes it.
     fn scrub(&self, s: &str) -> String {
         let password = self.password.expose();
