@@ -803,6 +803,43 @@ mod tests {
         assert_eq!(parse_next_link(""), None);
     }
 
+    /// Arbitrary header values, biased towards the characters the parsers look at: no panic,
+    /// and a next link is always a substring of the value.
+    #[test]
+    fn link_and_retry_after_parsers_take_any_input() {
+        let alphabet: Vec<char> = "<>;,=\"rel next NEXT prev 0123456789 :/?&é\u{0}\u{7f}"
+            .chars()
+            .collect();
+        let mut rng = fastrand::Rng::with_seed(10);
+        for _ in 0..20_000 {
+            let len = rng.usize(0..64);
+            let s: String = (0..len)
+                .map(|_| {
+                    if rng.u8(..) < 16 {
+                        char::from_u32(rng.u32(0..0x11_0000)).unwrap_or('x')
+                    } else {
+                        alphabet[rng.usize(..alphabet.len())]
+                    }
+                })
+                .collect();
+            if let Some(uri) = parse_next_link(&s) {
+                assert!(s.contains(&uri), "{s:?} -> {uri:?}");
+            }
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&s) {
+                h.insert(RETRY_AFTER, v);
+                if let Some(d) = retry_after(&h) {
+                    let p = Policy::new(Duration::from_secs(1));
+                    let outcome = Outcome::Status {
+                        status: 429,
+                        retry_after: Some(d),
+                    };
+                    let _ = decide(&p, 0, outcome, Duration::MAX, rng.f64());
+                }
+            }
+        }
+    }
+
     #[test]
     fn display_url_drops_query_and_user_info() {
         let u = Url::parse("https://user:pw@example.com/v1/x?token=abc#f").unwrap();
