@@ -420,8 +420,12 @@ async fn a_504_on_a_large_page_is_asked_again_with_smaller_pages() {
         None,
     );
     let exp = Exporter::with_config(&dir, &static_config(&sim, "60s", 100), &[]).await;
-    let body = exp.wait_line(&format!("{SUCCESS_SP1} 1")).await;
-    assert_eq!(value(&body, ENTERPRISES_SP1), Some(25.0), "{body}");
+    // The samples are published just after the collection's self-metrics: wait for both.
+    let body = exp
+        .wait_metrics("all 25 enterprises", |b| {
+            has_line(b, &format!("{SUCCESS_SP1} 1")) && value(b, ENTERPRISES_SP1) == Some(25.0)
+        })
+        .await;
     let requests = sim.requests(RequestKind::BroadworksEnterprises);
     let max_of = |q: &String| {
         q.split('&')
@@ -445,8 +449,10 @@ async fn an_empty_page_ends_the_list_even_with_a_next_link() {
         Some(1),
     );
     let exp = Exporter::with_config(&dir, &static_config(&sim, "60s", 10), &[]).await;
-    let body = exp.wait_line(&format!("{SUCCESS_SP1} 1")).await;
-    assert_eq!(value(&body, ENTERPRISES_SP1), Some(0.0), "{body}");
+    exp.wait_metrics("a collection of 0 enterprises", |b| {
+        has_line(b, &format!("{SUCCESS_SP1} 1")) && value(b, ENTERPRISES_SP1) == Some(0.0)
+    })
+    .await;
     let requests = sim.requests(RequestKind::BroadworksEnterprises);
     assert_eq!(
         requests.len(),
@@ -476,12 +482,12 @@ async fn a_stray_max_null_in_next_links_is_dropped() {
         &[],
     )
     .await;
-    let body = exp
-        .wait_metrics("both collectors", |b| {
-            has_line(b, &format!("{SUCCESS_SP1} 1")) && has_line(b, &format!("{ORGS_SUCCESS} 1"))
-        })
-        .await;
-    assert_eq!(value(&body, ENTERPRISES_SP1), Some(25.0), "{body}");
+    exp.wait_metrics("both collectors, all 25 enterprises", |b| {
+        has_line(b, &format!("{SUCCESS_SP1} 1"))
+            && has_line(b, &format!("{ORGS_SUCCESS} 1"))
+            && value(b, ENTERPRISES_SP1) == Some(25.0)
+    })
+    .await;
     for kind in [
         RequestKind::BroadworksEnterprises,
         RequestKind::PartnerOrganizations,
@@ -585,8 +591,12 @@ async fn a_failing_admin_keeps_its_last_good_series_until_stale_after() {
     sim.fail_admin("bob-id");
     let body = exp
         .wait_metrics("bob failing while alice is read again", |b| {
+            // In a published collection where bob failed, his time is older than alice's
+            // (when both are read, bob comes second).
+            let alice = value(b, &ts("alice")).unwrap_or(0.0);
             has_line(b, &format!("{ORGS_SUCCESS} 0"))
-                && value(b, &ts("alice")).is_some_and(|t| t > alice_first + 1.5)
+                && alice > alice_first + 1.5
+                && value(b, &ts("bob")).is_some_and(|t| t < alice)
         })
         .await;
     // bob's last good list and its time are still served.
