@@ -111,11 +111,10 @@ pub(crate) fn jobs(config: &Config, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
                 target: w.name.clone(),
                 interval: m.interval,
                 tls: TlsConfig::default(),
-                source: Arc::new(ManagedOrgs::new(
-                    w.base_url.clone(),
-                    auth.clone(),
-                    m.admins.clone(),
-                )),
+                source: Arc::new(
+                    ManagedOrgs::new(w.base_url.clone(), auth.clone(), m.admins.clone())
+                        .with_stale_after(config.global.stale_after),
+                ),
                 credentials,
                 spec: spec.clone(),
             });
@@ -176,7 +175,8 @@ fn prepare(
         .map(|mut job| {
             let c = client
                 .with_tls(&job.target, &job.tls)
-                .map_err(|e| tls_error(&job, e))?;
+                .map_err(|e| tls_error(&job, e))?
+                .with_secrets(job.source.secrets());
             if let Some(path) = &job.tls.ca_file {
                 let pem = std::fs::read(path)
                     .map_err(|e| tls_error(&job, format!("ca_file {}: {e}", path.display())))?;
@@ -334,7 +334,8 @@ impl Scheduler {
             .collect();
         let n = starting.len() as u32;
         for (i, (job, client)) in (0u32..).zip(starting) {
-            self.store.track(job.collector, &job.target, job.interval);
+            self.store
+                .track(job.collector, &job.target, job.interval, job.source.note());
             self.store.metrics.register_target(
                 job.collector,
                 &job.target,
@@ -465,7 +466,7 @@ pub async fn run_once(
 ) -> Result<Vec<OnceFailure>, ApplyError> {
     let jobs = prepare_off_workers(config, client.clone(), store.metrics.clone()).await?;
     for (j, _) in &jobs {
-        store.track(j.collector, &j.target, j.interval);
+        store.track(j.collector, &j.target, j.interval, j.source.note());
         store
             .metrics
             .register_target(j.collector, &j.target, j.interval, j.credentials);
@@ -554,7 +555,7 @@ mod tests {
         let mut job = jobs(&config, &metrics).remove(0);
         job.interval = Duration::from_millis(30);
         job.source = Arc::new(Panicky(AtomicUsize::new(0)));
-        store.track(job.collector, &job.target, job.interval);
+        store.track(job.collector, &job.target, job.interval, job.source.note());
         let labels = crate::metrics::collector_labels(job.collector, &job.target);
         let task = spawn_job(store.clone(), client, job, Duration::ZERO);
 

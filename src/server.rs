@@ -623,7 +623,13 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
                 .map(|d| format!("{:.3} s", d.as_secs_f64()))
                 .unwrap_or_else(|| "–".into()),
             next = html_escape(&fmt_time(s.next_run)),
-            error = html_escape(s.last_error.as_deref().unwrap_or("")),
+            error = html_escape(
+                &[s.last_error.as_deref(), s.note.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" · ")
+            ),
         ));
     }
     if statuses.is_empty() {

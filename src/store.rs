@@ -45,6 +45,8 @@ pub struct TargetStatus {
     pub last_success: Option<SystemTime>,
     pub last_duration: Option<Duration>,
     pub last_error: Option<String>,
+    /// The source's standing remark about its setup, if any.
+    pub note: Option<String>,
     pub next_run: Option<SystemTime>,
     pub objects: Option<usize>,
 }
@@ -84,6 +86,7 @@ impl Entry {
                 last_success: None,
                 last_duration: None,
                 last_error: None,
+                note: None,
                 next_run: None,
                 objects: None,
             },
@@ -147,13 +150,20 @@ impl Store {
 
     /// Starts tracking a job (pending until its first attempt), or updates its interval
     /// when its task starts again.
-    pub(crate) fn track(&self, collector: &'static str, target: &str, interval: Duration) {
+    pub(crate) fn track(
+        &self,
+        collector: &'static str,
+        target: &str,
+        interval: Duration,
+        note: Option<String>,
+    ) {
         lock(&self.dead).retain(|(c, t)| !(*c == collector && t == target));
         let mut entries = self.entries();
         let e = entries
             .entry((collector, target.to_string()))
             .or_insert_with(|| Entry::pending(collector, target, interval));
         e.status.interval = interval;
+        e.status.note = note;
     }
 
     /// Forgets the jobs not in `keep`, and the series of their targets.
@@ -365,7 +375,7 @@ mod tests {
 
     fn store_with_job() -> Arc<Store> {
         let store = Store::new(Arc::new(SelfMetrics::new()));
-        store.track("c", "t", Duration::from_secs(1));
+        store.track("c", "t", Duration::from_secs(1), None);
         store
     }
 

@@ -40,14 +40,101 @@ impl Policy {
         }
     }
 
-    /// Full-jitter exponential backoff: a random wait in [cap/2, cap] of `base * 2^attempt`.
-    fn backoff(&self, attempt: u32) -> Duration {
+    /// Equal-jitter exponential backoff: half of `base * 2^attempt` (capped) plus a random
+    /// part of up to the other half, so retries spread out yet never come back at once.
+    /// `jitter` is in [0, 1).
+    fn backoff(&self, attempt: u32, jitter: f64) -> Duration {
         let exp = self
             .backoff_base
             .saturating_mul(1u32 << attempt.min(16))
             .min(self.backoff_cap);
-        exp.mul_f64(0.5 + fastrand::f64() * 0.5)
+        exp.mul_f64(0.5 + jitter.clamp(0.0, 1.0) * 0.5)
     }
+}
+
+/// An upstream that says "retry after 0 seconds" is retried after this long at least, so a
+/// misbehaving rate limiter cannot turn the exporter into a tight loop.
+pub const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// What one attempt of a request ended with, as far as retrying is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A 2xx answer.
+    Success,
+    /// Any other HTTP status, with the `Retry-After` it came with.
+    Status {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    Transport(TransportKind),
+    /// A body over the size cap: asking again gives the same body.
+    TooLarge,
+}
+
+/// What to do after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Decision {
+    Done,
+    Fail,
+    Retry {
+        wait: Duration,
+        /// The `reason` label of `tenant_exporter_upstream_retries_total`.
+        reason: &'static str,
+    },
+}
+
+/// The `reason` label values of `tenant_exporter_upstream_retries_total`.
+pub const RETRY_REASONS: [&str; 6] = [
+    "rate_limited",
+    "locked",
+    "unavailable",
+    "server_error",
+    "timeout",
+    "network",
+];
+
+/// The retry policy as a pure function: after attempt number `attempt` (0-based) ended with
+/// `outcome`, with `time_left` before the collection's deadline and `jitter` a random number
+/// in [0, 1), is the request done, failed, or retried after a wait?
+pub fn decide(
+    policy: &Policy,
+    attempt: u32,
+    outcome: Outcome,
+    time_left: Duration,
+    jitter: f64,
+) -> Decision {
+    let (wait, reason) = match outcome {
+        Outcome::Success => return Decision::Done,
+        Outcome::TooLarge | Outcome::Transport(TransportKind::Redirect) => return Decision::Fail,
+        Outcome::Status {
+            status: status @ (429 | 423 | 503),
+            retry_after,
+        } => {
+            let wait = match retry_after {
+                Some(d) => d.clamp(MIN_RETRY_AFTER, policy.retry_after_cap.max(MIN_RETRY_AFTER)),
+                None if status == 503 => policy.backoff(attempt, jitter),
+                None => policy
+                    .retry_after_default
+                    .mul_f64(1.0 + jitter.clamp(0.0, 1.0) * 2.0),
+            };
+            let reason = match status {
+                429 => "rate_limited",
+                423 => "locked",
+                _ => "unavailable",
+            };
+            (wait, reason)
+        }
+        Outcome::Status {
+            status: 500..=599, ..
+        } => (policy.backoff(attempt, jitter), "server_error"),
+        Outcome::Status { .. } => return Decision::Fail,
+        Outcome::Transport(TransportKind::Timeout) => (policy.backoff(attempt, jitter), "timeout"),
+        Outcome::Transport(_) => (policy.backoff(attempt, jitter), "network"),
+    };
+    if attempt + 1 >= policy.max_attempts || wait > time_left {
+        return Decision::Fail;
+    }
+    Decision::Retry { wait, reason }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +151,7 @@ pub enum UpstreamError {
     Transport {
         method: Method,
         url: String,
+        kind: TransportKind,
         reason: String,
         tracking_id: Option<String>,
     },
@@ -75,11 +163,177 @@ pub enum UpstreamError {
     Protocol { url: String, reason: String },
 }
 
+/// What went wrong below HTTP, decided where the reqwest error is described.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    Timeout,
+    Connect,
+    /// Reading or decoding the response body.
+    Body,
+    /// A redirect that was refused (to another origin, or too many).
+    Redirect,
+    Other,
+}
+
 impl UpstreamError {
     pub fn status(&self) -> Option<u16> {
         match self {
             UpstreamError::Status { status, .. } => Some(*status),
             _ => None,
+        }
+    }
+
+    /// The same error with every known secret blanked from the text the upstream supplied.
+    fn redacted(self, r: &Redactor) -> UpstreamError {
+        match self {
+            UpstreamError::Status {
+                method,
+                url,
+                status,
+                message,
+                tracking_id,
+            } => UpstreamError::Status {
+                method,
+                url,
+                status,
+                message: message.map(|m| r.scrub(&m)),
+                tracking_id: tracking_id.map(|t| r.scrub(&t)),
+            },
+            UpstreamError::Transport {
+                method,
+                url,
+                kind,
+                reason,
+                tracking_id,
+            } => UpstreamError::Transport {
+                method,
+                url,
+                kind,
+                reason: r.scrub(&reason),
+                tracking_id,
+            },
+            UpstreamError::Json { url, reason } => UpstreamError::Json {
+                url,
+                reason: r.scrub(&reason),
+            },
+            UpstreamError::Protocol { url, reason } => UpstreamError::Protocol {
+                url,
+                reason: r.scrub(&reason),
+            },
+            e @ UpstreamError::TooLarge { .. } => e,
+        }
+    }
+}
+
+/// Placed where a secret was in upstream text.
+pub const REDACTED: &str = "<redacted>";
+/// Shorter values are not secrets worth the name, and blanking them would garble messages.
+const MIN_SECRET_LEN: usize = 6;
+
+/// Blanks known secrets from upstream text before it reaches an error, a log line or the
+/// landing page: the target's configured secrets, and the credentials of the request that
+/// the text answers (bearer and session tokens, Basic passwords, secret form and JSON fields).
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    secrets: Arc<[String]>,
+}
+
+impl Redactor {
+    pub fn new<I, S>(secrets: I) -> Redactor
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut v: Vec<String> = Vec::new();
+        for s in secrets {
+            push_secret(&mut v, s.as_ref());
+        }
+        // Longest first, so a secret that contains another is blanked whole.
+        v.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        v.dedup();
+        Redactor { secrets: v.into() }
+    }
+
+    /// This redactor's secrets plus those `req` carries.
+    fn with_request(&self, req: &Request<'_>) -> Redactor {
+        let mut v: Vec<String> = self.secrets.to_vec();
+        for (name, value) in &req.headers {
+            if !value.is_sensitive() {
+                continue;
+            }
+            let Ok(value) = value.to_str() else { continue };
+            push_secret(&mut v, value);
+            let mut words = value.splitn(2, ' ');
+            match (words.next(), words.next()) {
+                (Some(scheme), Some(cred)) if scheme.eq_ignore_ascii_case("basic") => {
+                    push_secret(&mut v, cred);
+                    use base64::Engine as _;
+                    if let Ok(plain) = base64::engine::general_purpose::STANDARD.decode(cred.trim())
+                    {
+                        if let Some((_, password)) = String::from_utf8_lossy(&plain).split_once(':')
+                        {
+                            push_secret(&mut v, password);
+                        }
+                    }
+                }
+                (Some(_), Some(cred)) if name == reqwest::header::AUTHORIZATION => {
+                    push_secret(&mut v, cred)
+                }
+                _ => {}
+            }
+        }
+        if let Some(body) = &req.body {
+            body_secrets(body, &mut v);
+        }
+        Redactor::new(v)
+    }
+
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for s in self.secrets.iter() {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), REDACTED);
+            }
+        }
+        out
+    }
+}
+
+fn push_secret(v: &mut Vec<String>, s: &str) {
+    let s = s.trim();
+    if s.len() >= MIN_SECRET_LEN {
+        v.push(s.to_string());
+        // Form-encoded echoes quote the value as it was sent.
+        let encoded: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
+        if encoded != s {
+            v.push(encoded);
+        }
+    }
+}
+
+/// Whether a form or JSON field of that name carries a credential.
+fn is_secret_field(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["secret", "token", "password", "sessionid", "code"]
+        .iter()
+        .any(|k| n.contains(k))
+}
+
+/// The credential fields of a form-encoded or JSON request body.
+fn body_secrets(body: &[u8], v: &mut Vec<String>) {
+    if let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(body) {
+        for (k, value) in fields {
+            if let (true, Some(s)) = (is_secret_field(&k), value.as_str()) {
+                push_secret(v, s);
+            }
+        }
+        return;
+    }
+    if body.contains(&b'=') && !body.contains(&b'{') {
+        for (k, value) in url::form_urlencoded::parse(body) {
+            if is_secret_field(&k) {
+                push_secret(v, &value);
+            }
         }
     }
 }
@@ -124,6 +378,16 @@ pub struct Client {
     http: reqwest::Client,
     policy: Arc<Policy>,
     metrics: Arc<SelfMetrics>,
+    /// The target's configured secrets, blanked from every upstream error.
+    secrets: Redactor,
+}
+
+/// How one call of [`Client::send_with`] differs from the usual retrying.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SendOptions<'a> {
+    /// Statuses returned at once as errors, without the usual retries: the caller has a
+    /// better answer (a 504 on a large page is asked again with a smaller page).
+    pub no_retry: &'a [u16],
 }
 
 /// Who a request is for: labels its self-metrics and bounds its retries.
@@ -149,14 +413,22 @@ pub struct Response {
     pub url: Url,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The secrets of the request, for errors about this body.
+    redactor: Redactor,
 }
 
 impl Response {
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, UpstreamError> {
         serde_json::from_slice(&self.body).map_err(|e| UpstreamError::Json {
             url: display_url(&self.url),
-            reason: e.to_string(),
+            reason: self.redactor.scrub(&e.to_string()),
         })
+    }
+
+    /// Blanks the secrets of the request that got this response (and the target's) from
+    /// `text`, for errors about the body that the caller words itself.
+    pub fn scrub(&self, text: &str) -> String {
+        self.redactor.scrub(text)
     }
 
     /// The `rel="next"` target of the `Link` header, resolved against the request URL.
@@ -205,6 +477,35 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     v.parse::<u64>().ok().map(Duration::from_secs)
 }
 
+/// A redirect that `same_origin_redirects` refused.
+#[derive(Debug, thiserror::Error)]
+enum RedirectRefused {
+    #[error("redirect to another origin ({0}) refused: credentials are only sent to the configured base_url")]
+    OffOrigin(String),
+    #[error("more than {0} redirects")]
+    TooMany(usize),
+}
+
+const MAX_REDIRECTS: usize = 3;
+
+/// Follows redirects within the origin of the first request only. reqwest would follow a
+/// redirect to another host with every header but `Authorization` (Commvault's `Authtoken`
+/// would go along), and a 307/308 would post the same body (a password, a client secret) to
+/// it; refusing them is the only way to be sure no credential leaves its origin.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let origin = attempt.previous().first().map(Url::origin);
+        if origin.as_ref() != Some(&attempt.url().origin()) {
+            let to = attempt.url().origin().ascii_serialization();
+            return attempt.error(RedirectRefused::OffOrigin(to));
+        }
+        if attempt.previous().len() > MAX_REDIRECTS {
+            return attempt.error(RedirectRefused::TooMany(MAX_REDIRECTS));
+        }
+        attempt.follow()
+    })
+}
+
 impl Client {
     pub fn new(policy: Policy, metrics: Arc<SelfMetrics>) -> Result<Client, reqwest::Error> {
         let http = Self::builder(&policy).build()?;
@@ -212,6 +513,7 @@ impl Client {
             http,
             policy: Arc::new(policy),
             metrics,
+            secrets: Redactor::default(),
         })
     }
 
@@ -221,7 +523,7 @@ impl Client {
             .timeout(policy.timeout)
             .connect_timeout(policy.timeout.min(Duration::from_secs(10)))
             .pool_idle_timeout(Duration::from_secs(90))
-            .redirect(reqwest::redirect::Policy::limited(3))
+            .redirect(same_origin_redirects())
     }
 
     /// A client for an upstream with its own trust settings (extra CA, or none at all).
@@ -249,7 +551,21 @@ impl Client {
             http,
             policy: self.policy.clone(),
             metrics: self.metrics.clone(),
+            secrets: self.secrets.clone(),
         })
+    }
+
+    /// The same client, blanking `secrets` (a target's configured credentials) from every
+    /// upstream error it returns.
+    pub fn with_secrets<I, S>(&self, secrets: I) -> Client
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Client {
+            secrets: Redactor::new(secrets),
+            ..self.clone()
+        }
     }
 
     pub fn policy(&self) -> &Policy {
@@ -262,7 +578,18 @@ impl Client {
         ctx: &RequestCtx,
         req: Request<'_>,
     ) -> Result<Response, UpstreamError> {
+        self.send_with(ctx, req, SendOptions::default()).await
+    }
+
+    /// `send`, with `opts`.
+    pub async fn send_with(
+        &self,
+        ctx: &RequestCtx,
+        req: Request<'_>,
+        opts: SendOptions<'_>,
+    ) -> Result<Response, UpstreamError> {
         let labels = collector_labels(ctx.collector, &ctx.target);
+        let redactor = self.secrets.with_request(&req);
         let mut attempt = 0u32;
         loop {
             let tracking_id = req.tracking_header.map(|_| new_tracking_id());
@@ -277,68 +604,55 @@ impl Client {
                 builder = builder.body(body.clone());
             }
             let started = Instant::now();
-            let outcome = self.attempt(builder, &req, tracking_id.clone()).await;
+            let result = self.attempt(builder, &req, tracking_id.clone()).await;
             self.metrics
                 .request_duration
                 .get_or_create(&labels)
                 .observe(started.elapsed().as_secs_f64());
-            let code = match &outcome {
+            let code = match &result {
                 Ok(r) => r.0.as_u16().to_string(),
                 Err(_) => "error".to_string(),
             };
             self.metrics
                 .count_request(ctx.collector, &ctx.target, &code);
 
-            let (wait, reason, err) = match outcome {
+            let (outcome, err) = match result {
                 Ok((status, headers, body)) if status.is_success() => {
                     return Ok(Response {
                         url: req.url,
                         headers,
                         body,
+                        redactor,
                     })
                 }
                 Ok((status, headers, body)) => {
-                    let err = status_error(&req, status, &body, tracking_id, &headers);
-                    match status.as_u16() {
-                        429 | 423 | 503 => {
-                            let wait = retry_after(&headers)
-                                .map(|d| d.min(self.policy.retry_after_cap))
-                                .unwrap_or_else(|| {
-                                    if status.as_u16() == 503 {
-                                        self.policy.backoff(attempt)
-                                    } else {
-                                        self.policy
-                                            .retry_after_default
-                                            .mul_f64(1.0 + fastrand::f64() * 2.0)
-                                    }
-                                });
-                            let reason = match status.as_u16() {
-                                429 => "rate_limited",
-                                423 => "locked",
-                                _ => "unavailable",
-                            };
-                            (wait, reason, err)
-                        }
-                        500..=599 => (self.policy.backoff(attempt), "server_error", err),
-                        _ => return Err(err),
+                    let err = status_error(&req, status, &body, tracking_id, &headers)
+                        .redacted(&redactor);
+                    if opts.no_retry.contains(&status.as_u16()) {
+                        return Err(err);
                     }
+                    let outcome = Outcome::Status {
+                        status: status.as_u16(),
+                        retry_after: retry_after(&headers),
+                    };
+                    (outcome, err)
                 }
                 Err(e) => {
-                    let reason = if matches!(&e, UpstreamError::Transport { reason, .. } if reason.contains("timed out"))
-                    {
-                        "timeout"
-                    } else if matches!(e, UpstreamError::TooLarge { .. }) {
-                        return Err(e);
-                    } else {
-                        "network"
+                    let outcome = match &e {
+                        UpstreamError::Transport { kind, .. } => Outcome::Transport(*kind),
+                        UpstreamError::TooLarge { .. } => Outcome::TooLarge,
+                        _ => Outcome::Transport(TransportKind::Other),
                     };
-                    (self.policy.backoff(attempt), reason, e)
+                    (outcome, e.redacted(&redactor))
                 }
             };
+            let time_left = ctx.deadline.saturating_duration_since(Instant::now());
+            let (wait, reason) =
+                match decide(&self.policy, attempt, outcome, time_left, fastrand::f64()) {
+                    Decision::Retry { wait, reason } => (wait, reason),
+                    Decision::Done | Decision::Fail => return Err(err),
+                };
             attempt += 1;
-            if attempt >= self.policy.max_attempts || Instant::now() + wait > ctx.deadline {
-                return Err(err);
-            }
             tracing::debug!(
                 collector = ctx.collector,
                 target = %ctx.target,
@@ -357,11 +671,15 @@ impl Client {
         req: &Request<'_>,
         tracking_id: Option<String>,
     ) -> Result<(StatusCode, HeaderMap, Bytes), UpstreamError> {
-        let transport = |e: reqwest::Error, tracking_id: Option<String>| UpstreamError::Transport {
-            method: req.method.clone(),
-            url: display_url(&req.url),
-            reason: describe_reqwest_error(&e),
-            tracking_id,
+        let transport = |e: reqwest::Error, tracking_id: Option<String>| {
+            let (kind, reason) = describe_reqwest_error(&e);
+            UpstreamError::Transport {
+                method: req.method.clone(),
+                url: display_url(&req.url),
+                kind,
+                reason,
+                tracking_id,
+            }
         };
         let mut resp = builder
             .send()
@@ -394,27 +712,31 @@ impl Client {
     }
 }
 
-/// reqwest's errors nest their causes; the innermost says what actually happened.
-fn describe_reqwest_error(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
+/// What kind of failure a reqwest error is, and its description: reqwest's errors nest
+/// their causes, and the innermost says what actually happened.
+fn describe_reqwest_error(e: &reqwest::Error) -> (TransportKind, String) {
+    let (kind, what) = if e.is_timeout() {
+        (TransportKind::Timeout, "timed out")
+    } else if e.is_redirect() {
+        (TransportKind::Redirect, "redirect not followed")
     } else if e.is_connect() {
-        "connection failed"
+        (TransportKind::Connect, "connection failed")
     } else if e.is_body() || e.is_decode() {
-        "reading the response failed"
+        (TransportKind::Body, "reading the response failed")
     } else {
-        "request failed"
+        (TransportKind::Other, "request failed")
     };
     let mut cause: &dyn std::error::Error = e;
     while let Some(next) = cause.source() {
         cause = next;
     }
     let detail = cause.to_string();
-    if detail.is_empty() || e.is_timeout() {
-        kind.to_string()
+    let reason = if detail.is_empty() || kind == TransportKind::Timeout {
+        what.to_string()
     } else {
-        format!("{kind}: {}", sanitize(&detail, 200))
-    }
+        format!("{what}: {}", sanitize(&detail, 200))
+    };
+    (kind, reason)
 }
 
 /// Builds the error for a non-2xx answer, taking the message and tracking id from a Webex-
@@ -481,6 +803,43 @@ mod tests {
         assert_eq!(parse_next_link(""), None);
     }
 
+    /// Arbitrary header values, biased towards the characters the parsers look at: no panic,
+    /// and a next link is always a substring of the value.
+    #[test]
+    fn link_and_retry_after_parsers_take_any_input() {
+        let alphabet: Vec<char> = "<>;,=\"rel next NEXT prev 0123456789 :/?&é\u{0}\u{7f}"
+            .chars()
+            .collect();
+        let mut rng = fastrand::Rng::with_seed(10);
+        for _ in 0..20_000 {
+            let len = rng.usize(0..64);
+            let s: String = (0..len)
+                .map(|_| {
+                    if rng.u8(..) < 16 {
+                        char::from_u32(rng.u32(0..0x11_0000)).unwrap_or('x')
+                    } else {
+                        alphabet[rng.usize(..alphabet.len())]
+                    }
+                })
+                .collect();
+            if let Some(uri) = parse_next_link(&s) {
+                assert!(s.contains(&uri), "{s:?} -> {uri:?}");
+            }
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&s) {
+                h.insert(RETRY_AFTER, v);
+                if let Some(d) = retry_after(&h) {
+                    let p = Policy::new(Duration::from_secs(1));
+                    let outcome = Outcome::Status {
+                        status: 429,
+                        retry_after: Some(d),
+                    };
+                    let _ = decide(&p, 0, outcome, Duration::MAX, rng.f64());
+                }
+            }
+        }
+    }
+
     #[test]
     fn display_url_drops_query_and_user_info() {
         let u = Url::parse("https://user:pw@example.com/v1/x?token=abc#f").unwrap();
@@ -497,9 +856,145 @@ mod tests {
     fn backoff_is_capped_and_jittered() {
         let p = Policy::new(Duration::from_secs(1));
         for attempt in 0..40 {
-            let d = p.backoff(attempt);
-            assert!(d <= p.backoff_cap, "{d:?}");
-            assert!(d >= p.backoff_base.mul_f64(0.5).min(p.backoff_cap / 2));
+            for jitter in [0.0, 0.5, 0.999] {
+                let d = p.backoff(attempt, jitter);
+                assert!(d <= p.backoff_cap, "{d:?}");
+                assert!(d >= p.backoff_base.mul_f64(0.5).min(p.backoff_cap / 2));
+            }
         }
+        // Equal jitter: half fixed, half random.
+        assert_eq!(p.backoff(0, 0.0), Duration::from_millis(250));
+        assert_eq!(p.backoff(0, 1.0), Duration::from_millis(500));
+    }
+
+    fn status(status: u16, retry_after: Option<u64>) -> Outcome {
+        Outcome::Status {
+            status,
+            retry_after: retry_after.map(Duration::from_secs),
+        }
+    }
+
+    const LOTS: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn retry_decisions() {
+        let p = Policy::new(Duration::from_secs(10));
+        let d = |attempt, outcome| decide(&p, attempt, outcome, LOTS, 0.0);
+        assert_eq!(d(0, Outcome::Success), Decision::Done);
+        for fail in [
+            status(400, None),
+            status(401, None),
+            status(404, None),
+            Outcome::TooLarge,
+            Outcome::Transport(TransportKind::Redirect),
+        ] {
+            assert_eq!(d(0, fail), Decision::Fail, "{fail:?}");
+        }
+        let retry = |outcome| match d(0, outcome) {
+            Decision::Retry { wait, reason } => (wait, reason),
+            other => panic!("{outcome:?}: {other:?}"),
+        };
+        assert_eq!(
+            retry(status(429, Some(7))),
+            (Duration::from_secs(7), "rate_limited")
+        );
+        assert_eq!(
+            retry(status(423, Some(2))),
+            (Duration::from_secs(2), "locked")
+        );
+        assert_eq!(
+            retry(status(503, Some(3))),
+            (Duration::from_secs(3), "unavailable")
+        );
+        assert_eq!(retry(status(502, None)).1, "server_error");
+        assert_eq!(retry(status(504, None)).1, "server_error");
+        assert_eq!(
+            retry(Outcome::Transport(TransportKind::Timeout)).1,
+            "timeout"
+        );
+        for kind in [
+            TransportKind::Connect,
+            TransportKind::Body,
+            TransportKind::Other,
+        ] {
+            assert_eq!(retry(Outcome::Transport(kind)).1, "network");
+        }
+        // Without Retry-After: the default wait for 429 and 423, backoff for 503.
+        assert_eq!(retry(status(429, None)).0, p.retry_after_default);
+        assert_eq!(retry(status(503, None)).0, p.backoff(0, 0.0));
+        for (_, reason) in [retry(status(429, None)), retry(status(500, None))] {
+            assert!(RETRY_REASONS.contains(&reason));
+        }
+    }
+
+    #[test]
+    fn retry_after_zero_waits_a_second_and_huge_is_capped() {
+        let p = Policy::new(Duration::from_secs(10));
+        let wait = |s| match decide(&p, 0, status(429, Some(s)), LOTS, 0.5) {
+            Decision::Retry { wait, .. } => wait,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(wait(0), MIN_RETRY_AFTER);
+        assert_eq!(wait(u64::MAX), p.retry_after_cap);
+    }
+
+    #[test]
+    fn no_retry_past_the_attempts_or_the_deadline() {
+        let p = Policy::new(Duration::from_secs(10));
+        let outcome = status(500, None);
+        assert!(matches!(
+            decide(&p, p.max_attempts - 2, outcome, LOTS, 0.0),
+            Decision::Retry { .. }
+        ));
+        assert_eq!(
+            decide(&p, p.max_attempts - 1, outcome, LOTS, 0.0),
+            Decision::Fail
+        );
+        assert_eq!(
+            decide(&p, 0, status(429, Some(30)), Duration::from_secs(29), 0.0),
+            Decision::Fail
+        );
+    }
+
+    fn request(headers: HeaderMap, body: Option<&str>) -> Request<'static> {
+        Request {
+            method: Method::POST,
+            url: Url::parse("https://x/v1/access_token").unwrap(),
+            headers,
+            body: body.map(|b| Bytes::from(b.to_string())),
+            tracking_header: None,
+        }
+    }
+
+    #[test]
+    fn redactor_blanks_request_and_target_secrets() {
+        let mut h = HeaderMap::new();
+        let mut v = HeaderValue::from_static("Bearer access-token-123");
+        v.set_sensitive(true);
+        h.insert(reqwest::header::AUTHORIZATION, v);
+        let req = request(
+            h,
+            Some("grant_type=refresh_token&client_id=id&client_secret=s3cr%2Bt-value&refresh_token=refresh-456"),
+        );
+        let r = Redactor::new(["configured-secret"]).with_request(&req);
+        let text = "bad access-token-123, s3cr+t-value, s3cr%2Bt-value, refresh-456, configured-secret; refresh_token";
+        assert_eq!(
+            r.scrub(text),
+            "bad <redacted>, <redacted>, <redacted>, <redacted>, <redacted>; refresh_token"
+        );
+        // Basic auth: the password, plain; JSON bodies: the secret fields only.
+        let mut h = HeaderMap::new();
+        let mut v = HeaderValue::from_static("Basic YWRtaW46cGFzc3dvcmQtOTk=");
+        v.set_sensitive(true);
+        h.insert(reqwest::header::AUTHORIZATION, v);
+        let req = request(
+            h,
+            Some(r#"{"username":"operator","password":"cGFzc3dvcmQ="}"#),
+        );
+        let r = Redactor::default().with_request(&req);
+        assert_eq!(
+            r.scrub("operator password-99 cGFzc3dvcmQ="),
+            "operator <redacted> <redacted>"
+        );
     }
 }

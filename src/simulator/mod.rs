@@ -52,6 +52,25 @@ pub enum Fault {
     Truncated,
     /// A 200 whose body is not the expected JSON.
     Malformed,
+    /// A redirect (302, 307, ...) to `location`, an absolute URL (another origin in tests).
+    Redirect { status: u16, location: String },
+    /// Webex token endpoint: the normal answer, with its effects (a rotated refresh token),
+    /// held back this long before it is sent.
+    Held(Duration),
+    /// Webex token endpoint: `expires_in` is this instead of the real lifetime.
+    ExpiresIn(u64),
+    /// Webex: a 400 whose message quotes the request's credentials (bearer token, client
+    /// secret, refresh token), as some gateways do.
+    EchoCredentials,
+    /// Webex lists: the page's `Link: rel="next"` points to this origin (`http://host:port`).
+    NextLinkOrigin(String),
+    /// Webex lists: an empty page that still links to a next one.
+    EmptyPageWithNext,
+    /// Webex lists: the next link carries a stray `max=null`.
+    MaxNullInNext,
+    /// Webex lists: 504 when `max` is larger than this, as the API answers pages it cannot
+    /// assemble in time.
+    GatewayTimeoutAbove(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -309,7 +328,23 @@ pub(crate) async fn apply_fault(fault: &Fault) -> Option<Response> {
             tokio::time::sleep(*d).await;
             None
         }
-        Fault::Truncated | Fault::Malformed => None,
+        Fault::Redirect { status, location } => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::FOUND);
+            let mut r = (status, "redirected").into_response();
+            if let Ok(v) = location.parse() {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            Some(r)
+        }
+        Fault::Truncated
+        | Fault::Malformed
+        | Fault::Held(_)
+        | Fault::ExpiresIn(_)
+        | Fault::EchoCredentials
+        | Fault::NextLinkOrigin(_)
+        | Fault::EmptyPageWithNext
+        | Fault::MaxNullInNext
+        | Fault::GatewayTimeoutAbove(_) => None,
     }
 }
 

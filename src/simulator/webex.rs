@@ -22,6 +22,8 @@ pub const FULL_ADMIN_PREFIX: &str = "FULL-ADMIN";
 
 pub(crate) struct WebexState {
     tokens: Mutex<Tokens>,
+    /// Person ids whose managed-org lists answer 400 until further notice.
+    failing_admins: Mutex<Vec<String>>,
 }
 
 struct Tokens {
@@ -39,6 +41,7 @@ impl WebexState {
                 generation: 0,
                 access: Vec::new(),
             }),
+            failing_admins: Mutex::new(Vec::new()),
         }
     }
 }
@@ -53,6 +56,25 @@ impl Simulator {
             .unwrap_or_else(|e| e.into_inner())
             .refresh
             .clone()
+    }
+
+    /// Makes the managed-org list of `person_id` fail (HTTP 400) until `heal_admin`.
+    pub fn fail_admin(&self, person_id: &str) {
+        self.state
+            .webex
+            .failing_admins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(person_id.to_string());
+    }
+
+    pub fn heal_admin(&self, person_id: &str) {
+        self.state
+            .webex
+            .failing_admins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|p| p != person_id);
     }
 
     /// Revokes every issued access token, as an admin revoking the integration's sessions
@@ -110,6 +132,9 @@ async fn list_enterprises(
             return r;
         }
     }
+    if let Some(Fault::EchoCredentials) = &fault {
+        return echo_credentials(&headers, None);
+    }
     if !bearer_ok(&state, &headers) {
         return webex_error(StatusCode::UNAUTHORIZED, "Invalid access token");
     }
@@ -118,6 +143,11 @@ async fn list_enterprises(
         Some(Ok(m)) if (1..=1000).contains(&m) => m,
         Some(_) => return webex_error(StatusCode::BAD_REQUEST, "max must be between 1 and 1000"),
     };
+    if let Some(Fault::GatewayTimeoutAbove(limit)) = &fault {
+        if max > *limit {
+            return webex_error(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout");
+        }
+    }
     let cursor: usize = q.get("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
     let prefix = q.get("startsWith").map(String::as_str).unwrap_or("");
     let now = SystemTime::now();
@@ -125,7 +155,8 @@ async fn list_enterprises(
     let ids: Vec<usize> = (0..total)
         .filter(|&i| prefix.is_empty() || broadworks::sp_enterprise_id(i).starts_with(prefix))
         .collect();
-    let page = ids.iter().skip(cursor).take(max);
+    let empty = matches!(fault, Some(Fault::EmptyPageWithNext));
+    let page = ids.iter().skip(cursor).take(if empty { 0 } else { max });
     let items: Vec<String> = page
         .map(|&i| broadworks::enterprise_json(&state, i, now))
         .collect();
@@ -136,6 +167,27 @@ async fn list_enterprises(
     items_page(fault.as_ref(), &items, &headers, next)
 }
 
+/// A 400 quoting the credentials the request carried.
+fn echo_credentials(headers: &HeaderMap, form: Option<&HashMap<String, String>>) -> Response {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let field = |k: &str| {
+        form.and_then(|f| f.get(k))
+            .map(String::as_str)
+            .unwrap_or("")
+    };
+    webex_error(
+        StatusCode::BAD_REQUEST,
+        &format!(
+            "Rejected request with authorization '{bearer}', client_secret '{}', refresh_token '{}'",
+            field("client_secret"),
+            field("refresh_token")
+        ),
+    )
+}
+
 /// A Webex list page, `{"items": [...]}`, garbled as `fault` says, with a `Link` to `next`
 /// (a path and query on this host) when there is one.
 fn items_page(
@@ -144,6 +196,14 @@ fn items_page(
     headers: &HeaderMap,
     next: Option<String>,
 ) -> Response {
+    let next = match fault {
+        // A next link even on the last page: the client must not follow it anyway.
+        Some(Fault::NextLinkOrigin(_)) => {
+            Some(next.unwrap_or_else(|| "/v1/broadworks/enterprises?cursor=0".into()))
+        }
+        Some(Fault::MaxNullInNext) => next.map(|n| format!("{n}&max=null")),
+        _ => next,
+    };
     let body = garble(fault, format!("{{\"items\":[{}]}}", items.join(",")));
     let mut resp = (
         StatusCode::OK,
@@ -156,7 +216,11 @@ fn items_page(
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .unwrap_or("127.0.0.1");
-        if let Ok(v) = format!("<http://{host}{next}>; rel=\"next\"").parse() {
+        let origin = match fault {
+            Some(Fault::NextLinkOrigin(o)) => o.clone(),
+            _ => format!("http://{host}"),
+        };
+        if let Ok(v) = format!("<{origin}{next}>; rel=\"next\"").parse() {
             resp.headers_mut().insert(header::LINK, v);
         }
     }
@@ -182,12 +246,24 @@ async fn partner_organizations(
             return r;
         }
     }
+    if let Some(Fault::EchoCredentials) = &fault {
+        return echo_credentials(&headers, None);
+    }
     if !bearer_ok(&state, &headers) {
         return webex_error(StatusCode::UNAUTHORIZED, "Invalid access token");
     }
     let Some(person) = q.get("managedBy").filter(|p| !p.is_empty()) else {
         return webex_error(StatusCode::BAD_REQUEST, "managedBy is required");
     };
+    let failing = state
+        .webex
+        .failing_admins
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(person);
+    if failing {
+        return webex_error(StatusCode::BAD_REQUEST, "Simulated failure for this admin");
+    }
     if person.starts_with(FULL_ADMIN_PREFIX) {
         return webex_error(
             StatusCode::BAD_REQUEST,
@@ -210,7 +286,12 @@ async fn partner_organizations(
         // Small pages, so clients meet the paging the API may use.
         .unwrap_or(4);
     let cursor: usize = q.get("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
-    let items: Vec<String> = (cursor..count.min(cursor + max))
+    let end = if matches!(fault, Some(Fault::EmptyPageWithNext)) {
+        cursor
+    } else {
+        count.min(cursor + max)
+    };
+    let items: Vec<String> = (cursor..end)
         .map(|i| {
             let org = format!(
                 "Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi9{:016x}",
@@ -237,6 +318,7 @@ async fn partner_organizations(
 async fn access_token(
     State(state): State<Arc<SimState>>,
     uri: axum::http::Uri,
+    headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let fault = state.take_fault(RequestKind::AccessToken, uri.query().unwrap_or(""));
@@ -244,6 +326,9 @@ async fn access_token(
         if let Some(r) = apply_fault(f).await {
             return r;
         }
+    }
+    if let Some(Fault::EchoCredentials) = &fault {
+        return echo_credentials(&headers, Some(&form));
     }
     let o = &state.opts.oauth;
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
@@ -253,30 +338,47 @@ async fn access_token(
     if field("client_id") != o.client_id || field("client_secret") != o.client_secret {
         return webex_error(StatusCode::UNAUTHORIZED, "invalid client credentials");
     }
-    let mut tokens = state.webex.tokens.lock().unwrap_or_else(|e| e.into_inner());
-    if field("refresh_token") != tokens.refresh {
-        return webex_error(StatusCode::BAD_REQUEST, "invalid or revoked refresh token");
+    // The token lock is released before any wait below.
+    let body = 'issue: {
+        let mut tokens = state.webex.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        if field("refresh_token") != tokens.refresh {
+            break 'issue Err(webex_error(
+                StatusCode::BAD_REQUEST,
+                "invalid or revoked refresh token",
+            ));
+        }
+        tokens.generation += 1;
+        let generation = tokens.generation;
+        if o.rotate {
+            tokens.refresh = format!("sim-refresh-{generation}-{:016x}", fastrand::u64(..));
+        }
+        let access = format!("sim-access-{generation}-{:016x}", fastrand::u64(..));
+        let now = Instant::now();
+        tokens.access.retain(|(_, exp)| *exp > now);
+        tokens
+            .access
+            .push((access.clone(), now + o.access_token_lifetime));
+        let expires_in = match &fault {
+            Some(Fault::ExpiresIn(s)) => *s,
+            _ => o.access_token_lifetime.as_secs(),
+        };
+        let body = serde_json::json!({
+            "access_token": access,
+            "expires_in": expires_in,
+            "refresh_token": tokens.refresh,
+            "refresh_token_expires_in": o.refresh_token_lifetime.as_secs(),
+            "token_type": "Bearer",
+            "scope": "spark-admin:broadworks_enterprises_read spark-admin:organizations_read",
+        });
+        Ok(body)
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if let Some(Fault::Held(d)) = &fault {
+        tokio::time::sleep(*d).await;
     }
-    tokens.generation += 1;
-    let generation = tokens.generation;
-    if o.rotate {
-        tokens.refresh = format!("sim-refresh-{generation}-{:016x}", fastrand::u64(..));
-    }
-    let access = format!("sim-access-{generation}-{:016x}", fastrand::u64(..));
-    let now = Instant::now();
-    tokens.access.retain(|(_, exp)| *exp > now);
-    tokens
-        .access
-        .push((access.clone(), now + o.access_token_lifetime));
-    let body = serde_json::json!({
-        "access_token": access,
-        "expires_in": o.access_token_lifetime.as_secs(),
-        "refresh_token": tokens.refresh,
-        "refresh_token_expires_in": o.refresh_token_lifetime.as_secs(),
-        "token_type": "Bearer",
-        "scope": "spark-admin:broadworks_enterprises_read spark-admin:organizations_read",
-    });
-    drop(tokens);
     let body = garble(fault.as_ref(), body.to_string());
     (
         StatusCode::OK,

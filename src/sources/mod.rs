@@ -65,6 +65,18 @@ pub trait Collect: Send + Sync + 'static {
         ctx: &'a RequestCtx,
     ) -> BoxFuture<'a, Result<Collected, CollectError>>;
 
+    /// The target's configured secrets (passwords, tokens, client secrets): the client blanks
+    /// them from every upstream error text, whichever request it answers.
+    fn secrets(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// A standing remark for the landing page about how this target is set up (a credential
+    /// that will expire on its own, for instance).
+    fn note(&self) -> Option<String> {
+        None
+    }
+
     /// Releases upstream sessions when the target stops being collected.
     fn shutdown<'a>(&'a self, _client: &'a Client) -> BoxFuture<'a, ()> {
         Box::pin(async {})

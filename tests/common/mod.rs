@@ -768,3 +768,70 @@ pub fn validate_prometheus_text(text: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// A listener on another origin (127.0.0.1, another port) that no request may reach: it
+/// keeps whatever arrives, headers and body, for `assert_untouched`. Stops on drop.
+pub struct Trap {
+    addr: SocketAddr,
+    received: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Trap {
+    pub async fn start() -> Trap {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind the trap listener");
+        let addr = listener.local_addr().expect("trap address");
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let seen = received.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 << 10];
+                    let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf))
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .unwrap_or(0);
+                    seen.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                    // Answers like a willing upstream, so following it would look like success.
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 12\r\nconnection: close\r\n\r\n{\"items\":[]}")
+                        .await;
+                });
+            }
+        });
+        Trap {
+            addr,
+            received,
+            task,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Fails the test if anything reached the trap.
+    pub fn assert_untouched(&self) {
+        let got = self.received.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(
+            got.is_empty(),
+            "{} connection(s) reached the other origin:\n{}",
+            got.len(),
+            got.join("\n---\n")
+        );
+    }
+}
+
+impl Drop for Trap {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -260,6 +260,11 @@ fn read_pair(path: &std::path::Path) -> Result<(Secret, Option<Secret>), String>
 }
 
 impl Session {
+    /// The configured secrets, for the client to blank from upstream errors.
+    pub fn secrets(&self) -> Vec<String> {
+        self.inner.secrets()
+    }
+
     pub fn new(target: &CommvaultTarget, metrics: Arc<SelfMetrics>) -> Self {
         let base = &target.base_url;
         // 0 from the start, so an alert can tell "not locked" from "no data".
@@ -783,6 +788,21 @@ impl Inner {
         }
     }
 
+    /// The configured secrets, plain and as sent (a password also base64), for the client to
+    /// blank from upstream errors.
+    fn secrets(&self) -> Vec<String> {
+        match &self.credentials {
+            CommvaultCredentials::Password { password, .. } => {
+                let password = password.expose();
+                let encoded = base64::engine::general_purpose::STANDARD.encode(password);
+                vec![password.to_string(), encoded]
+            }
+            CommvaultCredentials::AccessToken { access_token, .. } => {
+                vec![access_token.expose().to_string()]
+            }
+        }
+    }
+
     /// Remembers a secret so upstream text echoing it is scrubbed.
     fn remember(&self, token: &Secret) {
         let mut seen = lock(&self.seen);
@@ -838,11 +858,13 @@ impl Inner {
             UpstreamError::Transport {
                 method,
                 url,
+                kind,
                 reason,
                 tracking_id,
             } => UpstreamError::Transport {
                 method,
                 url,
+                kind,
                 reason: self.scrub(&reason),
                 tracking_id,
             },

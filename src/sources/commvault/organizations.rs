@@ -610,6 +610,10 @@ impl Collect for Organizations {
     fn shutdown<'a>(&'a self, client: &'a Client) -> BoxFuture<'a, ()> {
         Box::pin(self.session.logout(client))
     }
+
+    fn secrets(&self) -> Vec<String> {
+        self.session.secrets()
+    }
 }
 
 #[cfg(test)]

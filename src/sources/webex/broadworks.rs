@@ -506,47 +506,44 @@ impl Broadworks {
     }
 
     async fn fetch(&self, client: &Client, ctx: &RequestCtx) -> Result<Collected, CollectError> {
-        let mut url = self.first_url();
         let mut items = Vec::new();
         let mut skipped = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for _ in 0..MAX_PAGES {
-            seen.insert(url.to_string());
-            let resp = self.auth.get(client, ctx, &url).await?;
-            parse_page(&resp.body, &mut items, &mut skipped).map_err(|e| {
-                CollectError::Payload(format!(
-                    "{}: invalid enterprise list: {e}",
-                    display_url(&resp.url)
-                ))
-            })?;
-            match resp.next_link() {
-                None => {
-                    if !skipped.is_empty() {
-                        tracing::warn!(
-                            collector = COLLECTOR,
-                            target = %ctx.target,
-                            skipped = skipped.len(),
-                            first = %skipped[0].what,
-                            "skipped unreadable values in the enterprise list"
-                        );
-                    }
-                    return Ok(Collected::complete(Arc::new(Enterprises::new(items))));
-                }
-                Some(mut next) => {
-                    self.ensure_params(&mut next);
-                    if seen.contains(next.as_str()) {
-                        return Err(CollectError::Payload(format!(
-                            "{}: next link points back to a page already read",
-                            display_url(&next)
-                        )));
-                    }
-                    url = next;
-                }
-            }
+        let pages = super::Pages {
+            what: "enterprises",
+            base_url: &self.base_url,
+            page_size: Some(self.config.page_size as usize),
+            max_pages: MAX_PAGES,
+        };
+        pages
+            .read(
+                &self.auth,
+                client,
+                ctx,
+                self.first_url(),
+                |url| self.ensure_params(url),
+                |resp| {
+                    let before = items.len() + skipped.len();
+                    parse_page(&resp.body, &mut items, &mut skipped).map_err(|e| {
+                        CollectError::Payload(format!(
+                            "{}: invalid enterprise list: {}",
+                            display_url(&resp.url),
+                            resp.scrub(&e.to_string())
+                        ))
+                    })?;
+                    Ok(items.len() + skipped.len() - before)
+                },
+            )
+            .await?;
+        if !skipped.is_empty() {
+            tracing::warn!(
+                collector = COLLECTOR,
+                target = %ctx.target,
+                skipped = skipped.len(),
+                first = %skipped[0].what,
+                "skipped unreadable values in the enterprise list"
+            );
         }
-        Err(CollectError::Payload(format!(
-            "more than {MAX_PAGES} pages of enterprises"
-        )))
+        Ok(Collected::complete(Arc::new(Enterprises::new(items))))
     }
 }
 
@@ -557,6 +554,18 @@ impl Collect for Broadworks {
         ctx: &'a RequestCtx,
     ) -> BoxFuture<'a, Result<Collected, CollectError>> {
         Box::pin(self.fetch(client, ctx))
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        self.auth.secrets()
+    }
+
+    fn note(&self) -> Option<String> {
+        self.auth.note().map(str::to_string)
+    }
+
+    fn shutdown<'a>(&'a self, _client: &'a Client) -> BoxFuture<'a, ()> {
+        Box::pin(self.auth.settle())
     }
 }
 

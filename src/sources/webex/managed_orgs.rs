@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::BoxFuture;
 use prometheus_client::encoding::MetricEncoder;
@@ -21,7 +22,7 @@ use crate::upstream::{display_url, sanitize, Client, RequestCtx, UpstreamError};
 pub const COLLECTOR: &str = "webex_managed_orgs";
 const MAX_PAGES: usize = 1000;
 
-static FAMILIES: [Family; 2] = [
+static FAMILIES: [Family; 3] = [
     Family {
         name: "webex_partner_managed_orgs",
         help: help!("Webex", "Customer orgs managed by this partner admin."),
@@ -33,6 +34,13 @@ static FAMILIES: [Family; 2] = [
             "A customer org managed by this partner admin, with the admin's role id, value 1."
         ),
     },
+    Family {
+        name: "webex_partner_admin_last_success_timestamp_seconds",
+        help: help!(
+            "Webex",
+            "Unix time this admin's managed-org list was last read successfully."
+        ),
+    },
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -41,10 +49,19 @@ pub struct Org {
     pub role: Box<str>,
 }
 
+/// One admin's orgs as last read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminOrgs {
+    pub admin: Box<str>,
+    pub orgs: Vec<Org>,
+    /// Unix time of the read.
+    pub read_at: f64,
+}
+
 /// Orgs per admin, in config order.
 #[derive(Debug, Default)]
 pub struct ManagedOrgSet {
-    pub admins: Vec<(Box<str>, Vec<Org>)>,
+    pub admins: Vec<AdminOrgs>,
 }
 
 impl SampleSet for ManagedOrgSet {
@@ -53,17 +70,23 @@ impl SampleSet for ManagedOrgSet {
     }
 
     fn objects(&self) -> usize {
-        self.admins.iter().map(|(_, orgs)| orgs.len()).sum()
+        self.admins.iter().map(|a| a.orgs.len()).sum()
     }
 
     fn encode(&self, family: usize, target: &str, enc: &mut MetricEncoder<'_>) -> fmt::Result {
-        for (admin, orgs) in &self.admins {
+        for AdminOrgs {
+            admin,
+            orgs,
+            read_at,
+        } in &self.admins
+        {
             match family {
                 0 => gauge(
                     enc,
                     &[("target", target), ("admin", admin)],
                     orgs.len() as f64,
                 )?,
+                2 => gauge(enc, &[("target", target), ("admin", admin)], *read_at)?,
                 _ => {
                     for o in orgs {
                         let labels = [
@@ -93,13 +116,15 @@ struct RawOrg {
     role: Option<String>,
 }
 
-/// Adds one page's orgs to `out`, skipping items without an org id and repeats.
+/// Adds one page's orgs to `out`, skipping items without an org id and repeats; returns
+/// how many items the page held.
 pub fn parse_page(
     body: &[u8],
     out: &mut Vec<Org>,
     seen: &mut HashSet<Box<str>>,
-) -> Result<(), String> {
+) -> Result<usize, String> {
     let page: Page = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let n = page.items.len();
     for item in page.items {
         let Some(org_id) = item.org_id.filter(|o| !o.is_empty()) else {
             continue;
@@ -112,7 +137,7 @@ pub fn parse_page(
             });
         }
     }
-    Ok(())
+    Ok(n)
 }
 
 /// The API's answer for a Partner Full Admin, who manages every customer implicitly.
@@ -125,8 +150,10 @@ pub struct ManagedOrgs {
     pub base_url: Url,
     pub auth: Arc<WebexAuth>,
     pub admins: Vec<Admin>,
-    /// The last good orgs of each admin, served again while that admin's request fails.
-    last_good: Mutex<HashMap<String, Vec<Org>>>,
+    /// How long an admin's last good orgs are served while its requests fail.
+    stale_after: Duration,
+    /// The last good orgs of each admin, and when they were read.
+    last_good: Mutex<HashMap<String, (AdminOrgs, Instant)>>,
 }
 
 impl ManagedOrgs {
@@ -135,8 +162,15 @@ impl ManagedOrgs {
             base_url,
             auth,
             admins,
+            stale_after: Duration::from_secs(3600),
             last_good: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Serves an admin's last good orgs for at most `stale_after` while its requests fail.
+    pub fn with_stale_after(mut self, stale_after: Duration) -> Self {
+        self.stale_after = stale_after;
+        self
     }
 
     async fn admin_orgs(
@@ -150,35 +184,36 @@ impl ManagedOrgs {
             .append_pair("managedBy", &admin.person_id);
         let mut orgs = Vec::new();
         let mut seen = HashSet::new();
-        let mut visited = HashSet::new();
-        for _ in 0..MAX_PAGES {
-            visited.insert(url.to_string());
-            let resp = self.auth.get(client, ctx, &url).await?;
-            parse_page(&resp.body, &mut orgs, &mut seen).map_err(|e| {
-                CollectError::Payload(format!(
-                    "{}: invalid organization list: {e}",
-                    display_url(&resp.url)
-                ))
-            })?;
-            match resp.next_link() {
-                None => return Ok(orgs),
-                Some(mut next) => {
+        let pages = super::Pages {
+            what: "organizations",
+            base_url: &self.base_url,
+            page_size: None,
+            max_pages: MAX_PAGES,
+        };
+        let person_id = &admin.person_id;
+        pages
+            .read(
+                &self.auth,
+                client,
+                ctx,
+                url,
+                |next| {
                     if !next.query_pairs().any(|(k, _)| k == "managedBy") {
-                        next.query_pairs_mut()
-                            .append_pair("managedBy", &admin.person_id);
+                        next.query_pairs_mut().append_pair("managedBy", person_id);
                     }
-                    if visited.contains(next.as_str()) {
-                        return Err(CollectError::Payload(
-                            "next link points back to a page already read".into(),
-                        ));
-                    }
-                    url = next;
-                }
-            }
-        }
-        Err(CollectError::Payload(format!(
-            "more than {MAX_PAGES} pages of organizations"
-        )))
+                },
+                |resp| {
+                    parse_page(&resp.body, &mut orgs, &mut seen).map_err(|e| {
+                        CollectError::Payload(format!(
+                            "{}: invalid organization list: {}",
+                            display_url(&resp.url),
+                            resp.scrub(&e)
+                        ))
+                    })
+                },
+            )
+            .await?;
+        Ok(orgs)
     }
 
     async fn fetch(&self, client: &Client, ctx: &RequestCtx) -> Result<Collected, CollectError> {
@@ -188,8 +223,13 @@ impl ManagedOrgs {
         for admin in &self.admins {
             match self.admin_orgs(client, ctx, admin).await {
                 Ok(orgs) => {
-                    self.remember(&admin.name, &orgs);
-                    admins.push((admin.name.as_str().into(), orgs));
+                    let read = AdminOrgs {
+                        admin: admin.name.as_str().into(),
+                        orgs,
+                        read_at: unix_now(),
+                    };
+                    self.remember(&admin.name, &read);
+                    admins.push(read);
                 }
                 Err(e) => {
                     let problem = if is_full_admin_error(&e) {
@@ -204,8 +244,8 @@ impl ManagedOrgs {
                     };
                     tracing::warn!(collector = COLLECTOR, target = %ctx.target, problem = %problem, "managed orgs of an admin not collected");
                     problems.push(problem);
-                    if let Some(orgs) = self.recall(&admin.name) {
-                        admins.push((admin.name.as_str().into(), orgs));
+                    if let Some(last) = self.recall(&admin.name) {
+                        admins.push(last);
                     }
                     last_error = Some(e);
                 }
@@ -225,15 +265,36 @@ impl ManagedOrgs {
         })
     }
 
-    fn remember(&self, admin: &str, orgs: &[Org]) {
+    fn remember(&self, admin: &str, read: &AdminOrgs) {
         let mut last = self.last_good.lock().unwrap_or_else(|e| e.into_inner());
-        last.insert(admin.to_string(), orgs.to_vec());
+        last.insert(admin.to_string(), (read.clone(), Instant::now()));
     }
 
-    fn recall(&self, admin: &str) -> Option<Vec<Org>> {
-        let last = self.last_good.lock().unwrap_or_else(|e| e.into_inner());
-        last.get(admin).cloned()
+    /// The admin's last good orgs, unless they are older than `stale_after` (then they are
+    /// forgotten, with a warning).
+    fn recall(&self, admin: &str) -> Option<AdminOrgs> {
+        let mut last = self.last_good.lock().unwrap_or_else(|e| e.into_inner());
+        match last.get(admin) {
+            Some((read, at)) if at.elapsed() < self.stale_after => Some(read.clone()),
+            Some(_) => {
+                tracing::warn!(
+                    collector = COLLECTOR,
+                    admin = %sanitize(admin, 64),
+                    "no successful read of this admin's managed orgs within stale_after; dropping them"
+                );
+                last.remove(admin);
+                None
+            }
+            None => None,
+        }
     }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 impl Collect for ManagedOrgs {
@@ -243,6 +304,18 @@ impl Collect for ManagedOrgs {
         ctx: &'a RequestCtx,
     ) -> BoxFuture<'a, Result<Collected, CollectError>> {
         Box::pin(self.fetch(client, ctx))
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        self.auth.secrets()
+    }
+
+    fn note(&self) -> Option<String> {
+        self.auth.note().map(str::to_string)
+    }
+
+    fn shutdown<'a>(&'a self, _client: &'a Client) -> BoxFuture<'a, ()> {
+        Box::pin(self.auth.settle())
     }
 }
 
@@ -258,7 +331,18 @@ mod tests {
         let mut orgs = Vec::new();
         parse_page(SEED.as_bytes(), &mut orgs, &mut HashSet::new()).unwrap();
         let set = ManagedOrgSet {
-            admins: vec![("alice".into(), orgs), ("bob".into(), vec![])],
+            admins: vec![
+                AdminOrgs {
+                    admin: "alice".into(),
+                    orgs,
+                    read_at: 1_700_000_000.0,
+                },
+                AdminOrgs {
+                    admin: "bob".into(),
+                    orgs: vec![],
+                    read_at: 1_700_000_060.0,
+                },
+            ],
         };
         let text = exposition_of(COLLECTOR, "partner-eu", Arc::new(set));
         assert_eq!(
@@ -267,6 +351,8 @@ mod tests {
                 r#"webex_partner_managed_orgs{target="partner-eu",admin="alice"} 1.0"#,
                 r#"webex_partner_managed_orgs{target="partner-eu",admin="bob"} 0.0"#,
                 r#"webex_partner_managed_org_info{target="partner-eu",admin="alice",org_id="Y2LZY29ZCGFYAZOVL3VZL1BFT1BMRS9MNWIZNJE4NY1JOGRKLTQ3MJCTOGIYZI1MOWM0NDDMMJKWNDY",role="YXRSYXMTCG9YDGFSLNBHCNRUZXIUC2FSZXNMDWXSYWRTAW4="} 1.0"#,
+                r#"webex_partner_admin_last_success_timestamp_seconds{target="partner-eu",admin="alice"} 1700000000.0"#,
+                r#"webex_partner_admin_last_success_timestamp_seconds{target="partner-eu",admin="bob"} 1700000060.0"#,
             ]
         );
     }

@@ -1,7 +1,11 @@
 //! Webex integration tokens: refresh before expiry and on 401, and persist a rotated refresh
-//! token to disk before it is used, so a crash or restart never loses access.
+//! token to disk before it is used.
+//!
+//! A refresh runs in a task of its own: once sent, it completes and its rotated token is
+//! saved even when the collection that asked for it is aborted (a reload, a shutdown, the
+//! collection timeout). Only a kill while the answer is in flight can still lose a rotation.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -11,29 +15,51 @@ use url::Url;
 
 use crate::config::{OAuthConfig, Secret};
 use crate::metrics::{credential_labels, SelfMetrics};
-use crate::sources::CollectError;
-// Shared with the Commvault access-token refresh; re-exported so callers keep their paths.
 pub use crate::sources::token_file::{read_token_file, write_token_file, Step};
+use crate::sources::CollectError;
 use crate::upstream::{Client, Request, RequestCtx};
 
 /// Never refresh earlier than this before expiry, however long the token lives.
 const MIN_REFRESH_MARGIN: Duration = Duration::from_secs(300);
+/// Assumed when the token endpoint gives no usable `expires_in`.
+const DEFAULT_ACCESS_LIFETIME: Duration = Duration::from_secs(3600);
+/// Longer token lifetimes are nonsense (Webex issues 14 days and 90 days) and are treated as
+/// unknown: they would overflow time arithmetic or never refresh.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
 
 pub struct OAuth {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     target: String,
     token_url: Url,
     config: OAuthConfig,
     metrics: Arc<SelfMetrics>,
-    state: tokio::sync::Mutex<State>,
+    /// Held by a refresh from start to end, also across the abort of the collection that
+    /// asked for it.
+    state: Arc<tokio::sync::Mutex<State>>,
 }
 
 #[derive(Default)]
 struct State {
-    /// The refresh token in force; read from the file on first use.
+    /// The refresh token in force; read from the file before each refresh.
     refresh: Option<Secret>,
     access: Option<Access>,
     /// A rotated refresh token that could not be written yet: nothing is used until it is.
     unsaved: bool,
+}
+
+impl State {
+    /// The access token, unless it expires soon or a rotated refresh token awaits saving.
+    fn fresh_access(&self) -> Option<Secret> {
+        let a = self.access.as_ref().filter(|_| !self.unsaved)?;
+        let margin = (a.lifetime / 10).max(MIN_REFRESH_MARGIN);
+        SystemTime::now()
+            .checked_add(margin)
+            .is_some_and(|t| t < a.expires_at)
+            .then(|| a.token.clone())
+    }
 }
 
 struct Access {
@@ -50,6 +76,28 @@ struct TokenResponse {
     refresh_token_expires_in: Option<u64>,
 }
 
+/// The live integrations, so that a reload rebuilding a target's collectors reuses the
+/// state (and waits for the refresh in flight) instead of racing it with the old refresh
+/// token.
+static LIVE: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
+
+/// A token lifetime from the token endpoint, or `None` when absent or absurd (with a
+/// warning).
+pub fn token_lifetime(target: &str, field: &str, secs: Option<u64>) -> Option<Duration> {
+    let secs = secs?;
+    let d = Duration::from_secs(secs);
+    if secs == 0 || d > MAX_TOKEN_LIFETIME {
+        tracing::warn!(
+            target = %target,
+            field,
+            value = secs,
+            "the token endpoint sent an absurd lifetime; treating it as unknown"
+        );
+        return None;
+    }
+    Some(d)
+}
+
 impl OAuth {
     pub fn new(
         target: &str,
@@ -57,13 +105,36 @@ impl OAuth {
         config: OAuthConfig,
         metrics: Arc<SelfMetrics>,
     ) -> Self {
-        OAuth {
+        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        live.retain(|w| w.strong_count() > 0);
+        let same = live.iter().filter_map(Weak::upgrade).find(|i| {
+            i.target == target
+                && i.token_url == token_url
+                && i.config == config
+                && Arc::ptr_eq(&i.metrics, &metrics)
+        });
+        if let Some(inner) = same {
+            return OAuth { inner };
+        }
+        let inner = Arc::new(Inner {
             target: target.to_string(),
             token_url,
             config,
             metrics,
-            state: tokio::sync::Mutex::new(State::default()),
-        }
+            state: Arc::new(tokio::sync::Mutex::new(State::default())),
+        });
+        live.push(Arc::downgrade(&inner));
+        OAuth { inner }
+    }
+
+    /// The configured secrets.
+    pub fn secrets(&self) -> Vec<String> {
+        vec![self.inner.config.client_secret.expose().to_string()]
+    }
+
+    /// Returns once no refresh is in flight.
+    pub async fn settle(&self) {
+        drop(self.inner.state.lock().await);
     }
 
     /// A valid access token, refreshing it first when it expires soon.
@@ -72,24 +143,59 @@ impl OAuth {
         client: &Client,
         ctx: &RequestCtx,
     ) -> Result<Secret, CollectError> {
-        let mut state = self.state.lock().await;
-        if state.unsaved {
-            self.save(&mut state)?;
+        let mut state = self.inner.state.clone().lock_owned().await;
+        if let Some(token) = state.fresh_access() {
+            return Ok(token);
         }
-        if let Some(a) = &state.access {
-            let margin = (a.lifetime / 10).max(MIN_REFRESH_MARGIN);
-            if SystemTime::now() + margin < a.expires_at {
-                return Ok(a.token.clone());
+        let inner = self.inner.clone();
+        let client = client.clone();
+        let ctx = ctx.clone();
+        // Dropping this await (the collection aborted) leaves the task running: it holds the
+        // state until the refresh is done and saved, and the next caller gets its result.
+        tokio::spawn(async move {
+            if state.unsaved {
+                inner.save(&mut state).await?;
+                if let Some(token) = state.fresh_access() {
+                    return Ok(token);
+                }
             }
-        }
-        self.refresh(&mut state, client, ctx).await
+            inner.refresh(&mut state, &client, &ctx).await
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(CollectError::Credential(format!(
+                "the token refresh task failed: {e}"
+            )))
+        })
     }
 
     /// Forgets `used` after the API rejected it, so the next call refreshes.
     pub async fn invalidate(&self, used: &Secret) {
-        let mut state = self.state.lock().await;
+        let mut state = self.inner.state.lock().await;
         if state.access.as_ref().is_some_and(|a| &a.token == used) {
             state.access = None;
+        }
+    }
+}
+
+impl Inner {
+    /// The refresh token to use: the file's (another process or a person may have put a new
+    /// one there), else the one in memory.
+    async fn current_refresh_token(&self, state: &mut State) -> Result<Secret, CollectError> {
+        let path = self.config.refresh_token_file.clone();
+        let read = tokio::task::spawn_blocking(move || read_token_file(&path))
+            .await
+            .unwrap_or_else(|e| Err(format!("reading the refresh token file failed: {e}")));
+        match (read, &state.refresh) {
+            (Ok(r), _) => {
+                state.refresh = Some(r.clone());
+                Ok(r)
+            }
+            (Err(e), Some(r)) => {
+                tracing::warn!(target = %self.target, error = %e, "using the refresh token in memory");
+                Ok(r.clone())
+            }
+            (Err(e), None) => Err(CollectError::Credential(e)),
         }
     }
 
@@ -99,15 +205,7 @@ impl OAuth {
         client: &Client,
         ctx: &RequestCtx,
     ) -> Result<Secret, CollectError> {
-        let refresh = match &state.refresh {
-            Some(r) => r.clone(),
-            None => {
-                let r = read_token_file(&self.config.refresh_token_file)
-                    .map_err(CollectError::Credential)?;
-                state.refresh = Some(r.clone());
-                r
-            }
-        };
+        let refresh = self.current_refresh_token(state).await?;
         let labels = |c: &str| credential_labels(&self.target, c);
         let body: String = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", "refresh_token")
@@ -156,25 +254,34 @@ impl OAuth {
             }
         };
         let now = SystemTime::now();
-        let lifetime = Duration::from_secs(t.expires_in.unwrap_or(3600));
+        let lifetime = token_lifetime(&self.target, "expires_in", t.expires_in);
+        let expires_at = lifetime.and_then(|l| now.checked_add(l));
+        let assumed = DEFAULT_ACCESS_LIFETIME;
         state.access = Some(Access {
             token: Secret::new(t.access_token),
-            expires_at: now + lifetime,
-            lifetime,
+            expires_at: expires_at.unwrap_or(now + assumed),
+            lifetime: lifetime.unwrap_or(assumed),
         });
         self.metrics
             .credential_refreshes
             .get_or_create(&labels("access_token"))
             .inc();
-        self.metrics
-            .credential_expiry
-            .get_or_create(&labels("access_token"))
-            .set(unix(now + lifetime));
-        if let Some(secs) = t.refresh_token_expires_in {
+        if let Some(at) = expires_at {
+            self.metrics
+                .credential_expiry
+                .get_or_create(&labels("access_token"))
+                .set(unix(at));
+        }
+        let refresh_lifetime = token_lifetime(
+            &self.target,
+            "refresh_token_expires_in",
+            t.refresh_token_expires_in,
+        );
+        if let Some(at) = refresh_lifetime.and_then(|l| now.checked_add(l)) {
             self.metrics
                 .credential_expiry
                 .get_or_create(&labels("refresh_token"))
-                .set(unix(now + Duration::from_secs(secs)));
+                .set(unix(at));
         }
         if let Some(new) = t
             .refresh_token
@@ -186,7 +293,7 @@ impl OAuth {
                 .credential_refreshes
                 .get_or_create(&labels("refresh_token"))
                 .inc();
-            self.save(state)?;
+            self.save(state).await?;
             tracing::info!(target = %self.target, file = %self.config.refresh_token_file.display(), "saved the rotated refresh token");
         }
         Ok(state
@@ -196,13 +303,17 @@ impl OAuth {
             .unwrap_or_else(|| Secret::new("")))
     }
 
-    fn save(&self, state: &mut State) -> Result<(), CollectError> {
-        let Some(token) = &state.refresh else {
+    async fn save(&self, state: &mut State) -> Result<(), CollectError> {
+        let Some(token) = state.refresh.clone() else {
             return Ok(());
         };
-        match write_token_file(&self.config.refresh_token_file, token.expose(), &mut |_| {
-            Ok(())
-        }) {
+        let path = self.config.refresh_token_file.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            write_token_file(&path, token.expose(), &mut |_| Ok(()))
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        match written {
             Ok(()) => {
                 state.unsaved = false;
                 Ok(())
@@ -225,4 +336,20 @@ fn unix(t: SystemTime) -> f64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absurd_lifetimes_are_unknown() {
+        assert_eq!(token_lifetime("t", "expires_in", Some(u64::MAX)), None);
+        assert_eq!(token_lifetime("t", "expires_in", Some(0)), None);
+        assert_eq!(token_lifetime("t", "expires_in", None), None);
+        assert_eq!(
+            token_lifetime("t", "expires_in", Some(1_209_600)),
+            Some(Duration::from_secs(1_209_600))
+        );
+    }
 }
