@@ -45,7 +45,8 @@ fn full_config() {
         Global {
             interval: Duration::from_secs(120),
             timeout: Duration::from_secs(10),
-            stale_after: Duration::from_secs(5400)
+            stale_after: Duration::from_secs(5400),
+            limits: Limits::default(),
         }
     );
     assert_eq!(c.webex.len(), 2);
