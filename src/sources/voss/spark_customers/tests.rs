@@ -492,3 +492,17 @@ fn pages_of_only_unreadable_resources_and_past_the_limit_are_errors() {
     let e = parse_page(page, &mut items, &mut skipped, &mut objects).unwrap_err();
     assert!(e.contains("limits.max_objects"), "{e}");
 }
+
+#[test]
+fn long_label_values_are_capped() {
+    let long = "é".repeat(5000);
+    let (items, _, _) = parse(&format!(
+        r#"{{"resources":[{{"pkid":"p1","data":{{"name":"{long}","hierarchy_path":"h"}}}}]}}"#
+    ));
+    let text = exposition(items);
+    let line = samples_starting(&text, "voss_spark_customer_info")[0];
+    assert!(line.len() < 1200, "{}", line.len());
+    assert!(line.contains("éé…\""), "{line}");
+    let capped = crate::snapshot::cap_label_value(&long);
+    assert!(capped.len() <= crate::snapshot::MAX_LABEL_VALUE_BYTES);
+}
