@@ -500,7 +500,10 @@ impl Checker<'_> {
             match bytes {
                 Some(b) if (1024..=MAX_BYTE_LIMIT).contains(&b) => b as usize,
                 Some(_) => {
-                    self.report(v, format!("global.limits.{field} must be between 1KiB and 1GiB"));
+                    self.report(
+                        v,
+                        format!("global.limits.{field} must be between 1KiB and 1GiB"),
+                    );
                     default
                 }
                 None => {
@@ -529,7 +532,10 @@ impl Checker<'_> {
         let mut count = |field: &str, v: &Option<Spanned<u64>>, default: usize| match v {
             None => default,
             Some(n) if n.value == 0 || n.value > 100_000_000 => {
-                self.report(n, format!("global.limits.{field} must be between 1 and 100000000"));
+                self.report(
+                    n,
+                    format!("global.limits.{field} must be between 1 and 100000000"),
+                );
                 default
             }
             Some(n) => n.value as usize,

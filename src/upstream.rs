@@ -406,7 +406,10 @@ impl Client {
                     let reason = if matches!(&e, UpstreamError::Transport { reason, .. } if reason.contains("timed out"))
                     {
                         "timeout"
-                    } else if matches!(e, UpstreamError::TooLarge { .. } | UpstreamError::Budget { .. }) {
+                    } else if matches!(
+                        e,
+                        UpstreamError::TooLarge { .. } | UpstreamError::Budget { .. }
+                    ) {
                         return Err(e);
                     } else {
                         "network"

@@ -89,8 +89,7 @@ async fn handle(State(b): State<Arc<Bodies>>, req: Request) -> Response {
                 "</endless/v1/broadworks/enterprises?max=1000&cursor={}>; rel=\"next\"",
                 cursor + 1
             );
-            r.headers_mut()
-                .insert(header::LINK, next.parse().unwrap());
+            r.headers_mut().insert(header::LINK, next.parse().unwrap());
             r
         }
         "/voss/api/relation/SparkCustomer/" => json(b.voss_page.clone()),
@@ -143,7 +142,9 @@ fn webex_config(addr: SocketAddr, prefix: &str) -> String {
 fn collections(body: &str, collector: &str, target: &str) -> f64 {
     count(
         body,
-        &format!("tenant_exporter_collections_total{{collector=\"{collector}\",target=\"{target}\"}}"),
+        &format!(
+            "tenant_exporter_collections_total{{collector=\"{collector}\",target=\"{target}\"}}"
+        ),
     )
 }
 

@@ -182,14 +182,18 @@ fn customer() -> impl Strategy<Value = Value> {
 }
 
 fn provider() -> impl Strategy<Value = Value> {
-    (object_with(&["id", "domainName"]), prop::option::of(value())).prop_map(|(short, en)| {
-        let mut m = Map::new();
-        m.insert("shortName".into(), short);
-        if let Some(v) = en {
-            m.insert("enabled".into(), v);
-        }
-        Value::Object(m)
-    })
+    (
+        object_with(&["id", "domainName"]),
+        prop::option::of(value()),
+    )
+        .prop_map(|(short, en)| {
+            let mut m = Map::new();
+            m.insert("shortName".into(), short);
+            if let Some(v) = en {
+                m.insert("enabled".into(), v);
+            }
+            Value::Object(m)
+        })
 }
 
 /// A page: the list under `key`, made of `item`s mixed with any values, plus arbitrary
@@ -270,7 +274,9 @@ fn config(body: &[u8]) {
     );
 }
 
-const ALL: [(&str, fn(&[u8])); 9] = [
+type Parser = fn(&[u8]);
+
+const ALL: [(&str, Parser); 9] = [
     ("broadworks page", broadworks_page),
     ("VOSS page", voss_page),
     ("managed orgs page", managed_orgs_page),

@@ -386,18 +386,33 @@ fn limits_are_read_and_checked() {
             max_objects: 1000,
         }
     );
-    assert_eq!(parse("global: {}\n").unwrap().global.limits, Limits::default());
+    assert_eq!(
+        parse("global: {}\n").unwrap().global.limits,
+        Limits::default()
+    );
     let e = parse(
         "global:\n  limits: {max_body_bytes: 64MiB, max_body_bytes_in_flight: 32MiB, max_pages: 10}\n",
     )
     .unwrap_err()
     .to_string();
-    assert!(e.contains("max_body_bytes_in_flight must not be smaller than max_body_bytes"), "{e}");
-    let e = parse("global:\n  limits: {max_pages: 0}\n").unwrap_err().to_string();
-    assert!(e.contains("global.limits.max_pages must be between 1"), "{e}");
-    let e = parse("global:\n  limits: {max_body_bytes: 2TB}\n").unwrap_err().to_string();
+    assert!(
+        e.contains("max_body_bytes_in_flight must not be smaller than max_body_bytes"),
+        "{e}"
+    );
+    let e = parse("global:\n  limits: {max_pages: 0}\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("global.limits.max_pages must be between 1"),
+        "{e}"
+    );
+    let e = parse("global:\n  limits: {max_body_bytes: 2TB}\n")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("expected bytes"), "{e}");
-    let e = parse("global:\n  limits: {max_body_bytes: 100}\n").unwrap_err().to_string();
+    let e = parse("global:\n  limits: {max_body_bytes: 100}\n")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("between 1KiB and 1GiB"), "{e}");
     assert!(parse("global:\n  limits: {max_bodies: 1}\n").is_err());
 }

@@ -27,15 +27,15 @@ pub fn unsigned(v: &Value) -> Option<u64> {
     }
 }
 
-/// A count: a finite, non-negative number. `Err` when a value is present but is not one, so
-/// the caller can skip the sample and say so.
-pub fn count(v: &Value) -> Result<Option<f64>, ()> {
+/// A count: a finite, non-negative number. [`Count::Invalid`] when a value is present but is
+/// not one, so the caller can skip the sample and say so.
+pub fn count(v: &Value) -> Count {
     match v {
-        Value::Null => Ok(None),
-        Value::String(s) if s.trim().is_empty() => Ok(None),
+        Value::Null => Count::Absent,
+        Value::String(s) if s.trim().is_empty() => Count::Absent,
         _ => match number(v) {
-            Some(n) if n >= 0.0 => Ok(Some(n)),
-            _ => Err(()),
+            Some(n) if n >= 0.0 => Count::Valid(n),
+            _ => Count::Invalid,
         },
     }
 }
@@ -282,11 +282,7 @@ pub mod de {
     }
 
     pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Count, D::Error> {
-        Ok(match super::count(&Value::deserialize(d)?) {
-            Ok(None) => Count::Absent,
-            Ok(Some(v)) => Count::Valid(v),
-            Err(()) => Count::Invalid,
-        })
+        Ok(super::count(&Value::deserialize(d)?))
     }
 
     pub fn number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
@@ -326,13 +322,13 @@ mod tests {
         assert_eq!(boolean(&json!("maybe")), None);
         assert_eq!(text(&json!(42)), Some("42".into()));
         assert_eq!(text(&json!(null)), None);
-        assert_eq!(count(&json!(3)), Ok(Some(3.0)));
-        assert_eq!(count(&json!("4")), Ok(Some(4.0)));
-        assert_eq!(count(&json!(null)), Ok(None));
-        assert_eq!(count(&json!(-1)), Err(()));
-        assert_eq!(count(&json!("NaN")), Err(()));
-        assert_eq!(count(&json!("inf")), Err(()));
-        assert_eq!(count(&json!([])), Err(()));
+        assert_eq!(count(&json!(3)), Count::Valid(3.0));
+        assert_eq!(count(&json!("4")), Count::Valid(4.0));
+        assert_eq!(count(&json!(null)), Count::Absent);
+        assert_eq!(count(&json!(-1)), Count::Invalid);
+        assert_eq!(count(&json!("NaN")), Count::Invalid);
+        assert_eq!(count(&json!("inf")), Count::Invalid);
+        assert_eq!(count(&json!([])), Count::Invalid);
     }
 
     #[test]
@@ -349,18 +345,45 @@ mod tests {
             &mut |k, raw| other.push((k.to_string(), raw.get().to_string())),
         )
         .unwrap();
-        assert_eq!(seen, ListSeen { present: true, items: 3 });
+        assert_eq!(
+            seen,
+            ListSeen {
+                present: true,
+                items: 3
+            }
+        );
         assert_eq!(items[1], (1, r#"{"b": 2}"#.to_string()));
         assert_eq!(other.len(), 2);
-        let stop = visit_list(b"{\"items\":[1,2,3]}", "items", &mut |i, _| {
-            if i == 1 { Err("too many".into()) } else { Ok(()) }
-        }, &mut |_, _| {});
+        let stop = visit_list(
+            b"{\"items\":[1,2,3]}",
+            "items",
+            &mut |i, _| {
+                if i == 1 {
+                    Err("too many".into())
+                } else {
+                    Ok(())
+                }
+            },
+            &mut |_, _| {},
+        );
         assert!(stop.unwrap_err().to_string().contains("too many"));
         for bad in [&b"[1]"[..], b"{\"items\": 3}", b"{\"items\": [1", b"{} x"] {
             assert!(visit_list(bad, "items", &mut |_, _| Ok(()), &mut |_, _| {}).is_err());
         }
-        let absent = visit_list(b"{\"items\": null}", "items", &mut |_, _| Ok(()), &mut |_, _| {}).unwrap();
-        assert_eq!(absent, ListSeen { present: true, items: 0 });
+        let absent = visit_list(
+            b"{\"items\": null}",
+            "items",
+            &mut |_, _| Ok(()),
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert_eq!(
+            absent,
+            ListSeen {
+                present: true,
+                items: 0
+            }
+        );
     }
 
     #[test]

@@ -146,7 +146,9 @@ pub fn parse_timestamp(s: &str) -> Option<f64> {
         }
         // At most nanoseconds matter; more digits are read but not used.
         let used = &s[start..i.min(start + 9)];
-        let n = used.iter().fold(0u64, |acc, &b| acc * 10 + u64::from(b - b'0'));
+        let n = used
+            .iter()
+            .fold(0u64, |acc, &b| acc * 10 + u64::from(b - b'0'));
         fraction = n as f64 / 10f64.powi(used.len() as i32);
     }
     let offset: i64 = match s.get(i..)? {
@@ -166,7 +168,20 @@ pub fn parse_timestamp(s: &str) -> Option<f64> {
         _ => return None,
     };
     let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     if !(1..=12).contains(&month)
         || day == 0
         || day > month_days[month as usize - 1]
@@ -187,12 +202,10 @@ pub fn parse_timestamp(s: &str) -> Option<f64> {
     let doy = (153 * i64::from(m) + 2) / 5 + i64::from(day) - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400
-        + i64::from(hour) * 3600
-        + i64::from(minute) * 60
-        + i64::from(second.min(59))
-        - offset;
-    (secs >= 0).then(|| secs as f64 + fraction)
+    let secs =
+        days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second.min(59))
+            - offset;
+    (secs >= 0).then_some(secs as f64 + fraction)
 }
 
 /// Helpers for the sources' unit tests.
@@ -271,6 +284,9 @@ mod tests {
         assert_eq!(parse_timestamp("2021-04-07T15:26:40"), None);
         assert_eq!(parse_timestamp("2021-04-07T15:26:40+2:00"), None);
         assert_eq!(parse_timestamp("2021-04-07T15:26:40.Z"), None);
-        assert_eq!(parse_timestamp("9999-12-31T23:59:59.999999999999Z").map(|t| t > 2.5e11), Some(true));
+        assert_eq!(
+            parse_timestamp("9999-12-31T23:59:59.999999999999Z").map(|t| t > 2.5e11),
+            Some(true)
+        );
     }
 }

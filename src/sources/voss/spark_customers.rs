@@ -557,8 +557,12 @@ impl SparkCustomers {
             let (back, page) = resp
                 .parse(move |resp| {
                     let mut acc = acc;
-                    let page =
-                        parse_page(&resp.body, &mut acc.items, &mut acc.skipped, &mut acc.objects);
+                    let page = parse_page(
+                        &resp.body,
+                        &mut acc.items,
+                        &mut acc.skipped,
+                        &mut acc.objects,
+                    );
                     (acc, page)
                 })
                 .await?;

@@ -141,8 +141,8 @@ pub struct Enterprises {
     pub items: Vec<Enterprise>,
 }
 
-pub use crate::sources::lenient::{Skipped, Skips};
 use crate::sources::lenient::Count;
+pub use crate::sources::lenient::{Skipped, Skips};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]

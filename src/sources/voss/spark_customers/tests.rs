@@ -13,7 +13,8 @@ const SEED: &str = include_str!("../../../../tests/fixtures/voss-relation-sparkc
 fn parse(body: &str) -> (Vec<Customer>, Skips, PageInfo) {
     let mut items = Vec::new();
     let mut skipped = Skips::default();
-    let info = parse_page(body.as_bytes(), &mut items, &mut skipped, &mut unlimited()).expect("page parses");
+    let info = parse_page(body.as_bytes(), &mut items, &mut skipped, &mut unlimited())
+        .expect("page parses");
     (items, skipped, info)
 }
 
@@ -485,7 +486,8 @@ fn pages_of_only_unreadable_resources_and_past_the_limit_are_errors() {
     .unwrap_err();
     assert!(e.starts_with("none of the 3 resources"), "{e}");
     assert!(!e.contains("SECRET"), "{e}");
-    let page = br#"{"resources":[{"pkid":"a","data":{"name":"A"}},{"pkid":"b","data":{"name":"B"}}]}"#;
+    let page =
+        br#"{"resources":[{"pkid":"a","data":{"name":"A"}},{"pkid":"b","data":{"name":"B"}}]}"#;
     let mut objects = Objects::new(3);
     let mut items = Vec::new();
     parse_page(page, &mut items, &mut skipped, &mut objects).unwrap();

@@ -9,7 +9,13 @@ const SEED: &str =
 fn parse(body: &str) -> (Vec<Enterprise>, Skips) {
     let mut items = Vec::new();
     let mut skipped = Skips::default();
-    parse_page(body.as_bytes(), &mut items, &mut skipped, &mut Objects::new(usize::MAX)).expect("page parses");
+    parse_page(
+        body.as_bytes(),
+        &mut items,
+        &mut skipped,
+        &mut Objects::new(usize::MAX),
+    )
+    .expect("page parses");
     (items, skipped)
 }
 
@@ -186,9 +192,18 @@ fn a_page_of_only_unreadable_items_is_an_error() {
         &mut Objects::new(usize::MAX),
     )
     .unwrap_err();
-    assert!(e.starts_with("none of the 3 items on the page could be read"), "{e}");
+    assert!(
+        e.starts_with("none of the 3 items on the page could be read"),
+        "{e}"
+    );
     // An empty page is not an error: the list is empty.
-    parse_page(br#"{"items":[]}"#, &mut Vec::new(), &mut skipped, &mut Objects::new(0)).unwrap();
+    parse_page(
+        br#"{"items":[]}"#,
+        &mut Vec::new(),
+        &mut skipped,
+        &mut Objects::new(0),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -198,7 +213,10 @@ fn a_page_past_the_object_limit_is_an_error() {
     let page = br#"{"items":[{"spEnterpriseId":"a"},{"spEnterpriseId":"b"}]}"#;
     parse_page(page, &mut items, &mut Skips::default(), &mut objects).unwrap();
     let e = parse_page(page, &mut items, &mut Skips::default(), &mut objects).unwrap_err();
-    assert_eq!(e, "more than 3 objects in one collection (limits.max_objects)");
+    assert_eq!(
+        e,
+        "more than 3 objects in one collection (limits.max_objects)"
+    );
 }
 
 #[test]
@@ -213,7 +231,13 @@ fn pages_that_are_not_an_item_list_are_errors() {
         let mut items = Vec::new();
         let mut skipped = Skips::default();
         assert!(
-            parse_page(body.as_bytes(), &mut items, &mut skipped, &mut Objects::new(usize::MAX)).is_err(),
+            parse_page(
+                body.as_bytes(),
+                &mut items,
+                &mut skipped,
+                &mut Objects::new(usize::MAX)
+            )
+            .is_err(),
             "{body}"
         );
     }
