@@ -46,7 +46,7 @@ const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 << 20;
 pub const DEFAULT_MAX_BODY_BYTES_IN_FLIGHT: usize = 64 << 20;
 pub const DEFAULT_MAX_PAGES: usize = 10_000;
-pub const DEFAULT_MAX_OBJECTS: usize = 200_000;
+pub const DEFAULT_MAX_OBJECTS: usize = 100_000;
 
 impl Policy {
     pub fn new(timeout: Duration) -> Self {

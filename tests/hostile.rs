@@ -90,6 +90,23 @@ async fn handle(State(b): State<Arc<Bodies>>, req: Request) -> Response {
             r.headers_mut().insert(header::LINK, next.parse().unwrap());
             r
         }
+        "/endless/v1/partner/organizations" => {
+            let cursor: u64 = query
+                .split('&')
+                .find_map(|p| p.strip_prefix("cursor="))
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            let items: Vec<String> = (0..1000)
+                .map(|i| format!(r#"{{"orgId":"org-{cursor}-{i}","role":"r"}}"#))
+                .collect();
+            let mut r = json(format!(r#"{{"items":[{}]}}"#, items.join(",")));
+            let next = format!(
+                "</endless/v1/partner/organizations?managedBy=p&cursor={}>; rel=\"next\"",
+                cursor + 1
+            );
+            r.headers_mut().insert(header::LINK, next.parse().unwrap());
+            r
+        }
         "/voss/api/relation/SparkCustomer/" => json(b.voss_page.clone()),
         "/cv/api/Login" => json(r#"{"token":"QSDK hostile","userName":"u"}"#),
         "/cv/api/Logout" | "/cv/api/RenewLoginToken" => json("{}"),
@@ -129,11 +146,11 @@ fn peak_rss_kib(pid: u32) -> u64 {
 
 const GLOBAL: &str = "{interval: 2s, timeout: 15s, stale_after: 1h}";
 
-fn webex_config(addr: SocketAddr, prefix: &str) -> String {
+fn webex_config(addr: SocketAddr, prefix: &str, extra: &str) -> String {
     format!(
         "global: {GLOBAL}\n\
          webex:\n  - name: {prefix}\n    base_url: http://{addr}/{prefix}/v1\n    \
-         access_token: hostile-token\n    broadworks_enterprises: {{page_size: 1000}}\n"
+         access_token: hostile-token\n    broadworks_enterprises: {{page_size: 1000}}\n{extra}"
     )
 }
 
@@ -193,7 +210,7 @@ fn check_rss_under(e: &Exporter, scenario: &str, slowest: Duration, budget_kib: 
 async fn a_20mb_page_of_unreadable_items_fails_in_bounded_memory() {
     let addr = hostile_server().await;
     let dir = TempDir::new("hostile-bomb");
-    let e = Exporter::with_config(&dir, &webex_config(addr, "bomb"), &[]).await;
+    let e = Exporter::with_config(&dir, &webex_config(addr, "bomb", ""), &[]).await;
     let slowest = scrape_through(&e, "webex_broadworks", "bomb", 3.0).await;
     let body = e.metrics().await;
     assert_eq!(
@@ -211,11 +228,20 @@ async fn a_20mb_page_of_unreadable_items_fails_in_bounded_memory() {
 async fn endless_webex_next_links_stop_at_the_object_limit() {
     let addr = hostile_server().await;
     let dir = TempDir::new("hostile-endless");
-    let e = Exporter::with_config(&dir, &webex_config(addr, "endless"), &[]).await;
+    // Both Webex collectors at once, each following next links that never end.
+    let admins = "    managed_orgs: {admins: [{name: a, person_id: p}]}\n";
+    let e = Exporter::with_config(&dir, &webex_config(addr, "endless", admins), &[]).await;
     let slowest = scrape_through(&e, "webex_broadworks", "endless", 1.0).await;
-    e.wait_log("more than 200000 objects in one collection (limits.max_objects)")
+    let slowest = slowest.max(scrape_through(&e, "webex_managed_orgs", "endless", 1.0).await);
+    e.wait_log("more than 100000 objects in one collection (limits.max_objects)")
         .await;
-    check_rss(&e, "Webex endless next links", slowest);
+    e.wait_log("more than 100000 organizations for one admin (limits.max_objects)")
+        .await;
+    check_rss(
+        &e,
+        "Webex endless next links (BroadWorks and managed orgs)",
+        slowest,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -151,7 +151,8 @@ impl ManagedOrgs {
         let mut orgs = Vec::new();
         let mut seen = HashSet::new();
         let mut visited = HashSet::new();
-        for _ in 0..MAX_PAGES {
+        let max_pages = MAX_PAGES.min(client.policy().max_pages);
+        for _ in 0..max_pages {
             visited.insert(url.to_string());
             let resp = self.auth.get(client, ctx, &url).await?;
             parse_page(&resp.body, &mut orgs, &mut seen).map_err(|e| {
@@ -160,6 +161,12 @@ impl ManagedOrgs {
                     display_url(&resp.url)
                 ))
             })?;
+            let max_objects = client.policy().max_objects;
+            if orgs.len() > max_objects {
+                return Err(CollectError::Payload(format!(
+                    "more than {max_objects} organizations for one admin (limits.max_objects)"
+                )));
+            }
             match resp.next_link() {
                 None => return Ok(orgs),
                 Some(mut next) => {
@@ -177,7 +184,7 @@ impl ManagedOrgs {
             }
         }
         Err(CollectError::Payload(format!(
-            "more than {MAX_PAGES} pages of organizations"
+            "more than {max_pages} pages of organizations (limits.max_pages)"
         )))
     }
 
