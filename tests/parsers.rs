@@ -381,3 +381,55 @@ proptest! {
         check_bounded("config", text.as_bytes(), || config(text.as_bytes()))?;
     }
 }
+
+/// A large answer whose bulk is something no parser keeps: each parser must skip it rather
+/// than build it into a tree (a `serde_json::Value` of it would take ten times its size).
+#[test]
+fn large_answers_are_skipped_not_built() {
+    let mut junk = b"[".to_vec();
+    while junk.len() < 2 << 20 {
+        junk.extend_from_slice(b"{},");
+    }
+    junk.extend_from_slice(b"{}]");
+    let junk = String::from_utf8(junk).unwrap();
+    let bodies = [
+        (
+            "broadworks page",
+            format!(r#"{{"junk":{junk},"items":[{{"spEnterpriseId":"a"}}]}}"#),
+        ),
+        (
+            "VOSS page",
+            format!(r#"{{"junk":{junk},"resources":[{{"pkid":"p","data":{{"name":"n"}}}}]}}"#),
+        ),
+        (
+            "Commvault list",
+            format!(r#"{{"junk":{junk},"providers":[{{"shortName":{{"id":1}}}}]}}"#),
+        ),
+        (
+            "Commvault details",
+            format!(r#"{{"junk":{junk},"organizationInfo":{{}}}}"#),
+        ),
+        (
+            "Commvault token",
+            format!(r#"{{"junk":{junk},"token":"QSDK x"}}"#),
+        ),
+        ("Commvault error list", format!(r#"{{"errList":{junk}}}"#)),
+    ];
+    for (what, body) in bodies {
+        let parsers: &[Parser] = match what {
+            "broadworks page" => &[broadworks_page],
+            "VOSS page" => &[voss_page],
+            "Commvault list" => &[commvault_list],
+            "Commvault details" => &[commvault_details],
+            _ => &[commvault_token, commvault_list, commvault_details],
+        };
+        for parse in parsers {
+            let peak = peak_during(|| parse(body.as_bytes()));
+            assert!(
+                peak < body.len() / 4,
+                "{what}: {peak} bytes allocated for {} bytes of input",
+                body.len()
+            );
+        }
+    }
+}

@@ -16,10 +16,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
-use super::api_error;
+use super::StatusFields;
 use crate::config::Secret;
 use crate::metrics::{credential_labels, SelfMetrics};
 use crate::sources::endpoint;
+use crate::sources::lenient::First;
 use crate::sources::{lenient, CollectError};
 use crate::upstream::{Client, Request, RequestCtx, Response, UpstreamError};
 
@@ -77,21 +78,36 @@ pub fn plan(idle: Option<Duration>) -> Plan {
     }
 }
 
-/// The answer to `Login` and `RenewLoginToken`.
+/// The answer to `Login` and `RenewLoginToken`. Typed, so the rest of a large answer is
+/// skipped rather than built into a tree.
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct TokenResponse {
     #[serde(default, deserialize_with = "lenient::de::text")]
     token: Option<String>,
+    #[serde(default)]
+    error_code: Option<Value>,
+    #[serde(default)]
+    error_message: Option<Value>,
+    #[serde(default)]
+    err_list: Option<First<Value>>,
 }
 
 /// Reads a `Login` or `RenewLoginToken` answer: the token, `None` when the body has none,
 /// or the error the body reports (Commvault reports a failed login with HTTP 200).
 pub fn parse_token(body: &[u8]) -> Result<Option<Secret>, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
-    if let Some(e) = api_error(&v) {
+    let t: TokenResponse = serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => format!("unexpected answer: {e}"),
+        _ => format!("invalid JSON: {e}"),
+    })?;
+    let status = StatusFields {
+        error_code: t.error_code,
+        error_message: t.error_message,
+        err_list: t.err_list,
+    };
+    if let Some(e) = status.api_error() {
         return Err(e);
     }
-    let t = TokenResponse::deserialize(&v).map_err(|e| format!("unexpected answer: {e}"))?;
     Ok(t.token
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty())

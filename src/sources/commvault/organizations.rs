@@ -18,7 +18,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::auth::Session;
-use super::{api_error, COLLECTOR};
+use super::{StatusFields, COLLECTOR};
 use crate::snapshot::{gauge, Family, SampleSet};
 use crate::sources::lenient::{Count, First, Skips};
 use crate::sources::{endpoint, help, lenient, Collect, CollectError, Collected, Objects};
@@ -270,43 +270,6 @@ pub fn parse_list_limited(
     }
     out.shrink_to_fit();
     Ok((out, skipped))
-}
-
-/// The status fields of a Commvault answer, kept small whatever their size upstream: only
-/// the first `errList` entry is read.
-#[derive(Default)]
-struct StatusFields {
-    error_code: Option<Value>,
-    error_message: Option<Value>,
-    err_list: Option<First<Value>>,
-}
-
-impl StatusFields {
-    /// Reads `raw` if `key` is a status field; whether it was. An answer with only these
-    /// and no `providers` means "no organizations": Commvault leaves out empty lists.
-    fn capture(&mut self, key: &str, raw: &RawValue) -> bool {
-        match key {
-            "errorCode" => self.error_code = serde_json::from_str(raw.get()).ok(),
-            "errorMessage" => self.error_message = serde_json::from_str(raw.get()).ok(),
-            "errList" => self.err_list = serde_json::from_str(raw.get()).ok(),
-            _ => return false,
-        }
-        true
-    }
-
-    fn api_error(&self) -> Option<String> {
-        let mut obj = serde_json::Map::new();
-        if let Some(v) = &self.error_code {
-            obj.insert("errorCode".into(), v.clone());
-        }
-        if let Some(v) = &self.error_message {
-            obj.insert("errorMessage".into(), v.clone());
-        }
-        if let Some(First(Some(v))) = &self.err_list {
-            obj.insert("errList".into(), Value::Array(vec![v.clone()]));
-        }
-        api_error(&Value::Object(obj))
-    }
 }
 
 #[derive(Deserialize)]
