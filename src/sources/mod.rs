@@ -96,10 +96,6 @@ impl Objects {
             Ok(())
         }
     }
-
-    pub fn seen(&self) -> usize {
-        self.seen
-    }
 }
 
 /// `base` joined with `path`, whether or not `base` ends in a slash.

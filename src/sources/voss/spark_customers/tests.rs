@@ -508,3 +508,43 @@ fn long_label_values_are_capped() {
     let capped = crate::snapshot::cap_label_value(&long);
     assert!(capped.len() <= crate::snapshot::MAX_LABEL_VALUE_BYTES);
 }
+
+#[tokio::test]
+async fn bodies_in_flight_share_one_budget() {
+    let sim = Simulator::start(simulator::Options::default())
+        .await
+        .unwrap();
+    let c = SparkCustomers::new(&target(&sim.voss_base_url(), "demo-voss-password", 5));
+    let len = client()
+        .send(&ctx(), c.request(c.page_url(0)))
+        .await
+        .unwrap()
+        .body
+        .len();
+    // Room for one page, not two.
+    let mut policy = Policy::new(Duration::from_millis(500));
+    policy.max_body_bytes = len + len / 2;
+    policy.max_body_bytes_in_flight = len + len / 2;
+    let tight = Client::new(policy, Arc::new(SelfMetrics::new())).unwrap();
+    let held = tight.send(&ctx(), c.request(c.page_url(0))).await.unwrap();
+    let e = tight
+        .send(&ctx(), c.request(c.page_url(0)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, UpstreamError::Budget { .. })
+            && e.to_string().contains("limits.max_body_bytes_in_flight"),
+        "{e}"
+    );
+    drop(held);
+    tight.send(&ctx(), c.request(c.page_url(0))).await.unwrap();
+    // A body over the per-response limit fails its request.
+    let mut policy = Policy::new(Duration::from_secs(5));
+    policy.max_body_bytes = len / 2;
+    let small = Client::new(policy, Arc::new(SelfMetrics::new())).unwrap();
+    let e = small
+        .send(&ctx(), c.request(c.page_url(0)))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("limits.max_body_bytes"), "{e}");
+}
