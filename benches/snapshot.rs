@@ -18,7 +18,8 @@ use serde_json::{json, Value};
 
 use tenant_exporter::metrics::{collector_labels, SelfMetrics};
 use tenant_exporter::snapshot::{Snapshot, TargetSamples};
-use tenant_exporter::sources::webex::broadworks::{parse_page, Enterprise, Enterprises};
+use tenant_exporter::sources::webex::broadworks::{parse_page, Enterprise, Enterprises, Skips};
+use tenant_exporter::sources::Objects;
 
 const ENTERPRISES: usize = 10_000;
 const PAGE: usize = 1_000;
@@ -288,8 +289,9 @@ fn bench(c: &mut Criterion) {
     let page_items: Vec<Value> = samples.items[..PAGE].iter().map(enterprise_json).collect();
     let page = serde_json::to_vec(&json!({ "items": page_items })).expect("JSON");
     {
-        let (mut out, mut skipped) = (Vec::new(), Vec::new());
-        parse_page(&page, &mut out, &mut skipped).expect("the page parses");
+        let (mut out, mut skipped) = (Vec::new(), Skips::default());
+        let mut objects = Objects::new(usize::MAX);
+        parse_page(&page, &mut out, &mut skipped, &mut objects).expect("the page parses");
         assert_eq!(out.len(), PAGE, "{skipped:?}");
         assert!(skipped.is_empty(), "{skipped:?}");
         assert_eq!(out, samples.items[..PAGE], "JSON round trip");
@@ -318,8 +320,10 @@ fn bench(c: &mut Criterion) {
     g.bench_function("parse_page_1000", |b| {
         b.iter(|| {
             let mut out = Vec::with_capacity(PAGE);
-            let mut skipped = Vec::new();
-            parse_page(black_box(&page), &mut out, &mut skipped).expect("the page parses");
+            let mut skipped = Skips::default();
+            let mut objects = Objects::new(usize::MAX);
+            parse_page(black_box(&page), &mut out, &mut skipped, &mut objects)
+                .expect("the page parses");
             out
         })
     });

@@ -62,7 +62,36 @@ pub struct Global {
     pub timeout: Duration,
     /// A target's samples are dropped after this long without a successful collection.
     pub stale_after: Duration,
+    pub limits: Limits,
 }
+
+/// Bounds on what upstreams can make the exporter hold (`global.limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest response body read.
+    pub max_body_bytes: usize,
+    /// Response bytes held at once across all targets.
+    pub max_body_bytes_in_flight: usize,
+    /// Pages one collection reads at most.
+    pub max_pages: usize,
+    /// Objects one collection reads at most.
+    pub max_objects: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        use crate::upstream as u;
+        Limits {
+            max_body_bytes: u::DEFAULT_MAX_BODY_BYTES,
+            max_body_bytes_in_flight: u::DEFAULT_MAX_BODY_BYTES_IN_FLIGHT,
+            max_pages: u::DEFAULT_MAX_PAGES,
+            max_objects: u::DEFAULT_MAX_OBJECTS,
+        }
+    }
+}
+
+/// Largest accepted byte limit: the in-flight budget is counted in 32-bit permits.
+const MAX_BYTE_LIMIT: u64 = 1 << 30;
 
 impl Default for Global {
     fn default() -> Self {
@@ -70,6 +99,7 @@ impl Default for Global {
             interval: DEFAULT_INTERVAL,
             timeout: DEFAULT_TIMEOUT,
             stale_after: DEFAULT_STALE_AFTER,
+            limits: Limits::default(),
         }
     }
 }
@@ -266,6 +296,40 @@ struct RawGlobal {
     interval: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
     stale_after: Option<Spanned<String>>,
+    limits: Option<RawLimits>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_body_bytes: Option<Spanned<RawSize>>,
+    max_body_bytes_in_flight: Option<Spanned<RawSize>>,
+    max_pages: Option<Spanned<u64>>,
+    max_objects: Option<Spanned<u64>>,
+}
+
+/// A byte size: a number of bytes, or a number with a `KiB`, `MiB` or `GiB` suffix.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawSize {
+    Bytes(u64),
+    Text(String),
+}
+
+/// Reads `64MiB`, `512 KiB`, `1GiB` or a plain number of bytes.
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let scale = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(scale)
 }
 
 #[derive(Deserialize)]
@@ -492,6 +556,65 @@ impl Checker<'_> {
                 default
             }
             Some(p) => p.value,
+        }
+    }
+
+    fn limits(&mut self, raw: &RawLimits) -> Limits {
+        let d = Limits::default();
+        let mut size = |field: &str, v: &Option<Spanned<RawSize>>, default: usize| -> usize {
+            let Some(v) = v else { return default };
+            let bytes = match &v.value {
+                RawSize::Bytes(n) => Some(*n),
+                RawSize::Text(t) => parse_size(t),
+            };
+            match bytes {
+                Some(b) if (1024..=MAX_BYTE_LIMIT).contains(&b) => b as usize,
+                Some(_) => {
+                    self.report(
+                        v,
+                        format!("global.limits.{field} must be between 1KiB and 1GiB"),
+                    );
+                    default
+                }
+                None => {
+                    self.report(
+                        v,
+                        format!("global.limits.{field}: expected bytes, e.g. 33554432 or 32MiB"),
+                    );
+                    default
+                }
+            }
+        };
+        let max_body_bytes = size("max_body_bytes", &raw.max_body_bytes, d.max_body_bytes);
+        let max_body_bytes_in_flight = size(
+            "max_body_bytes_in_flight",
+            &raw.max_body_bytes_in_flight,
+            d.max_body_bytes_in_flight.max(max_body_bytes),
+        );
+        if let Some(v) = &raw.max_body_bytes_in_flight {
+            if max_body_bytes_in_flight < max_body_bytes {
+                self.report(
+                    v,
+                    "global.limits.max_body_bytes_in_flight must not be smaller than max_body_bytes",
+                );
+            }
+        }
+        let mut count = |field: &str, v: &Option<Spanned<u64>>, default: usize| match v {
+            None => default,
+            Some(n) if n.value == 0 || n.value > 100_000_000 => {
+                self.report(
+                    n,
+                    format!("global.limits.{field} must be between 1 and 100000000"),
+                );
+                default
+            }
+            Some(n) => n.value as usize,
+        };
+        Limits {
+            max_body_bytes,
+            max_body_bytes_in_flight,
+            max_pages: count("max_pages", &raw.max_pages, d.max_pages),
+            max_objects: count("max_objects", &raw.max_objects, d.max_objects),
         }
     }
 
@@ -864,6 +987,10 @@ impl Config {
                 interval: c.duration("global.interval", &g.interval, DEFAULT_INTERVAL),
                 timeout: c.duration("global.timeout", &g.timeout, DEFAULT_TIMEOUT),
                 stale_after: c.duration("global.stale_after", &g.stale_after, DEFAULT_STALE_AFTER),
+                limits: match &g.limits {
+                    Some(l) => c.limits(l),
+                    None => Limits::default(),
+                },
             },
         };
         if let Some(stale) = raw.global.as_ref().and_then(|g| g.stale_after.as_ref()) {

@@ -61,6 +61,7 @@ impl Demo {
                 interval,
                 timeout: Duration::from_secs(10),
                 stale_after: Duration::from_secs(300),
+                ..Global::default()
             },
             webex: vec![WebexTarget {
                 name: "demo".into(),

@@ -500,7 +500,13 @@ pub async fn run_once(
 
 /// Builds the upstream client for a config.
 pub fn client_for(config: &Config, metrics: Arc<SelfMetrics>) -> Result<Client, reqwest::Error> {
-    Client::new(Policy::new(config.global.timeout), metrics)
+    let mut policy = Policy::new(config.global.timeout);
+    let limits = &config.global.limits;
+    policy.max_body_bytes = limits.max_body_bytes;
+    policy.max_body_bytes_in_flight = limits.max_body_bytes_in_flight;
+    policy.max_pages = limits.max_pages;
+    policy.max_objects = limits.max_objects;
+    Client::new(policy, metrics)
 }
 
 #[cfg(test)]

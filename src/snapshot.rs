@@ -37,12 +37,33 @@ pub trait SampleSet: Send + Sync + fmt::Debug + 'static {
 }
 
 /// Writes one gauge sample of the family `enc` describes.
-pub fn gauge(
-    enc: &mut MetricEncoder<'_>,
-    labels: &impl prometheus_client::encoding::EncodeLabelSet,
-    value: f64,
-) -> fmt::Result {
-    enc.encode_family(labels)?.encode_gauge(&value)
+/// Label values longer than this are cut (at a character boundary) and end in `…`: an
+/// upstream cannot make one series arbitrarily large.
+pub const MAX_LABEL_VALUE_BYTES: usize = 512;
+
+/// Writes one gauge sample of the family `enc` describes, with label values capped at
+/// [`MAX_LABEL_VALUE_BYTES`].
+pub fn gauge(enc: &mut MetricEncoder<'_>, labels: &[(&str, &str)], value: f64) -> fmt::Result {
+    if labels.iter().all(|(_, v)| v.len() <= MAX_LABEL_VALUE_BYTES) {
+        return enc.encode_family(&labels)?.encode_gauge(&value);
+    }
+    let capped: Vec<(&str, std::borrow::Cow<'_, str>)> = labels
+        .iter()
+        .map(|&(k, v)| (k, cap_label_value(v)))
+        .collect();
+    enc.encode_family(&capped)?.encode_gauge(&value)
+}
+
+/// `v`, or its first [`MAX_LABEL_VALUE_BYTES`] bytes' worth of whole characters and `…`.
+pub fn cap_label_value(v: &str) -> std::borrow::Cow<'_, str> {
+    if v.len() <= MAX_LABEL_VALUE_BYTES {
+        return v.into();
+    }
+    let mut end = MAX_LABEL_VALUE_BYTES - '…'.len_utf8();
+    while !v.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &v[..end]).into()
 }
 
 /// One target's samples, as handed to the encoder.

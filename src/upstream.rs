@@ -2,12 +2,14 @@
 //! `Retry-After` and capped exponential backoff with jitter, a response size cap, `Link`
 //! paging and per-request self-metrics.
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
 use crate::config::TlsConfig;
@@ -24,8 +26,27 @@ pub struct Policy {
     pub retry_after_cap: Duration,
     /// Wait after a 429/423 that came without `Retry-After` (Webex SDKs use 5 to 15 s).
     pub retry_after_default: Duration,
+    /// Largest response body read; a larger one fails the request.
     pub max_body_bytes: usize,
+    /// Response bytes held at once by the whole process (all targets): a response waits for
+    /// its share before its body is read, so concurrent large bodies cannot add up past this.
+    pub max_body_bytes_in_flight: usize,
+    /// Pages one collection reads at most.
+    pub max_pages: usize,
+    /// Objects (items, readable or not) one collection reads at most.
+    pub max_objects: usize,
 }
+
+/// Bodies up to this size are parsed on the async worker; larger ones on a blocking thread,
+/// so a large or hostile payload cannot stall `/metrics`.
+pub const PARSE_INLINE_MAX: usize = 64 << 10;
+/// Error bodies are only read for their message: the rest is dropped unread.
+const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
+
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 << 20;
+pub const DEFAULT_MAX_BODY_BYTES_IN_FLIGHT: usize = 64 << 20;
+pub const DEFAULT_MAX_PAGES: usize = 10_000;
+pub const DEFAULT_MAX_OBJECTS: usize = 100_000;
 
 impl Policy {
     pub fn new(timeout: Duration) -> Self {
@@ -36,7 +57,10 @@ impl Policy {
             backoff_cap: Duration::from_secs(30),
             retry_after_cap: Duration::from_secs(60),
             retry_after_default: Duration::from_secs(5),
-            max_body_bytes: 64 << 20,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_body_bytes_in_flight: DEFAULT_MAX_BODY_BYTES_IN_FLIGHT,
+            max_pages: DEFAULT_MAX_PAGES,
+            max_objects: DEFAULT_MAX_OBJECTS,
         }
     }
 
@@ -155,8 +179,10 @@ pub enum UpstreamError {
         reason: String,
         tracking_id: Option<String>,
     },
-    #[error("{url}: response body larger than {limit} bytes")]
+    #[error("{url}: response body larger than {limit} bytes (limits.max_body_bytes)")]
     TooLarge { url: String, limit: usize },
+    #[error("{url}: waited {} for room in limits.max_body_bytes_in_flight", humantime::format_duration(*.waited))]
+    Budget { url: String, waited: Duration },
     #[error("{url}: invalid JSON: {reason}")]
     Json { url: String, reason: String },
     #[error("{url}: {reason}")]
@@ -220,7 +246,7 @@ impl UpstreamError {
                 url,
                 reason: r.scrub(&reason),
             },
-            e @ UpstreamError::TooLarge { .. } => e,
+            e @ (UpstreamError::TooLarge { .. } | UpstreamError::Budget { .. }) => e,
         }
     }
 }
@@ -380,6 +406,8 @@ pub struct Client {
     metrics: Arc<SelfMetrics>,
     /// The target's configured secrets, blanked from every upstream error.
     secrets: Redactor,
+    /// `max_body_bytes_in_flight` permits, one per byte, shared by every clone.
+    budget: Arc<Semaphore>,
 }
 
 /// How one call of [`Client::send_with`] differs from the usual retrying.
@@ -412,9 +440,32 @@ pub struct Request<'a> {
 pub struct Response {
     pub url: Url,
     pub headers: HeaderMap,
-    pub body: Bytes,
+    pub body: Body,
     /// The secrets of the request, for errors about this body.
     redactor: Redactor,
+}
+
+/// A response body, holding its share of the in-flight budget until it is dropped.
+#[derive(Debug)]
+pub struct Body {
+    bytes: Bytes,
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
+impl Body {
+    pub fn new(bytes: Bytes) -> Body {
+        Body {
+            bytes,
+            _budget: None,
+        }
+    }
+}
+
+impl Deref for Body {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 impl Response {
@@ -429,6 +480,27 @@ impl Response {
     /// `text`, for errors about the body that the caller words itself.
     pub fn scrub(&self, text: &str) -> String {
         self.redactor.scrub(text)
+    }
+
+    /// Runs `parse` on the response: inline for a small body, on a blocking thread for a
+    /// large one. The body's budget share is released when the parse is done.
+    pub async fn parse<T, F>(self, parse: F) -> Result<T, UpstreamError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Response) -> T + Send + 'static,
+    {
+        if self.body.len() <= PARSE_INLINE_MAX {
+            return Ok(parse(&self));
+        }
+        let url = display_url(&self.url);
+        match tokio::task::spawn_blocking(move || parse(&self)).await {
+            Ok(t) => Ok(t),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(UpstreamError::Protocol {
+                url,
+                reason: "parsing the response was cancelled".into(),
+            }),
+        }
     }
 
     /// The `rel="next"` target of the `Link` header, resolved against the request URL.
@@ -509,11 +581,17 @@ fn same_origin_redirects() -> reqwest::redirect::Policy {
 impl Client {
     pub fn new(policy: Policy, metrics: Arc<SelfMetrics>) -> Result<Client, reqwest::Error> {
         let http = Self::builder(&policy).build()?;
+        // The budget must hold one largest body, or such a body would wait forever.
+        let budget = policy
+            .max_body_bytes_in_flight
+            .max(policy.max_body_bytes)
+            .min(MAX_BUDGET);
         Ok(Client {
             http,
             policy: Arc::new(policy),
             metrics,
             secrets: Redactor::default(),
+            budget: Arc::new(Semaphore::new(budget)),
         })
     }
 
@@ -552,6 +630,7 @@ impl Client {
             policy: self.policy.clone(),
             metrics: self.metrics.clone(),
             secrets: self.secrets.clone(),
+            budget: self.budget.clone(),
         })
     }
 
@@ -640,7 +719,9 @@ impl Client {
                 Err(e) => {
                     let outcome = match &e {
                         UpstreamError::Transport { kind, .. } => Outcome::Transport(*kind),
-                        UpstreamError::TooLarge { .. } => Outcome::TooLarge,
+                        UpstreamError::TooLarge { .. } | UpstreamError::Budget { .. } => {
+                            Outcome::TooLarge
+                        }
                         _ => Outcome::Transport(TransportKind::Other),
                     };
                     (outcome, e.redacted(&redactor))
@@ -670,7 +751,7 @@ impl Client {
         builder: reqwest::RequestBuilder,
         req: &Request<'_>,
         tracking_id: Option<String>,
-    ) -> Result<(StatusCode, HeaderMap, Bytes), UpstreamError> {
+    ) -> Result<(StatusCode, HeaderMap, Body), UpstreamError> {
         let transport = |e: reqwest::Error, tracking_id: Option<String>| {
             let (kind, reason) = describe_reqwest_error(&e);
             UpstreamError::Transport {
@@ -687,30 +768,87 @@ impl Client {
             .map_err(|e| transport(e, tracking_id.clone()))?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let limit = self.policy.max_body_bytes;
-        if resp.content_length().is_some_and(|l| l > limit as u64) {
-            return Err(UpstreamError::TooLarge {
-                url: display_url(&req.url),
-                limit,
-            });
+        let too_large = || UpstreamError::TooLarge {
+            url: display_url(&req.url),
+            limit: self.policy.max_body_bytes,
+        };
+        // An error body is only read for its message, so it is cut rather than refused.
+        let (limit, cut) = if status.is_success() {
+            (self.policy.max_body_bytes, false)
+        } else {
+            (self.policy.max_body_bytes.min(MAX_ERROR_BODY_BYTES), true)
+        };
+        let declared = resp.content_length();
+        if !cut && declared.is_some_and(|l| l > limit as u64) {
+            return Err(too_large());
         }
-        let mut body = Vec::new();
+        // Reserve what the body may take before reading it: the declared length, or the
+        // whole limit when none is declared. One reservation per response, all at once, so
+        // responses waiting for budget never hold part of it.
+        let reserve = declared.map_or(limit, |l| (l as usize).min(limit));
+        let mut permit = self.reserve(reserve, &req.url).await?;
+        let mut body = Vec::with_capacity(reserve.min(1 << 20));
         while let Some(chunk) = resp
             .chunk()
             .await
             .map_err(|e| transport(e, tracking_id.clone()))?
         {
             if body.len() + chunk.len() > limit {
-                return Err(UpstreamError::TooLarge {
+                if cut {
+                    body.extend_from_slice(&chunk[..limit - body.len()]);
+                    break;
+                }
+                return Err(too_large());
+            }
+            if body.len() + chunk.len() > reserve {
+                // More than declared: the upstream lied about its length.
+                return Err(UpstreamError::Protocol {
                     url: display_url(&req.url),
-                    limit,
+                    reason: "the body is longer than its Content-Length".into(),
                 });
             }
             body.extend_from_slice(&chunk);
         }
-        Ok((status, headers, Bytes::from(body)))
+        // Keep the budget for what was read, give back the rest of the reservation.
+        if let Some(p) = permit.as_mut() {
+            drop(p.split(p.num_permits().saturating_sub(body.len())));
+        }
+        Ok((
+            status,
+            headers,
+            Body {
+                bytes: Bytes::from(body),
+                _budget: permit,
+            },
+        ))
+    }
+
+    /// Waits for `bytes` of the in-flight budget, at most one request timeout.
+    async fn reserve(
+        &self,
+        bytes: usize,
+        url: &Url,
+    ) -> Result<Option<OwnedSemaphorePermit>, UpstreamError> {
+        if bytes == 0 {
+            return Ok(None);
+        }
+        let n = u32::try_from(bytes.min(MAX_BUDGET)).unwrap_or(u32::MAX);
+        let wait = self.policy.timeout;
+        match tokio::time::timeout(wait, self.budget.clone().acquire_many_owned(n)).await {
+            Ok(Ok(p)) => Ok(Some(p)),
+            // The semaphore is never closed; treat it as unlimited if it were.
+            Ok(Err(_)) => Ok(None),
+            Err(_) => Err(UpstreamError::Budget {
+                url: display_url(url),
+                waited: wait,
+            }),
+        }
     }
 }
+
+/// The in-flight budget is counted in semaphore permits, which a single request can take at
+/// most `u32::MAX` of.
+const MAX_BUDGET: usize = 1 << 30;
 
 /// What kind of failure a reqwest error is, and its description: reqwest's errors nest
 /// their causes, and the innermost says what actually happened.

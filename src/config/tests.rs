@@ -45,7 +45,8 @@ fn full_config() {
         Global {
             interval: Duration::from_secs(120),
             timeout: Duration::from_secs(10),
-            stale_after: Duration::from_secs(5400)
+            stale_after: Duration::from_secs(5400),
+            limits: Limits::default(),
         }
     );
     assert_eq!(c.webex.len(), 2);
@@ -449,4 +450,51 @@ commvault:
             "t.yml:17:11: one of password, password_file (with username), access_token or access_token_file is required",
         ]
     );
+}
+
+#[test]
+fn limits_are_read_and_checked() {
+    let parse = |text: &str| Config::parse(text, "t.yml", Path::new("."), &|_| None);
+    let c = parse(
+        "global:\n  limits: {max_body_bytes: 8MiB, max_body_bytes_in_flight: 33554432, max_pages: 50, max_objects: 1000}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.global.limits,
+        Limits {
+            max_body_bytes: 8 << 20,
+            max_body_bytes_in_flight: 32 << 20,
+            max_pages: 50,
+            max_objects: 1000,
+        }
+    );
+    assert_eq!(
+        parse("global: {}\n").unwrap().global.limits,
+        Limits::default()
+    );
+    let e = parse(
+        "global:\n  limits: {max_body_bytes: 64MiB, max_body_bytes_in_flight: 32MiB, max_pages: 10}\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("max_body_bytes_in_flight must not be smaller than max_body_bytes"),
+        "{e}"
+    );
+    let e = parse("global:\n  limits: {max_pages: 0}\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("global.limits.max_pages must be between 1"),
+        "{e}"
+    );
+    let e = parse("global:\n  limits: {max_body_bytes: 2TB}\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("expected bytes"), "{e}");
+    let e = parse("global:\n  limits: {max_body_bytes: 100}\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("between 1KiB and 1GiB"), "{e}");
+    assert!(parse("global:\n  limits: {max_bodies: 1}\n").is_err());
 }

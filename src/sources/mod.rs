@@ -83,6 +83,34 @@ pub trait Collect: Send + Sync + 'static {
     }
 }
 
+/// Counts the objects (items, readable or not) one collection has received against
+/// `limits.max_objects`, so an upstream that never stops sending cannot grow memory without
+/// bound.
+#[derive(Debug, Clone)]
+pub struct Objects {
+    max: usize,
+    seen: usize,
+}
+
+impl Objects {
+    pub fn new(max: usize) -> Objects {
+        Objects { max, seen: 0 }
+    }
+
+    /// Counts one more object; an error naming the limit once it is passed.
+    pub fn take(&mut self) -> Result<(), String> {
+        self.seen += 1;
+        if self.seen > self.max {
+            Err(format!(
+                "more than {} objects in one collection (limits.max_objects)",
+                self.max
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// `base` joined with `path`, whether or not `base` ends in a slash.
 pub fn endpoint(base: &url::Url, path: &str) -> url::Url {
     let mut url = base.clone();
@@ -92,13 +120,101 @@ pub fn endpoint(base: &url::Url, path: &str) -> url::Url {
     url
 }
 
-/// Parses an ISO 8601 / RFC 3339 UTC timestamp such as `2021-04-07T15:26:40.704911Z` into
-/// Unix seconds.
+/// Parses an RFC 3339 timestamp such as `2021-04-07T15:26:40.704911Z` or
+/// `2021-04-07T17:26:40+02:00` into Unix seconds. Absurd dates (before 1970 or after 9999)
+/// are unknown rather than an overflow.
 pub fn parse_timestamp(s: &str) -> Option<f64> {
-    let t = humantime::parse_rfc3339(s.trim()).ok()?;
-    t.duration_since(std::time::UNIX_EPOCH)
-        .ok()
-        .map(|d| d.as_secs_f64())
+    let s = s.trim().as_bytes();
+    let digits = |from: usize, n: usize| -> Option<u32> {
+        let part = s.get(from..from + n)?;
+        part.iter().try_fold(0u32, |acc, &b| {
+            b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0'))
+        })
+    };
+    let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
+    if s.get(4) != Some(&b'-') || s.get(7) != Some(&b'-') {
+        return None;
+    }
+    if !matches!(s.get(10), Some(b'T' | b't' | b' ')) {
+        return None;
+    }
+    let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
+    if s.get(13) != Some(&b':') || s.get(16) != Some(&b':') {
+        return None;
+    }
+    let mut i = 19;
+    let mut fraction = 0.0;
+    if s.get(i) == Some(&b'.') {
+        let start = i + 1;
+        i = start;
+        while s.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        // At most nanoseconds matter; more digits are read but not used.
+        let used = &s[start..i.min(start + 9)];
+        let n = used
+            .iter()
+            .fold(0u64, |acc, &b| acc * 10 + u64::from(b - b'0'));
+        fraction = n as f64 / 10f64.powi(used.len() as i32);
+    }
+    let offset: i64 = match s.get(i..)? {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (h, m) = (digits(i + 1, 2)?, digits(i + 4, 2)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let o = i64::from(h * 3600 + m * 60);
+            if *sign == b'-' {
+                -o
+            } else {
+                o
+            }
+        }
+        _ => return None,
+    };
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&month)
+        || day == 0
+        || day > month_days[month as usize - 1]
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (y, m) = if month <= 2 {
+        (i64::from(year) - 1, month + 9)
+    } else {
+        (i64::from(year), month - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * i64::from(m) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs =
+        days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second.min(59))
+            - offset;
+    (secs >= 0).then_some(secs as f64 + fraction)
 }
 
 /// Helpers for the sources' unit tests.
@@ -162,5 +278,24 @@ mod tests {
         assert_eq!(parse_timestamp("yesterday"), None);
         assert_eq!(parse_timestamp(""), None);
         assert_eq!(parse_timestamp("2021-13-40T99:26:40Z"), None);
+        assert_eq!(
+            parse_timestamp("2021-04-07T17:26:40+02:00"),
+            Some(1617809200.0)
+        );
+        assert_eq!(
+            parse_timestamp("2021-04-07T10:26:40.5-05:00"),
+            Some(1617809200.5)
+        );
+        assert_eq!(parse_timestamp("1970-01-01T00:00:00Z"), Some(0.0));
+        assert_eq!(parse_timestamp("2024-02-29T00:00:00Z"), Some(1709164800.0));
+        assert_eq!(parse_timestamp("2023-02-29T00:00:00Z"), None);
+        assert_eq!(parse_timestamp("1969-12-31T23:59:59Z"), None);
+        assert_eq!(parse_timestamp("2021-04-07T15:26:40"), None);
+        assert_eq!(parse_timestamp("2021-04-07T15:26:40+2:00"), None);
+        assert_eq!(parse_timestamp("2021-04-07T15:26:40.Z"), None);
+        assert_eq!(
+            parse_timestamp("9999-12-31T23:59:59.999999999999Z").map(|t| t > 2.5e11),
+            Some(true)
+        );
     }
 }

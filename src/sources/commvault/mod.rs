@@ -5,10 +5,12 @@
 
 use std::sync::Arc;
 
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::config::CommvaultTarget;
 use crate::metrics::SelfMetrics;
+use crate::sources::lenient::First;
 use crate::sources::{lenient, Collect};
 use crate::upstream::sanitize;
 
@@ -83,6 +85,55 @@ fn message(v: &Value) -> Option<String> {
         .map(str::trim)
         .find(|m| !m.is_empty())
         .map(|m| sanitize(m, 300))
+}
+
+/// The status fields of a Commvault answer, kept small whatever their size upstream: only
+/// the first `errList` entry is read.
+#[derive(Default)]
+pub(crate) struct StatusFields {
+    pub error_code: Option<Value>,
+    pub error_message: Option<Value>,
+    pub err_list: Option<First<Value>>,
+    pub error: Option<Value>,
+    pub response: Option<First<Value>>,
+}
+
+impl StatusFields {
+    /// Reads `raw` if `key` is a status field; whether it was. An answer with only these
+    /// and no `providers` means "no organizations": Commvault leaves out empty lists.
+    pub fn capture(&mut self, key: &str, raw: &RawValue) -> bool {
+        match key {
+            "errorCode" => self.error_code = serde_json::from_str(raw.get()).ok(),
+            "errorMessage" => self.error_message = serde_json::from_str(raw.get()).ok(),
+            "errList" => self.err_list = serde_json::from_str(raw.get()).ok(),
+            "error" => self.error = serde_json::from_str(raw.get()).ok(),
+            "response" => self.response = serde_json::from_str(raw.get()).ok(),
+            // cvpysdk strips it before reading: it says nothing about the answer's content.
+            "processinginstructioninfo" => {}
+            _ => return false,
+        }
+        true
+    }
+
+    pub fn api_error(&self) -> Option<String> {
+        let mut obj = serde_json::Map::new();
+        if let Some(v) = &self.error_code {
+            obj.insert("errorCode".into(), v.clone());
+        }
+        if let Some(v) = &self.error_message {
+            obj.insert("errorMessage".into(), v.clone());
+        }
+        if let Some(First(Some(v))) = &self.err_list {
+            obj.insert("errList".into(), Value::Array(vec![v.clone()]));
+        }
+        if let Some(v) = &self.error {
+            obj.insert("error".into(), v.clone());
+        }
+        if let Some(First(Some(v))) = &self.response {
+            obj.insert("response".into(), Value::Array(vec![v.clone()]));
+        }
+        api_error(&Value::Object(obj))
+    }
 }
 
 #[cfg(test)]

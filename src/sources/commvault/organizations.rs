@@ -15,13 +15,15 @@ use futures_util::future::BoxFuture;
 use futures_util::{stream, StreamExt as _};
 use prometheus_client::encoding::MetricEncoder;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use url::Url;
 
 use super::auth::Session;
-use super::{api_error, COLLECTOR};
+use super::{StatusFields, COLLECTOR};
 use crate::snapshot::{gauge, Family, SampleSet};
-use crate::sources::{endpoint, help, lenient, Collect, CollectError, Collected};
+use crate::sources::lenient::{Count, First, Skips};
+use crate::sources::{endpoint, help, lenient, Collect, CollectError, Collected, Objects};
 use crate::upstream::{display_url, sanitize, Client, RequestCtx};
 
 /// Failed organizations named one by one in a collection's problems; the rest are counted.
@@ -193,6 +195,7 @@ impl SampleSet for OrganizationSet {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawProvider {
+    #[serde(default, deserialize_with = "lenient::de::object")]
     short_name: Option<RawShortName>,
     #[serde(default, deserialize_with = "lenient::de::text")]
     connect_name: Option<String>,
@@ -209,76 +212,120 @@ struct RawShortName {
     domain_name: Option<String>,
 }
 
-/// Keys an answer may have besides `providers` and still mean "no organizations": Commvault
-/// leaves out empty lists, and may send only its `processinginstructioninfo`.
-const STATUS_KEYS: [&str; 4] = [
-    "errorCode",
-    "errorMessage",
-    "errList",
-    "processinginstructioninfo",
-];
-
 /// Parses `GET /Organization`. Items without a usable `shortName.id` are skipped and
-/// described in the second vector; repeated ids are kept once.
-pub fn parse_list(body: &[u8]) -> Result<(Vec<Listed>, Vec<String>), String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
-    if let Some(e) = api_error(&v) {
+/// counted; repeated ids are kept once.
+pub fn parse_list(body: &[u8]) -> Result<(Vec<Listed>, Skips), String> {
+    parse_list_limited(body, &mut Objects::new(usize::MAX))
+}
+
+/// [`parse_list`] counting the providers against the collection's object limit. The list is
+/// read element by element, so its memory is the body plus the organizations kept.
+pub fn parse_list_limited(
+    body: &[u8],
+    objects: &mut Objects,
+) -> Result<(Vec<Listed>, Skips), String> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Err(e) => Err(format!("invalid JSON: {e}")),
+            Ok(_) => Err("the answer is not a JSON object".into()),
+        };
+    }
+    let mut out = Vec::new();
+    let mut skipped = Skips::default();
+    let mut seen = HashSet::new();
+    let mut status = StatusFields::default();
+    let mut other_keys = false;
+    let mut stop = None;
+    let visited = lenient::visit_list(
+        body,
+        "providers",
+        &mut |i, raw: &RawValue| {
+            if let Err(e) = objects.take() {
+                stop = Some(e);
+                return Err(String::new());
+            }
+            let p = match serde_json::from_str::<RawProvider>(raw.get()) {
+                Ok(p) => p,
+                Err(e) => {
+                    skipped.note(|| format!("providers[{i}]: {e}"));
+                    return Ok(());
+                }
+            };
+            let short = p.short_name;
+            let Some(id) = short.as_ref().and_then(|s| s.id) else {
+                skipped.note(|| format!("providers[{i}]: no shortName.id"));
+                return Ok(());
+            };
+            if seen.insert(id) {
+                out.push(Listed {
+                    id,
+                    name: short.and_then(|s| s.domain_name).map(Into::into),
+                    company: p.connect_name.map(Into::into),
+                    enabled: p.enabled,
+                });
+            }
+            Ok(())
+        },
+        &mut |key, raw| {
+            if !status.capture(key, raw) {
+                other_keys = true;
+            }
+        },
+    );
+    if let Some(e) = stop {
         return Err(e);
     }
-    let Value::Object(obj) = v else {
-        return Err("the answer is not a JSON object".into());
-    };
-    let providers = match obj.get("providers") {
-        Some(Value::Array(items)) => items.as_slice(),
-        Some(Value::Null) => &[],
-        None if obj.keys().all(|k| STATUS_KEYS.contains(&k.as_str())) => &[],
-        None => {
-            let keys: Vec<&str> = obj.keys().take(5).map(String::as_str).collect();
-            return Err(format!(
-                "the answer has no providers list (keys: {}); the account may lack the permission to view organizations",
-                sanitize(&keys.join(", "), 120)
-            ));
-        }
-        Some(_) => return Err("providers is not a list".into()),
-    };
-    let mut out = Vec::with_capacity(providers.len());
-    let mut skipped = Vec::new();
-    let mut seen = HashSet::with_capacity(providers.len());
-    for (i, item) in providers.iter().enumerate() {
-        let p = match RawProvider::deserialize(item) {
-            Ok(p) => p,
-            Err(e) => {
-                skipped.push(format!("providers[{i}]: {e}"));
-                continue;
-            }
-        };
-        let short = p.short_name;
-        let Some(id) = short.as_ref().and_then(|s| s.id) else {
-            skipped.push(format!("providers[{i}]: no shortName.id"));
-            continue;
-        };
-        if seen.insert(id) {
-            out.push(Listed {
-                id,
-                name: short.and_then(|s| s.domain_name).map(Into::into),
-                company: p.connect_name.map(Into::into),
-                enabled: p.enabled,
-            });
-        }
+    if let Some(e) = status.api_error() {
+        return Err(e);
     }
+    let visited = visited.map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => "providers is not a list".to_string(),
+        _ => format!("invalid JSON: {e}"),
+    })?;
+    if !visited.present && other_keys {
+        return Err(
+            "the answer has no providers list; the account may lack the permission to view organizations"
+                .into(),
+        );
+    }
+    if visited.items > 0 && out.is_empty() {
+        return Err(format!(
+            "none of the {} providers in the list could be read{}",
+            visited.items,
+            skipped
+                .first()
+                .map(|s| format!(" (first: {})", s.what))
+                .unwrap_or_default()
+        ));
+    }
+    out.shrink_to_fit();
     Ok((out, skipped))
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawDetails {
-    organization_info: Option<RawInfo>,
+    // Not `#[serde(flatten)]`: that would buffer every other field of the body.
+    #[serde(default)]
+    error_code: Option<Value>,
+    #[serde(default)]
+    error_message: Option<Value>,
+    #[serde(default)]
+    err_list: Option<First<Value>>,
+    #[serde(default)]
+    error: Option<Value>,
+    #[serde(default)]
+    response: Option<First<Value>>,
+    organization_info: Option<Box<RawValue>>,
 }
 
+/// Each part is read on its own, so one of the wrong shape leaves the other.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawInfo {
+    #[serde(default, deserialize_with = "lenient::de::object")]
     organization: Option<RawOrganization>,
+    #[serde(default, deserialize_with = "lenient::de::object")]
     organization_properties: Option<RawProperties>,
 }
 
@@ -291,6 +338,7 @@ struct RawOrganization {
     connect_name: Option<String>,
     #[serde(default, deserialize_with = "lenient::de::boolean")]
     enabled: Option<bool>,
+    #[serde(default, deserialize_with = "lenient::de::object")]
     short_name: Option<RawShortName>,
     deactivate_options: Option<RawDeactivate>,
 }
@@ -321,39 +369,59 @@ impl RawDeactivate {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawProperties {
-    #[serde(default, deserialize_with = "lenient::de::number")]
-    user_count: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::de::number")]
-    device_count: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::de::number")]
-    physical_device_count: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::de::number")]
-    server_count: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::de::number")]
-    vm_count: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::de::count")]
+    user_count: Count,
+    #[serde(default, deserialize_with = "lenient::de::count")]
+    device_count: Count,
+    #[serde(default, deserialize_with = "lenient::de::count")]
+    physical_device_count: Count,
+    #[serde(default, deserialize_with = "lenient::de::count")]
+    server_count: Count,
+    #[serde(default, deserialize_with = "lenient::de::count")]
+    vm_count: Count,
     /// The API's spelling.
-    #[serde(default, deserialize_with = "lenient::de::number")]
-    hypervisior_count: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::de::number")]
-    hypervisor_count: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::de::number")]
-    total_machine_count: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::de::number")]
-    misc_machine_count: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::de::count")]
+    hypervisior_count: Count,
+    #[serde(default, deserialize_with = "lenient::de::count")]
+    hypervisor_count: Count,
+    #[serde(default, deserialize_with = "lenient::de::count")]
+    total_machine_count: Count,
+    #[serde(default, deserialize_with = "lenient::de::count")]
+    misc_machine_count: Count,
     #[serde(default, deserialize_with = "lenient::de::number")]
     org_creation_date_time: Option<f64>,
 }
 
 /// Parses `GET /Organization/{id}`. Missing values stay absent rather than becoming zeros.
 pub fn parse_organization(id: u64, body: &[u8]) -> Result<Organization, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
-    if let Some(e) = api_error(&v) {
+    parse_organization_with(id, body, &mut Skips::default())
+}
+
+/// [`parse_organization`], counting unusable values (a negative count) in `skipped`.
+pub fn parse_organization_with(
+    id: u64,
+    body: &[u8],
+    skipped: &mut Skips,
+) -> Result<Organization, String> {
+    let raw: RawDetails = serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => format!("unexpected answer: {e}"),
+        _ => format!("invalid JSON: {e}"),
+    })?;
+    let status = StatusFields {
+        error_code: raw.error_code,
+        error_message: raw.error_message,
+        err_list: raw.err_list,
+        error: raw.error,
+        response: raw.response,
+    };
+    if let Some(e) = status.api_error() {
         return Err(e);
     }
-    let raw = RawDetails::deserialize(&v).map_err(|e| format!("unexpected answer: {e}"))?;
     let info = raw
         .organization_info
         .ok_or("the answer has no organizationInfo")?;
+    let info: RawInfo =
+        serde_json::from_str(info.get()).map_err(|e| format!("unexpected answer: {e}"))?;
     let org = info.organization;
     let (name, description, company, enabled) = match org {
         Some(o) => {
@@ -375,21 +443,27 @@ pub fn parse_organization(id: u64, body: &[u8]) -> Result<Organization, String> 
         }
         None => (None, None, None, None),
     };
+    let who = format!("organization {id}");
     let (counts, created) = match info.organization_properties {
-        Some(p) => (
-            [
-                p.user_count,
-                p.device_count,
-                p.physical_device_count,
-                p.server_count,
-                p.vm_count,
-                p.hypervisior_count.or(p.hypervisor_count),
-                p.total_machine_count,
-                p.misc_machine_count,
-            ],
-            // 0 is how an unknown time reads, not 1970.
-            p.org_creation_date_time.filter(|t| *t > 0.0),
-        ),
+        Some(p) => {
+            let mut count = |c: Count, field: &str| c.take(skipped, &who, field);
+            let hypervisors = count(p.hypervisior_count, "hypervisiorCount")
+                .or(count(p.hypervisor_count, "hypervisorCount"));
+            (
+                [
+                    count(p.user_count, "userCount"),
+                    count(p.device_count, "deviceCount"),
+                    count(p.physical_device_count, "physicalDeviceCount"),
+                    count(p.server_count, "serverCount"),
+                    count(p.vm_count, "vmCount"),
+                    hypervisors,
+                    count(p.total_machine_count, "totalMachineCount"),
+                    count(p.misc_machine_count, "miscMachineCount"),
+                ],
+                // 0 is how an unknown time reads, not 1970.
+                p.org_creation_date_time.filter(|t| *t > 0.0),
+            )
+        }
         None => ([None; 8], None),
     };
     Ok(Organization {
@@ -505,19 +579,23 @@ impl Organizations {
             .session
             .get(client, ctx, &endpoint(&self.base_url, "Organization"))
             .await?;
-        let (listed, skipped) = parse_list(&resp.body).map_err(|e| {
-            CollectError::Payload(format!(
-                "{}: invalid organization list: {}",
-                display_url(&resp.url),
-                self.session.scrub(&e)
-            ))
-        })?;
+        let shown = display_url(&resp.url);
+        let mut objects = Objects::new(client.policy().max_objects);
+        let (listed, skipped) = resp
+            .parse(move |resp| parse_list_limited(&resp.body, &mut objects))
+            .await?
+            .map_err(|e| {
+                CollectError::Payload(format!(
+                    "{shown}: invalid organization list: {}",
+                    self.session.scrub(&e)
+                ))
+            })?;
         if let Some(first) = skipped.first() {
             tracing::warn!(
                 collector = COLLECTOR,
                 target = %ctx.target,
                 skipped = skipped.len(),
-                first = %first,
+                first = %first.what,
                 "skipped unreadable organizations in the list"
             );
         }
@@ -532,13 +610,24 @@ impl Organizations {
     ) -> Result<Organization, CollectError> {
         let url = endpoint(&self.base_url, &format!("Organization/{}", listed.id));
         let resp = self.session.get(client, ctx, &url).await?;
-        let mut o = parse_organization(listed.id, &resp.body).map_err(|e| {
-            CollectError::Payload(format!(
-                "{}: {}",
-                display_url(&resp.url),
-                self.session.scrub(&e)
-            ))
-        })?;
+        let shown = display_url(&resp.url);
+        let id = listed.id;
+        let (mut o, skipped) = resp
+            .parse(move |resp| {
+                let mut skipped = Skips::default();
+                parse_organization_with(id, &resp.body, &mut skipped).map(|o| (o, skipped))
+            })
+            .await?
+            .map_err(|e| CollectError::Payload(format!("{shown}: {}", self.session.scrub(&e))))?;
+        if let Some(first) = skipped.first() {
+            tracing::warn!(
+                collector = COLLECTOR,
+                target = %ctx.target,
+                skipped = skipped.len(),
+                first = %first.what,
+                "skipped unusable values in an organization's details"
+            );
+        }
         if o.name.is_empty() {
             if let Some(name) = &listed.name {
                 o.name = name.clone();

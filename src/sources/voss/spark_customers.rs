@@ -24,11 +24,10 @@ use url::Url;
 use super::COLLECTOR;
 use crate::config::{Secret, VossTarget};
 use crate::snapshot::{gauge, Family, SampleSet};
-use crate::sources::{help, lenient, parse_timestamp, Collect, CollectError, Collected};
+pub use crate::sources::lenient::{Skipped, Skips};
+use crate::sources::{help, lenient, parse_timestamp, Collect, CollectError, Collected, Objects};
 use crate::upstream::{display_url, sanitize, Client, Request, RequestCtx, UpstreamError};
 
-/// A safety net against an upstream whose pages never add up to its total.
-const MAX_PAGES: usize = 10_000;
 const LIST_PATH: &str = "api/relation/SparkCustomer/";
 
 static FAMILIES: [Family; 5] = [
@@ -84,12 +83,6 @@ pub struct Customer {
     pub dirsync_enabled: Option<bool>,
 }
 
-/// Something in a payload that was skipped rather than failing the collection.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Skipped {
-    pub what: String,
-}
-
 /// What one page said about paging.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageInfo {
@@ -99,13 +92,6 @@ pub struct PageInfo {
     pub total: Option<u64>,
     /// `pagination.limit`, the page size the server applied.
     pub limit: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct Page<'a> {
-    pagination: Option<RawPagination>,
-    #[serde(borrow)]
-    resources: Vec<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -147,38 +133,78 @@ fn describe(e: &serde_json::Error) -> String {
     }
 }
 
-/// Parses one page of the list. A resource that cannot be read is skipped and reported; a
-/// page that is not `{"resources": [...], ...}` is an error.
+/// Parses one page of the list. A resource that cannot be read is skipped and counted; a
+/// page that is not `{"resources": [...], ...}`, a page whose resources are all unreadable,
+/// and a page that takes the collection past its object limit are errors.
 pub fn parse_page(
     body: &[u8],
     out: &mut Vec<Customer>,
-    skipped: &mut Vec<Skipped>,
+    skipped: &mut Skips,
+    objects: &mut Objects,
 ) -> Result<PageInfo, String> {
-    let page: Page = serde_json::from_slice(body).map_err(|e| describe(&e))?;
-    for (i, raw) in page.resources.iter().enumerate() {
-        match serde_json::from_str::<RawResource>(raw.get()) {
-            Ok(r) => {
-                if let Some(c) = convert(i, r, skipped) {
-                    out.push(c);
-                }
+    let before = out.len();
+    let mut pagination: Option<&RawValue> = None;
+    let mut stop = None;
+    let seen = lenient::visit_list(
+        body,
+        "resources",
+        &mut |i, raw: &RawValue| {
+            if let Err(e) = objects.take() {
+                stop = Some(e);
+                return Err(String::new());
             }
-            Err(_) => skipped.push(Skipped {
-                what: format!("resources[{i}]: not a SparkCustomer instance"),
-            }),
-        }
+            match serde_json::from_str::<RawResource>(raw.get()) {
+                Ok(r) => {
+                    if let Some(c) = convert(i, r, skipped) {
+                        out.push(c);
+                    }
+                }
+                Err(_) => skipped.note(|| format!("resources[{i}]: not a SparkCustomer instance")),
+            }
+            Ok(())
+        },
+        &mut |key, raw| {
+            if key == "pagination" {
+                pagination = Some(raw);
+            }
+        },
+    );
+    if let Some(e) = stop {
+        return Err(e);
     }
-    let (total, limit) = match page.pagination {
-        Some(p) => (p.total, p.limit),
-        None => (None, None),
+    let seen = seen.map_err(|e| describe(&e))?;
+    if !seen.present {
+        return Err(describe_missing());
+    }
+    let (total, limit) = match pagination.map(|p| p.get().trim()) {
+        None | Some("null") => (None, None),
+        Some(p) => match serde_json::from_str::<RawPagination>(p) {
+            Ok(p) => (p.total, p.limit),
+            Err(_) => return Err("pagination is not an object".into()),
+        },
     };
+    if seen.items > 0 && out.len() == before {
+        return Err(format!(
+            "none of the {} resources on the page could be read{}",
+            seen.items,
+            skipped
+                .first()
+                .map(|s| format!(" (first: {})", s.what))
+                .unwrap_or_default()
+        ));
+    }
     Ok(PageInfo {
-        received: page.resources.len(),
+        received: seen.items,
         total,
         limit,
     })
 }
 
-fn convert(i: usize, raw: RawResource, skipped: &mut Vec<Skipped>) -> Option<Customer> {
+fn describe_missing() -> String {
+    "not a VOSS list response ({\"pagination\": {..}, \"resources\": [..]}): no resources".into()
+}
+
+fn convert(i: usize, raw: RawResource, skipped: &mut Skips) -> Option<Customer> {
     let Some(pkid) = raw
         .pkid
         .as_ref()
@@ -301,7 +327,7 @@ impl SparkCustomerSet {
     /// list changes) is kept once. Two customers with the same hierarchy and name would give
     /// the same series: the one with the lowest pkid is kept, whatever the upstream order,
     /// and the other is reported.
-    pub fn new(mut items: Vec<Customer>, skipped: &mut Vec<Skipped>) -> SparkCustomerSet {
+    pub fn new(mut items: Vec<Customer>, skipped: &mut Skips) -> SparkCustomerSet {
         let mut seen: HashSet<Box<str>> = HashSet::with_capacity(items.len());
         items.retain(|c| seen.insert(c.pkid.clone()));
         items.sort_by(|a, b| {
@@ -514,19 +540,36 @@ impl SparkCustomers {
                 sanitize(&self.target, 64)
             )));
         }
-        let mut items = Vec::new();
-        let mut skipped = Vec::new();
+        let max_pages = client.policy().max_pages;
+        let mut acc = Acc {
+            items: Vec::new(),
+            skipped: Skips::default(),
+            objects: Objects::new(client.policy().max_objects),
+        };
         let mut skip: u64 = 0;
-        for _ in 0..MAX_PAGES {
+        for _ in 0..max_pages {
             let url = self.page_url(skip);
             let resp = client
                 .send(ctx, self.request(url))
                 .await
                 .map_err(|e| self.upstream_error(e))?;
-            let page = parse_page(&resp.body, &mut items, &mut skipped).map_err(|e| {
+            let shown = display_url(&resp.url);
+            let (back, page) = resp
+                .parse(move |resp| {
+                    let mut acc = acc;
+                    let page = parse_page(
+                        &resp.body,
+                        &mut acc.items,
+                        &mut acc.skipped,
+                        &mut acc.objects,
+                    );
+                    (acc, page)
+                })
+                .await?;
+            acc = back;
+            let page = page.map_err(|e| {
                 CollectError::Payload(format!(
-                    "{} (skip {skip}): invalid SparkCustomer list: {e}",
-                    display_url(&resp.url)
+                    "{shown} (skip {skip}): invalid SparkCustomer list: {e}"
                 ))
             })?;
             tracing::debug!(
@@ -538,15 +581,18 @@ impl SparkCustomers {
                 "read a SparkCustomer page"
             );
             let Some(next) = next_skip(skip, page, self.page_size)
-                .map_err(|e| CollectError::Payload(format!("{}: {e}", display_url(&resp.url))))?
+                .map_err(|e| CollectError::Payload(format!("{shown}: {e}")))?
             else {
+                let Acc {
+                    items, mut skipped, ..
+                } = acc;
                 let set = SparkCustomerSet::new(items, &mut skipped);
-                if !skipped.is_empty() {
+                if let Some(first) = skipped.first() {
                     tracing::warn!(
                         collector = COLLECTOR,
                         target = %ctx.target,
                         skipped = skipped.len(),
-                        first = %skipped[0].what,
+                        first = %first.what,
                         "skipped unreadable or duplicate values in the SparkCustomer list"
                     );
                 }
@@ -555,9 +601,16 @@ impl SparkCustomers {
             skip = next;
         }
         Err(CollectError::Payload(format!(
-            "more than {MAX_PAGES} pages of SparkCustomers"
+            "more than {max_pages} pages of SparkCustomers (limits.max_pages)"
         )))
     }
+}
+
+/// What a collection has read so far, moved to the parsing thread and back with each page.
+struct Acc {
+    items: Vec<Customer>,
+    skipped: Skips,
+    objects: Objects,
 }
 
 impl Collect for SparkCustomers {

@@ -14,15 +14,13 @@ use url::Url;
 use super::WebexAuth;
 use crate::config::BroadworksConfig;
 use crate::snapshot::{gauge, Family, SampleSet};
-use crate::sources::{help, lenient, parse_timestamp, Collect, CollectError, Collected};
+use crate::sources::{help, lenient, parse_timestamp, Collect, CollectError, Collected, Objects};
 use crate::upstream::{display_url, Client, RequestCtx};
 
 pub const COLLECTOR: &str = "webex_broadworks";
 
 /// Statuses always exposed (0 unless current); any other upstream value is passed through.
 pub const KNOWN_STATUSES: [&str; 4] = ["COMPLETE", "IN_PROGRESS", "NOT_SYNCED", "FAILED"];
-/// A safety net against an upstream whose next links never end.
-const MAX_PAGES: usize = 10_000;
 
 const CHANGE_KINDS: [(&str, &str); 12] = [
     ("user", "added"),
@@ -143,82 +141,85 @@ pub struct Enterprises {
     pub items: Vec<Enterprise>,
 }
 
-/// Something in a payload that was skipped rather than failing the collection.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Skipped {
-    pub what: String,
-}
-
-#[derive(Deserialize)]
-struct Page<'a> {
-    #[serde(borrow)]
-    items: Vec<&'a RawValue>,
-}
+use crate::sources::lenient::Count;
+pub use crate::sources::lenient::{Skipped, Skips};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawEnterprise {
+    #[serde(default, deserialize_with = "lenient::de::text")]
     id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::de::text")]
     org_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::de::text")]
     provisioning_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::de::text")]
     sp_enterprise_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::de::object")]
     broadworks_directory_sync: Option<RawDirSync>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawDirSync {
+    #[serde(default, deserialize_with = "lenient::de::boolean")]
     enable_dir_sync: Option<bool>,
+    #[serde(default, deserialize_with = "lenient::de::object")]
     directory_sync_status: Option<RawSyncStatus>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawSyncStatus {
+    #[serde(default, deserialize_with = "lenient::de::text")]
     last_sync_start_time: Option<String>,
+    #[serde(default, deserialize_with = "lenient::de::text")]
     last_sync_end_time: Option<String>,
+    #[serde(default, deserialize_with = "lenient::de::text")]
     last_successful_sync_time: Option<String>,
+    #[serde(default, deserialize_with = "lenient::de::text")]
     sync_status: Option<String>,
-    #[serde(default, deserialize_with = "lenient::de::number")]
-    users_added: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::de::number")]
-    users_updated: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::de::number")]
-    users_deleted: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::de::number")]
-    machines_added: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::de::number")]
-    machines_updated: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::de::number")]
-    machines_deleted: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::de::count")]
+    users_added: Count,
+    #[serde(default, deserialize_with = "lenient::de::count")]
+    users_updated: Count,
+    #[serde(default, deserialize_with = "lenient::de::count")]
+    users_deleted: Count,
+    #[serde(default, deserialize_with = "lenient::de::count")]
+    machines_added: Count,
+    #[serde(default, deserialize_with = "lenient::de::count")]
+    machines_updated: Count,
+    #[serde(default, deserialize_with = "lenient::de::count")]
+    machines_deleted: Count,
     #[serde(
         default,
-        deserialize_with = "lenient::de::number",
+        deserialize_with = "lenient::de::count",
         rename = "totalExternalUsersInCI"
     )]
-    total_external_users: Option<f64>,
+    total_external_users: Count,
     #[serde(
         default,
-        deserialize_with = "lenient::de::number",
+        deserialize_with = "lenient::de::count",
         rename = "totalExternalMachinesInCI"
     )]
-    total_external_machines: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::de::number")]
-    user_contacts_added: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::de::number")]
-    user_contacts_updated: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::de::number")]
-    user_contacts_deleted: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::de::number")]
-    org_contacts_added: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::de::number")]
-    org_contacts_updated: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::de::number")]
-    org_contacts_deleted: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::de::number")]
-    total_user_contacts_in_contact_service: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::de::number")]
-    total_org_contacts_in_contact_service: Option<f64>,
+    total_external_machines: Count,
+    #[serde(default, deserialize_with = "lenient::de::count")]
+    user_contacts_added: Count,
+    #[serde(default, deserialize_with = "lenient::de::count")]
+    user_contacts_updated: Count,
+    #[serde(default, deserialize_with = "lenient::de::count")]
+    user_contacts_deleted: Count,
+    #[serde(default, deserialize_with = "lenient::de::count")]
+    org_contacts_added: Count,
+    #[serde(default, deserialize_with = "lenient::de::count")]
+    org_contacts_updated: Count,
+    #[serde(default, deserialize_with = "lenient::de::count")]
+    org_contacts_deleted: Count,
+    #[serde(default, deserialize_with = "lenient::de::count")]
+    total_user_contacts_in_contact_service: Count,
+    #[serde(default, deserialize_with = "lenient::de::count")]
+    total_org_contacts_in_contact_service: Count,
+    #[serde(default, deserialize_with = "lenient::de::object")]
     errors: Option<Vec<RawError>>,
 }
 
@@ -228,34 +229,57 @@ struct RawError {
     error_code: Option<serde_json::Value>,
 }
 
-/// Parses one page. An item that cannot be read is skipped and reported; a page that is not
-/// `{"items": [...]}` is an error.
+/// Parses one page. An item that cannot be read is skipped and counted; a page that is not
+/// `{"items": [...]}`, a page whose items are all unreadable, and a page that takes the
+/// collection past its object limit are errors.
 pub fn parse_page(
     body: &[u8],
     out: &mut Vec<Enterprise>,
-    skipped: &mut Vec<Skipped>,
+    skipped: &mut Skips,
+    objects: &mut Objects,
 ) -> Result<(), String> {
-    let page: Page = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    for (i, raw) in page.items.iter().enumerate() {
-        match serde_json::from_str::<RawEnterprise>(raw.get()) {
-            Ok(item) => {
-                if let Some(e) = convert(item, skipped) {
-                    out.push(e);
-                } else {
-                    skipped.push(Skipped {
-                        what: format!("items[{i}]: no spEnterpriseId"),
-                    });
-                }
+    let before = out.len();
+    let mut stop = None;
+    let seen = lenient::visit_list(
+        body,
+        "items",
+        &mut |i, raw: &RawValue| {
+            if let Err(e) = objects.take() {
+                stop = Some(e);
+                return Err(String::new());
             }
-            Err(e) => skipped.push(Skipped {
-                what: format!("items[{i}]: {e}"),
-            }),
-        }
+            match serde_json::from_str::<RawEnterprise>(raw.get()) {
+                Ok(item) => match convert(item, skipped) {
+                    Some(e) => out.push(e),
+                    None => skipped.note(|| format!("items[{i}]: no spEnterpriseId")),
+                },
+                Err(e) => skipped.note(|| format!("items[{i}]: {e}")),
+            }
+            Ok(())
+        },
+        &mut |_, _| {},
+    );
+    if let Some(e) = stop {
+        return Err(e);
+    }
+    let seen = seen.map_err(|e| e.to_string())?;
+    if !seen.present {
+        return Err("no items list".into());
+    }
+    if seen.items > 0 && out.len() == before {
+        return Err(format!(
+            "none of the {} items on the page could be read{}",
+            seen.items,
+            skipped
+                .first()
+                .map(|s| format!(" (first: {})", s.what))
+                .unwrap_or_default()
+        ));
     }
     Ok(())
 }
 
-fn convert(raw: RawEnterprise, skipped: &mut Vec<Skipped>) -> Option<Enterprise> {
+fn convert(raw: RawEnterprise, skipped: &mut Skips) -> Option<Enterprise> {
     let sp_enterprise_id: Box<str> = raw.sp_enterprise_id.filter(|s| !s.is_empty())?.into();
     let sync = raw.broadworks_directory_sync;
     let sync_enabled = sync.as_ref().and_then(|s| s.enable_dir_sync);
@@ -302,19 +326,21 @@ fn convert(raw: RawEnterprise, skipped: &mut Vec<Skipped>) -> Option<Enterprise>
     };
     if let Some(s) = status {
         e.status = s.sync_status.filter(|v| !v.is_empty()).map(Into::into);
+        let who = format!("enterprise {:?}", e.sp_enterprise_id);
+        let mut count = |c: Count, field: &str| c.take(skipped, &who, field);
         e.changes = [
-            s.users_added,
-            s.users_updated,
-            s.users_deleted,
-            s.machines_added,
-            s.machines_updated,
-            s.machines_deleted,
-            s.user_contacts_added,
-            s.user_contacts_updated,
-            s.user_contacts_deleted,
-            s.org_contacts_added,
-            s.org_contacts_updated,
-            s.org_contacts_deleted,
+            count(s.users_added, "usersAdded"),
+            count(s.users_updated, "usersUpdated"),
+            count(s.users_deleted, "usersDeleted"),
+            count(s.machines_added, "machinesAdded"),
+            count(s.machines_updated, "machinesUpdated"),
+            count(s.machines_deleted, "machinesDeleted"),
+            count(s.user_contacts_added, "userContactsAdded"),
+            count(s.user_contacts_updated, "userContactsUpdated"),
+            count(s.user_contacts_deleted, "userContactsDeleted"),
+            count(s.org_contacts_added, "orgContactsAdded"),
+            count(s.org_contacts_updated, "orgContactsUpdated"),
+            count(s.org_contacts_deleted, "orgContactsDeleted"),
         ];
         let mut codes: Vec<Box<str>> = s
             .errors
@@ -330,10 +356,16 @@ fn convert(raw: RawEnterprise, skipped: &mut Vec<Skipped>) -> Option<Enterprise>
         codes.sort();
         codes.dedup();
         e.errors = Some(codes);
-        e.external_users = s.total_external_users;
-        e.external_machines = s.total_external_machines;
-        e.user_contacts = s.total_user_contacts_in_contact_service;
-        e.org_contacts = s.total_org_contacts_in_contact_service;
+        e.external_users = count(s.total_external_users, "totalExternalUsersInCI");
+        e.external_machines = count(s.total_external_machines, "totalExternalMachinesInCI");
+        e.user_contacts = count(
+            s.total_user_contacts_in_contact_service,
+            "totalUserContactsInContactService",
+        );
+        e.org_contacts = count(
+            s.total_org_contacts_in_contact_service,
+            "totalOrgContactsInContactService",
+        );
     }
     Some(e)
 }
@@ -507,12 +539,13 @@ impl Broadworks {
 
     async fn fetch(&self, client: &Client, ctx: &RequestCtx) -> Result<Collected, CollectError> {
         let mut items = Vec::new();
-        let mut skipped = Vec::new();
+        let mut skipped = Skips::default();
+        let mut objects = Objects::new(client.policy().max_objects);
         let pages = super::Pages {
             what: "enterprises",
             base_url: &self.base_url,
             page_size: Some(self.config.page_size as usize),
-            max_pages: MAX_PAGES,
+            max_pages: client.policy().max_pages,
         };
         pages
             .read(
@@ -523,13 +556,15 @@ impl Broadworks {
                 |url| self.ensure_params(url),
                 |resp| {
                     let before = items.len() + skipped.len();
-                    parse_page(&resp.body, &mut items, &mut skipped).map_err(|e| {
-                        CollectError::Payload(format!(
-                            "{}: invalid enterprise list: {}",
-                            display_url(&resp.url),
-                            resp.scrub(&e.to_string())
-                        ))
-                    })?;
+                    parse_page(&resp.body, &mut items, &mut skipped, &mut objects).map_err(
+                        |e| {
+                            CollectError::Payload(format!(
+                                "{}: invalid enterprise list: {}",
+                                display_url(&resp.url),
+                                resp.scrub(&e.to_string())
+                            ))
+                        },
+                    )?;
                     Ok(items.len() + skipped.len() - before)
                 },
             )

@@ -188,7 +188,7 @@ impl ManagedOrgs {
             what: "organizations",
             base_url: &self.base_url,
             page_size: None,
-            max_pages: MAX_PAGES,
+            max_pages: MAX_PAGES.min(client.policy().max_pages),
         };
         let person_id = &admin.person_id;
         pages
@@ -203,13 +203,20 @@ impl ManagedOrgs {
                     }
                 },
                 |resp| {
-                    parse_page(&resp.body, &mut orgs, &mut seen).map_err(|e| {
+                    let n = parse_page(&resp.body, &mut orgs, &mut seen).map_err(|e| {
                         CollectError::Payload(format!(
                             "{}: invalid organization list: {}",
                             display_url(&resp.url),
                             resp.scrub(&e)
                         ))
-                    })
+                    })?;
+                    let max_objects = client.policy().max_objects;
+                    if orgs.len() > max_objects {
+                        return Err(CollectError::Payload(format!(
+                            "more than {max_objects} organizations for one admin (limits.max_objects)"
+                        )));
+                    }
+                    Ok(n)
                 },
             )
             .await?;

@@ -72,7 +72,7 @@ fn list_gives_ids_names_and_flags() {
         ]
     );
     assert_eq!(skipped.len(), 3, "{skipped:?}");
-    assert_eq!(skipped[0], "providers[2]: no shortName.id");
+    assert_eq!(skipped[0].what, "providers[2]: no shortName.id");
 }
 
 #[test]
@@ -185,11 +185,45 @@ fn error_bodies_and_other_answers_are_errors() {
     assert!(parse_organization(5, b"{\"organizationInfo\": {")
         .unwrap_err()
         .starts_with("invalid JSON"));
-    assert!(
-        parse_organization(5, br#"{"organizationInfo": {"organization": "x"}}"#)
+    for body in [&br#"{"organizationInfo": "x"}"#[..], b"[]"] {
+        assert!(parse_organization(5, body)
             .unwrap_err()
-            .starts_with("unexpected answer")
+            .starts_with("unexpected answer"));
+    }
+}
+
+#[test]
+fn one_wrong_typed_part_keeps_the_rest_and_bad_counts_are_skipped() {
+    let body = br#"{"organizationInfo": {"organization": "x",
+        "organizationProperties": {"userCount": 3, "deviceCount": -2, "serverCount": "inf", "vmCount": 1e3}}}"#;
+    let mut skipped = Skips::default();
+    let org = parse_organization_with(5, body, &mut skipped).unwrap();
+    assert_eq!(
+        org.counts,
+        [Some(3.0), None, None, None, Some(1000.0), None, None, None]
     );
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert_eq!(
+        skipped[0].what,
+        "organization 5: deviceCount is not a non-negative number"
+    );
+}
+
+#[test]
+fn huge_lists_are_counted_not_kept() {
+    let mut body = b"{\"providers\": [".to_vec();
+    for _ in 0..100_000 {
+        body.extend_from_slice(b"0,");
+    }
+    body.extend_from_slice(b"{\"shortName\": {\"id\": 1}}], \"errList\": [{}, 1, 2]}");
+    let (listed, skipped) = parse_list(&body).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(skipped.len(), 100_000);
+    assert!(skipped.iter().count() < 10);
+    let e = parse_list_limited(&body, &mut Objects::new(1000)).unwrap_err();
+    assert!(e.contains("limits.max_objects"), "{e}");
+    let e = parse_list(b"{\"providers\": [0, 0]}").unwrap_err();
+    assert!(e.starts_with("none of the 2 providers"), "{e}");
 }
 
 const NOW: f64 = 1_800_000_000.0;

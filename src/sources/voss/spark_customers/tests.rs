@@ -10,15 +10,20 @@ use crate::upstream::Policy;
 
 const SEED: &str = include_str!("../../../../tests/fixtures/voss-relation-sparkcustomer.json");
 
-fn parse(body: &str) -> (Vec<Customer>, Vec<Skipped>, PageInfo) {
+fn parse(body: &str) -> (Vec<Customer>, Skips, PageInfo) {
     let mut items = Vec::new();
-    let mut skipped = Vec::new();
-    let info = parse_page(body.as_bytes(), &mut items, &mut skipped).expect("page parses");
+    let mut skipped = Skips::default();
+    let info = parse_page(body.as_bytes(), &mut items, &mut skipped, &mut unlimited())
+        .expect("page parses");
     (items, skipped, info)
 }
 
+fn unlimited() -> Objects {
+    Objects::new(usize::MAX)
+}
+
 fn exposition(items: Vec<Customer>) -> String {
-    let mut skipped = Vec::new();
+    let mut skipped = Skips::default();
     let set = SparkCustomerSet::new(items, &mut skipped);
     assert!(skipped.is_empty(), "{skipped:?}");
     encode(set)
@@ -193,14 +198,14 @@ fn dirsync_enabled_is_read_leniently() {
 fn a_repeated_pkid_is_exposed_once() {
     // Pages that overlap while the list shifts repeat a customer.
     let mut items = Vec::new();
-    let mut skipped = Vec::new();
+    let mut skipped = Skips::default();
     for page in [
         r#"{"resources":[{"pkid":"p1","data":{"name":"A","hierarchy_path":"h","access_token_expires":"2024-03-14T14:19:31Z"}},
                          {"pkid":"p2","data":{"name":"B","hierarchy_path":"h"}}]}"#,
         r#"{"resources":[{"pkid":"p2","data":{"name":"B","hierarchy_path":"h"}},
                          {"pkid":"p3","data":{"name":"C","hierarchy_path":"h"}}]}"#,
     ] {
-        parse_page(page.as_bytes(), &mut items, &mut skipped).unwrap();
+        parse_page(page.as_bytes(), &mut items, &mut skipped, &mut unlimited()).unwrap();
     }
     assert_eq!(items.len(), 4);
     let set = SparkCustomerSet::new(items, &mut skipped);
@@ -224,7 +229,7 @@ fn customers_with_the_same_hierarchy_and_name_are_exposed_once() {
     assert!(skipped.is_empty());
     let set = SparkCustomerSet::new(items, &mut skipped);
     assert_eq!(
-        skipped,
+        skipped.iter().cloned().collect::<Vec<_>>(),
         [Skipped {
             what: r#"customer "Twin" at "sys.a": pkid b2 has the same hierarchy and name as pkid a1, which is exposed instead"#.into()
         }]
@@ -293,8 +298,8 @@ fn pages_that_are_not_a_resource_list_are_errors() {
         r#"{"pagination": "SECRET-p", "resources": []}"#,
     ] {
         let mut items = Vec::new();
-        let mut skipped = Vec::new();
-        let err = parse_page(body.as_bytes(), &mut items, &mut skipped)
+        let mut skipped = Skips::default();
+        let err = parse_page(body.as_bytes(), &mut items, &mut skipped, &mut unlimited())
             .expect_err(&body[..body.len().min(40)]);
         assert!(!err.contains("SECRET"), "{err}");
     }
@@ -467,4 +472,79 @@ async fn wrong_password_and_bad_pages_fail_the_collection() {
     sim.set_voss_customers(0);
     let empty = c.collect(&client(), &ctx()).await.unwrap();
     assert_eq!(empty.samples.objects(), 0);
+}
+
+#[test]
+fn pages_of_only_unreadable_resources_and_past_the_limit_are_errors() {
+    let mut skipped = Skips::default();
+    let e = parse_page(
+        br#"{"pagination":{"total":3},"resources":[0,{"pkid":"p"},"SECRET"]}"#,
+        &mut Vec::new(),
+        &mut skipped,
+        &mut unlimited(),
+    )
+    .unwrap_err();
+    assert!(e.starts_with("none of the 3 resources"), "{e}");
+    assert!(!e.contains("SECRET"), "{e}");
+    let page =
+        br#"{"resources":[{"pkid":"a","data":{"name":"A"}},{"pkid":"b","data":{"name":"B"}}]}"#;
+    let mut objects = Objects::new(3);
+    let mut items = Vec::new();
+    parse_page(page, &mut items, &mut skipped, &mut objects).unwrap();
+    let e = parse_page(page, &mut items, &mut skipped, &mut objects).unwrap_err();
+    assert!(e.contains("limits.max_objects"), "{e}");
+}
+
+#[test]
+fn long_label_values_are_capped() {
+    let long = "é".repeat(5000);
+    let (items, _, _) = parse(&format!(
+        r#"{{"resources":[{{"pkid":"p1","data":{{"name":"{long}","hierarchy_path":"h"}}}}]}}"#
+    ));
+    let text = exposition(items);
+    let line = samples_starting(&text, "voss_spark_customer_info")[0];
+    assert!(line.len() < 1200, "{}", line.len());
+    assert!(line.contains("éé…\""), "{line}");
+    let capped = crate::snapshot::cap_label_value(&long);
+    assert!(capped.len() <= crate::snapshot::MAX_LABEL_VALUE_BYTES);
+}
+
+#[tokio::test]
+async fn bodies_in_flight_share_one_budget() {
+    let sim = Simulator::start(simulator::Options::default())
+        .await
+        .unwrap();
+    let c = SparkCustomers::new(&target(&sim.voss_base_url(), "demo-voss-password", 5));
+    let len = client()
+        .send(&ctx(), c.request(c.page_url(0)))
+        .await
+        .unwrap()
+        .body
+        .len();
+    // Room for one page, not two.
+    let mut policy = Policy::new(Duration::from_millis(500));
+    policy.max_body_bytes = len + len / 2;
+    policy.max_body_bytes_in_flight = len + len / 2;
+    let tight = Client::new(policy, Arc::new(SelfMetrics::new())).unwrap();
+    let held = tight.send(&ctx(), c.request(c.page_url(0))).await.unwrap();
+    let e = tight
+        .send(&ctx(), c.request(c.page_url(0)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, UpstreamError::Budget { .. })
+            && e.to_string().contains("limits.max_body_bytes_in_flight"),
+        "{e}"
+    );
+    drop(held);
+    tight.send(&ctx(), c.request(c.page_url(0))).await.unwrap();
+    // A body over the per-response limit fails its request.
+    let mut policy = Policy::new(Duration::from_secs(5));
+    policy.max_body_bytes = len / 2;
+    let small = Client::new(policy, Arc::new(SelfMetrics::new())).unwrap();
+    let e = small
+        .send(&ctx(), c.request(c.page_url(0)))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("limits.max_body_bytes"), "{e}");
 }

@@ -6,10 +6,16 @@ use crate::sources::testing::*;
 const SEED: &str =
     include_str!("../../../../tests/fixtures/webex-list-broadworks-enterprises.json");
 
-fn parse(body: &str) -> (Vec<Enterprise>, Vec<Skipped>) {
+fn parse(body: &str) -> (Vec<Enterprise>, Skips) {
     let mut items = Vec::new();
-    let mut skipped = Vec::new();
-    parse_page(body.as_bytes(), &mut items, &mut skipped).expect("page parses");
+    let mut skipped = Skips::default();
+    parse_page(
+        body.as_bytes(),
+        &mut items,
+        &mut skipped,
+        &mut Objects::new(usize::MAX),
+    )
+    .expect("page parses");
     (items, skipped)
 }
 
@@ -144,11 +150,73 @@ fn unreadable_items_are_skipped_and_the_rest_kept() {
         r#"{"items":[{"spEnterpriseId":42},{"id":"no-sp-id"},{"spEnterpriseId":"ok",
             "broadworksDirectorySync":{"directorySyncStatus":{"usersAdded":"3","usersUpdated":-1,"usersDeleted":true}}}]}"#,
     );
-    assert_eq!(skipped.len(), 2, "{skipped:?}");
-    assert_eq!(items.len(), 1);
-    assert_eq!(items[0].changes[0], Some(3.0));
-    assert_eq!(items[0].changes[1], Some(-1.0));
-    assert_eq!(items[0].changes[2], None);
+    // A number where text is expected is read as its digits; negative and non-numeric
+    // counts are no sample and are counted.
+    assert_eq!(skipped.len(), 3, "{skipped:?}");
+    assert_eq!(items.len(), 2);
+    assert_eq!(&*items[0].sp_enterprise_id, "42");
+    assert_eq!(items[1].changes[0], Some(3.0));
+    assert_eq!(items[1].changes[1], None);
+    assert_eq!(items[1].changes[2], None);
+    assert!(skipped[1].what.contains("usersUpdated"), "{skipped:?}");
+}
+
+#[test]
+fn one_wrong_typed_field_keeps_the_rest_of_the_enterprise() {
+    let (items, skipped) = parse(
+        r#"{"items":[{"spEnterpriseId":"e1","id":["x"],"orgId":"o1",
+            "broadworksDirectorySync":{"enableDirSync":"yes","directorySyncStatus":{
+              "syncStatus":{"x":1},"lastSyncEndTime":"2021-04-07T17:26:42+02:00",
+              "usersAdded":"NaN","machinesAdded":2,"errors":"none"}}},
+          {"spEnterpriseId":"e2","broadworksDirectorySync":"broken"}]}"#,
+    );
+    assert_eq!(items.len(), 2);
+    let e = &items[0];
+    assert_eq!((&*e.id, &*e.org_id), ("", "o1"));
+    assert_eq!(e.sync_enabled, Some(true));
+    assert_eq!(e.status, None);
+    assert_eq!(e.last_end, Some(1617809202.0));
+    assert_eq!(e.changes[0], None);
+    assert_eq!(e.changes[3], Some(2.0));
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(items[1].sync_enabled, None);
+}
+
+#[test]
+fn a_page_of_only_unreadable_items_is_an_error() {
+    let mut skipped = Skips::default();
+    let e = parse_page(
+        br#"{"items":[0,0,{"id":"no-sp-id"}]}"#,
+        &mut Vec::new(),
+        &mut skipped,
+        &mut Objects::new(usize::MAX),
+    )
+    .unwrap_err();
+    assert!(
+        e.starts_with("none of the 3 items on the page could be read"),
+        "{e}"
+    );
+    // An empty page is not an error: the list is empty.
+    parse_page(
+        br#"{"items":[]}"#,
+        &mut Vec::new(),
+        &mut skipped,
+        &mut Objects::new(0),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_page_past_the_object_limit_is_an_error() {
+    let mut items = Vec::new();
+    let mut objects = Objects::new(3);
+    let page = br#"{"items":[{"spEnterpriseId":"a"},{"spEnterpriseId":"b"}]}"#;
+    parse_page(page, &mut items, &mut Skips::default(), &mut objects).unwrap();
+    let e = parse_page(page, &mut items, &mut Skips::default(), &mut objects).unwrap_err();
+    assert_eq!(
+        e,
+        "more than 3 objects in one collection (limits.max_objects)"
+    );
 }
 
 #[test]
@@ -161,9 +229,15 @@ fn pages_that_are_not_an_item_list_are_errors() {
         r#"{"message":"x"}"#,
     ] {
         let mut items = Vec::new();
-        let mut skipped = Vec::new();
+        let mut skipped = Skips::default();
         assert!(
-            parse_page(body.as_bytes(), &mut items, &mut skipped).is_err(),
+            parse_page(
+                body.as_bytes(),
+                &mut items,
+                &mut skipped,
+                &mut Objects::new(usize::MAX)
+            )
+            .is_err(),
             "{body}"
         );
     }
