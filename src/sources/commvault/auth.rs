@@ -31,6 +31,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::Method;
+use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::OwnedMutexGuard;
 use url::Url;
@@ -38,6 +39,7 @@ use url::Url;
 use super::api_error;
 use crate::config::{CommvaultCredentials, CommvaultTarget, Secret};
 use crate::metrics::{credential_labels, SelfMetrics};
+use crate::sources::lenient::First;
 use crate::sources::token_file::write_token_file;
 use crate::sources::{endpoint, lenient, CollectError};
 use crate::upstream::{Client, Request, RequestCtx, Response, UpstreamError};
@@ -133,8 +135,69 @@ pub enum LoginFailure {
     Refused(String),
 }
 
+/// The keys of a session answer (Login, RenewLoginToken, V4/AccessToken/Renew) that are read.
+/// Typed, so the rest of a large answer is skipped rather than built into a tree.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Answer {
+    error_code: Option<Value>,
+    error_message: Option<Value>,
+    err_list: Option<First<Value>>,
+    error: Option<Value>,
+    response: Option<First<Value>>,
+    token: Option<Value>,
+    data: Option<AnswerData>,
+    is_account_locked: Option<Value>,
+    remaining_lock_time: Option<Value>,
+    access_token: Option<Value>,
+    refresh_token: Option<Value>,
+    token_expiry_timestamp: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AnswerData {
+    auth_token: Option<Value>,
+}
+
+/// The answer's keys that matter, as a small JSON object; `Null` for an answer of another
+/// shape (it has neither a token nor an error).
 fn parse_json(body: &[u8]) -> Result<Value, String> {
-    serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))
+    let a: Answer = match serde_json::from_slice(body) {
+        Ok(a) => a,
+        Err(e) if e.classify() == serde_json::error::Category::Data => return Ok(Value::Null),
+        Err(e) => return Err(format!("invalid JSON: {e}")),
+    };
+    let mut obj = serde_json::Map::new();
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            obj.insert(k.into(), v);
+        }
+    };
+    put("errorCode", a.error_code);
+    put("errorMessage", a.error_message);
+    put(
+        "errList",
+        a.err_list.and_then(|f| f.0).map(|v| Value::Array(vec![v])),
+    );
+    put("error", a.error);
+    put(
+        "response",
+        a.response.and_then(|f| f.0).map(|v| Value::Array(vec![v])),
+    );
+    put("token", a.token);
+    put(
+        "data",
+        a.data
+            .and_then(|d| d.auth_token)
+            .map(|t| serde_json::json!({ "authToken": t })),
+    );
+    put("isAccountLocked", a.is_account_locked);
+    put("remainingLockTime", a.remaining_lock_time);
+    put("accessToken", a.access_token);
+    put("refreshToken", a.refresh_token);
+    put("tokenExpiryTimestamp", a.token_expiry_timestamp);
+    Ok(Value::Object(obj))
 }
 
 fn text(v: &Value, key: &str) -> Option<String> {

@@ -234,7 +234,7 @@ pub fn parse_list_limited(
     let mut skipped = Skips::default();
     let mut seen = HashSet::new();
     let mut status = StatusFields::default();
-    let mut other_keys = false;
+    let mut other_keys: Vec<String> = Vec::new();
     let mut stop = None;
     let visited = lenient::visit_list(
         body,
@@ -267,8 +267,8 @@ pub fn parse_list_limited(
             Ok(())
         },
         &mut |key, raw| {
-            if !status.capture(key, raw) {
-                other_keys = true;
+            if !status.capture(key, raw) && other_keys.len() < 5 {
+                other_keys.push(key.to_string());
             }
         },
     );
@@ -282,11 +282,11 @@ pub fn parse_list_limited(
         serde_json::error::Category::Data => "providers is not a list".to_string(),
         _ => format!("invalid JSON: {e}"),
     })?;
-    if !visited.present && other_keys {
-        return Err(
-            "the answer has no providers list; the account may lack the permission to view organizations"
-                .into(),
-        );
+    if !visited.present && !other_keys.is_empty() {
+        return Err(format!(
+            "the answer has no providers list (keys: {}); the account may lack the permission to view organizations",
+            sanitize(&other_keys.join(", "), 120)
+        ));
     }
     if visited.items > 0 && out.is_empty() {
         return Err(format!(
