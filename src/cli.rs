@@ -98,6 +98,28 @@ impl Cli {
     }
 }
 
+/// `--config.check`: every error and warning with its position on stderr, a summary on stdout
+/// when the config is usable. Exit status 1 only for errors.
+pub fn config_check(path: &std::path::Path) -> std::process::ExitCode {
+    let (config, diagnostics) = crate::config::Config::check(path);
+    if !diagnostics.errors.is_empty() || !diagnostics.warnings.is_empty() {
+        eprintln!("{diagnostics}");
+    }
+    match config {
+        Some(c) => {
+            println!(
+                "{}: config is valid ({} webex, {} voss, {} commvault targets)",
+                path.display(),
+                c.webex.len(),
+                c.voss.len(),
+                c.commvault.len()
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        None => std::process::ExitCode::FAILURE,
+    }
+}
+
 /// Resolves a listen address; `:port` means every interface.
 pub async fn resolve_listen_address(addr: &str) -> Result<std::net::SocketAddr, String> {
     let full = if addr.starts_with(':') {

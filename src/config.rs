@@ -12,6 +12,8 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use url::Url;
 
+mod yaml;
+
 pub const DEFAULT_WEBEX_BASE_URL: &str = "https://webexapis.com/v1";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -232,6 +234,40 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// What `--config.check` reports: the errors that make the file unusable and the warnings
+/// about settings that work but are probably not meant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostics {
+    pub origin: String,
+    pub errors: Vec<Problem>,
+    pub warnings: Vec<Problem>,
+}
+
+impl fmt::Display for Diagnostics {
+    /// One line each, in file order, warnings marked as such.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut all: Vec<(&Problem, bool)> = self
+            .errors
+            .iter()
+            .map(|p| (p, false))
+            .chain(self.warnings.iter().map(|p| (p, true)))
+            .collect();
+        all.sort_by_key(|(p, _)| (p.line, p.column));
+        for (i, (p, warning)) in all.into_iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}:", self.origin)?;
+            if let (Some(line), Some(col)) = (p.line, p.column) {
+                write!(f, "{line}:{col}:")?;
+            }
+            let kind = if warning { "warning: " } else { "" };
+            write!(f, " {kind}{}", p.message)?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -337,6 +373,7 @@ struct Checker<'a> {
     base_dir: &'a Path,
     env: &'a dyn Fn(&str) -> Option<String>,
     problems: Vec<Problem>,
+    warnings: Vec<Problem>,
 }
 
 impl Checker<'_> {
@@ -346,6 +383,69 @@ impl Checker<'_> {
             column: Some(at.referenced.column()),
             message: message.into(),
         });
+    }
+
+    fn warn<T>(&mut self, at: &Spanned<T>, message: impl Into<String>) {
+        self.warnings.push(Problem {
+            line: Some(at.referenced.line()),
+            column: Some(at.referenced.column()),
+            message: message.into(),
+        });
+    }
+
+    /// A poll that cannot finish one request before the next poll is due.
+    fn interval_vs_timeout(
+        &mut self,
+        field: &str,
+        raw: &Option<Spanned<String>>,
+        interval: Duration,
+        timeout: Duration,
+    ) {
+        if raw.is_some() && timeout >= interval {
+            let message = format!(
+                "{field} ({}) is not longer than global.timeout ({}): a slow request can outlast the poll",
+                humantime::format_duration(interval),
+                humantime::format_duration(timeout)
+            );
+            if let Some(r) = raw {
+                self.warn(r, message);
+            }
+        }
+    }
+
+    /// Warnings about a base URL that works but is probably not what is meant: secrets in
+    /// clear text, or a path the collector appends again.
+    fn base_url_warnings(
+        &mut self,
+        raw: &Option<Spanned<String>>,
+        url: &Option<Url>,
+        repeats: &[&str],
+    ) {
+        let (Some(raw), Some(url)) = (raw, url) else {
+            return;
+        };
+        let loopback = match url.host() {
+            Some(url::Host::Ipv4(a)) => a.is_loopback(),
+            Some(url::Host::Ipv6(a)) => a.is_loopback(),
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+        if url.scheme() == "http" && !loopback {
+            self.warn(
+                raw,
+                "base_url uses http://: credentials would cross the network unencrypted; use https://",
+            );
+        }
+        let path = url.path().trim_end_matches('/').to_ascii_lowercase();
+        if let Some(r) = repeats.iter().find(|r| {
+            let r = r.trim_end_matches('/').to_ascii_lowercase();
+            path.ends_with(&r) || path.contains(&format!("{r}/"))
+        }) {
+            self.warn(
+                raw,
+                format!("base_url path {} already contains {r}, which the collector appends itself; drop it from base_url", url.path()),
+            );
+        }
     }
 
     fn duration(
@@ -601,16 +701,17 @@ impl Checker<'_> {
     }
 
     /// A base URL; required unless a default is given.
-    fn base_url(&mut self, raw: &Option<Spanned<String>>, default: Option<&str>) -> Option<Url> {
+    fn base_url(
+        &mut self,
+        owner: &Spanned<String>,
+        raw: &Option<Spanned<String>>,
+        default: Option<&str>,
+    ) -> Option<Url> {
         let Some(raw) = raw else {
             return match default {
                 Some(d) => Some(Url::parse(d).expect("default base URL is valid")),
                 None => {
-                    self.problems.push(Problem {
-                        line: None,
-                        column: None,
-                        message: "base_url is required".into(),
-                    });
+                    self.report(owner, "base_url is required");
                     None
                 }
             };
@@ -632,9 +733,19 @@ impl Checker<'_> {
                 None
             }
             Ok(u) => Some(u),
-            Err(e) => {
+            Err(url::ParseError::RelativeUrlWithoutBase) => {
                 // The value is not echoed: a mistyped URL may carry credentials.
-                self.report(raw, format!("base_url: {e}"));
+                self.report(
+                    raw,
+                    "base_url: not an absolute URL; write the scheme and host, e.g. https://host.example.com:8443/path",
+                );
+                None
+            }
+            Err(e) => {
+                self.report(
+                    raw,
+                    format!("base_url: {e}; expected e.g. https://host.example.com:8443/path"),
+                );
                 None
             }
         }
@@ -671,6 +782,35 @@ impl Config {
         Config::parse(&text, &origin, &base_dir, &|var| std::env::var(var).ok())
     }
 
+    /// Reads and checks a config file for `--config.check`: the config when it is usable,
+    /// and every error and warning.
+    pub fn check(path: &Path) -> (Option<Config>, Diagnostics) {
+        let origin = path.display().to_string();
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                let problem = Problem {
+                    line: None,
+                    column: None,
+                    message: format!("cannot read config file: {e}"),
+                };
+                return (
+                    None,
+                    Diagnostics {
+                        origin,
+                        errors: vec![problem],
+                        warnings: Vec::new(),
+                    },
+                );
+            }
+        };
+        let base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Config::parse_checked(&text, &origin, &base_dir, &|var| std::env::var(var).ok())
+    }
+
     /// Parses and validates YAML text. `env` resolves `${VAR}` references.
     pub fn parse(
         text: &str,
@@ -678,27 +818,70 @@ impl Config {
         base_dir: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let fail = |problems| ConfigError {
-            origin: origin.to_string(),
-            problems,
+        let (config, d) = Config::parse_checked(text, origin, base_dir, env);
+        for w in &d.warnings {
+            let at = match (w.line, w.column) {
+                (Some(l), Some(c)) => format!("{origin}:{l}:{c}"),
+                _ => origin.to_string(),
+            };
+            tracing::warn!(at = %at, "config: {}", w.message);
+        }
+        config.ok_or(ConfigError {
+            origin: d.origin,
+            problems: d.errors,
+        })
+    }
+
+    /// Parses and validates YAML text, returning the config when it has no error, and every
+    /// error and warning in file order.
+    pub fn parse_checked(
+        text: &str,
+        origin: &str,
+        base_dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> (Option<Config>, Diagnostics) {
+        let diagnostics = |mut errors: Vec<Problem>, mut warnings: Vec<Problem>| {
+            errors.sort_by_key(|p| (p.line, p.column));
+            warnings.sort_by_key(|p| (p.line, p.column));
+            Diagnostics {
+                origin: origin.to_string(),
+                errors,
+                warnings,
+            }
         };
         // An empty file is a valid config with nothing to collect.
-        let raw: RawConfig = if text.trim().is_empty() {
-            RawConfig {
+        let (raw, structural): (RawConfig, Vec<Problem>) = if text.trim().is_empty() {
+            let raw = RawConfig {
                 global: None,
                 webex: None,
                 voss: None,
                 commvault: None,
-            }
+            };
+            (raw, Vec::new())
         } else {
-            serde_saphyr::from_str(text).map_err(|e| fail(vec![yaml_problem(&e)]))?
+            match yaml::deserialize_all(text) {
+                (Some(raw), problems) => (raw, problems),
+                (None, problems) => return (None, diagnostics(problems, Vec::new())),
+            }
         };
 
         let mut c = Checker {
             base_dir,
             env,
-            problems: Vec::new(),
+            problems: structural,
+            warnings: Vec::new(),
         };
+        if raw.webex.iter().flatten().next().is_none()
+            && raw.voss.iter().flatten().next().is_none()
+            && raw.commvault.iter().flatten().next().is_none()
+        {
+            c.warnings.push(Problem {
+                line: None,
+                column: None,
+                message: "no webex, voss or commvault targets: the exporter will collect nothing"
+                    .into(),
+            });
+        }
         let global = match &raw.global {
             None => Global::default(),
             Some(g) => Global {
@@ -707,6 +890,10 @@ impl Config {
                 stale_after: c.duration("global.stale_after", &g.stale_after, DEFAULT_STALE_AFTER),
             },
         };
+        if let Some(g) = &raw.global {
+            let at = g.timeout.as_ref().or(g.interval.as_ref()).cloned();
+            c.interval_vs_timeout("global.interval", &at, global.interval, global.timeout);
+        }
         if let Some(stale) = raw.global.as_ref().and_then(|g| g.stale_after.as_ref()) {
             if global.stale_after < global.interval {
                 c.report(
@@ -721,7 +908,16 @@ impl Config {
         let mut refresh_files: Vec<PathBuf> = Vec::new();
         for w in raw.webex.iter().flatten() {
             let name = c.target_name(&w.name, &mut names);
-            let base_url = c.base_url(&w.base_url, Some(DEFAULT_WEBEX_BASE_URL));
+            let base_url = c.base_url(&w.name, &w.base_url, Some(DEFAULT_WEBEX_BASE_URL));
+            c.base_url_warnings(
+                &w.base_url,
+                &base_url,
+                &[
+                    "/broadworks/enterprises",
+                    "/partner/organizations",
+                    "/access_token",
+                ],
+            );
             let credentials = match (&w.oauth, &w.access_token, &w.access_token_file) {
                 (Some(o), None, None) => c.oauth(o).map(WebexCredentials::OAuth),
                 (Some(o), _, _) => {
@@ -745,6 +941,12 @@ impl Config {
                         "broadworks_enterprises.interval",
                         &b.value.interval,
                         global.interval,
+                    );
+                    c.interval_vs_timeout(
+                        "broadworks_enterprises.interval",
+                        &b.value.interval,
+                        interval,
+                        global.timeout,
                     );
                     let page_size = c.page_size(
                         "broadworks_enterprises.page_size",
@@ -795,7 +997,8 @@ impl Config {
         let mut voss = Vec::new();
         for v in raw.voss.iter().flatten() {
             let name = c.target_name(&v.name, &mut names);
-            let base_url = c.base_url(&v.base_url, None);
+            let base_url = c.base_url(&v.name, &v.base_url, None);
+            c.base_url_warnings(&v.base_url, &base_url, &["/api"]);
             let username = c.required(&v.name, "username", &v.username);
             let password = c.secret(&v.name, "password", &v.password, &v.password_file);
             let hierarchy = c.required(&v.name, "hierarchy", &v.hierarchy);
@@ -806,6 +1009,7 @@ impl Config {
                 MAX_VOSS_PAGE_SIZE,
             );
             let interval = c.duration("interval", &v.interval, global.interval);
+            c.interval_vs_timeout("interval", &v.interval, interval, global.timeout);
             let tls = c.tls(&v.ca_file, v.insecure_skip_verify);
             if let (Some(base_url), Some(username), Some(password), Some(hierarchy)) =
                 (base_url, username, password, hierarchy)
@@ -826,7 +1030,8 @@ impl Config {
         let mut commvault = Vec::new();
         for cv in raw.commvault.iter().flatten() {
             let name = c.target_name(&cv.name, &mut names);
-            let base_url = c.base_url(&cv.base_url, None);
+            let base_url = c.base_url(&cv.name, &cv.base_url, None);
+            c.base_url_warnings(&cv.base_url, &base_url, &["/Login", "/Organization"]);
             let username = c.required(&cv.name, "username", &cv.username);
             let password = c.secret(&cv.name, "password", &cv.password, &cv.password_file);
             let organizations = match &cv.organizations {
@@ -848,6 +1053,7 @@ impl Config {
                 },
             };
             let interval = c.duration("interval", &cv.interval, global.interval);
+            c.interval_vs_timeout("interval", &cv.interval, interval, global.timeout);
             let concurrency = match &cv.concurrency {
                 None => DEFAULT_COMMVAULT_CONCURRENCY,
                 Some(n) if n.value == 0 || n.value > 64 => {
@@ -872,16 +1078,13 @@ impl Config {
             }
         }
 
-        if c.problems.is_empty() {
-            Ok(Config {
-                global,
-                webex,
-                voss,
-                commvault,
-            })
-        } else {
-            Err(fail(c.problems))
-        }
+        let config = c.problems.is_empty().then_some(Config {
+            global,
+            webex,
+            voss,
+            commvault,
+        });
+        (config, diagnostics(c.problems, c.warnings))
     }
 }
 

@@ -54,23 +54,7 @@ impl Source {
 
 async fn run(cli: Cli) -> ExitCode {
     if cli.config_check {
-        let path = cli.config_path();
-        return match Config::load(&path) {
-            Ok(c) => {
-                println!(
-                    "{}: config is valid ({} webex, {} voss, {} commvault targets)",
-                    path.display(),
-                    c.webex.len(),
-                    c.voss.len(),
-                    c.commvault.len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::FAILURE
-            }
-        };
+        return tenant_exporter::cli::config_check(&cli.config_path());
     }
 
     let source = if cli.demo {
