@@ -60,6 +60,12 @@ pub struct Cli {
     #[arg(long)]
     pub once: bool,
 
+    /// Check every configured target's credentials, permissions and network path: one live
+    /// collection per target and collector, one line each (OK, or what is wrong and what to
+    /// do). Exits 0 only when every line is OK. Prints no secret.
+    #[arg(long, conflicts_with_all = ["once", "demo", "config_check"])]
+    pub probe: bool,
+
     /// Run without a config against the built-in simulator of the upstream APIs.
     #[arg(long)]
     pub demo: bool,

@@ -56,6 +56,9 @@ async fn run(cli: Cli) -> ExitCode {
     if cli.config_check {
         return tenant_exporter::cli::config_check(&cli.config_path());
     }
+    if cli.probe {
+        return tenant_exporter::probe::main(&cli.config_path()).await;
+    }
 
     let source = if cli.demo {
         match Demo::start(cli.demo_enterprises).await {

@@ -49,3 +49,186 @@ fn rust_version_is_what_the_locked_dependencies_need() {
         needed.1, needed.0
     );
 }
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{run, TempDir, DEADLINE};
+use tenant_exporter::config::Config;
+use tenant_exporter::simulator::{Fault, Options, RequestKind, Simulator};
+
+/// An HTTPS server whose self-signed certificate nobody trusts.
+async fn untrusted_tls_server() -> std::net::SocketAddr {
+    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let cert = rustls::pki_types::CertificateDer::from(key.cert.der().to_vec());
+    let private =
+        rustls::pki_types::PrivateKeyDer::try_from(key.signing_key.serialize_der()).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], private)
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls));
+    let server = axum_server::from_tcp_rustls(listener, config).unwrap();
+    tokio::spawn(server.serve(axum::Router::new().into_make_service()));
+    addr
+}
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Good and broken targets of each kind, against two simulators (the second answers every
+/// BroadWorks request with 403, as Webex does for a token without the scope).
+async fn probe_config() -> (Simulator, Simulator, String) {
+    let sim = Simulator::start(Options::default()).await.unwrap();
+    let no_scope = Simulator::start(Options::default()).await.unwrap();
+    no_scope.set_fault(RequestKind::BroadworksEnterprises, Fault::Status(403), None);
+    let tls = untrusted_tls_server().await;
+    let o = sim.options();
+    let webex = sim.webex_base_url();
+    let voss = sim.voss_base_url();
+    let cv = sim.commvault_base_url();
+    let text = format!(
+        "global: {{interval: 1m, timeout: 5s}}\n\
+         webex:\n\
+         \x20 - {{name: wx-good, base_url: '{webex}', access_token: {token}, broadworks_enterprises: {{}}, managed_orgs: {{admins: [{{name: alice, person_id: P1}}]}}}}\n\
+         \x20 - {{name: wx-expired, base_url: '{webex}', access_token: not-a-token, broadworks_enterprises: {{}}}}\n\
+         \x20 - {{name: wx-no-scope, base_url: '{no_scope}', access_token: {token}, broadworks_enterprises: {{}}}}\n\
+         \x20 - {{name: wx-full-admin, base_url: '{webex}', access_token: {token}, managed_orgs: {{admins: [{{name: boss, person_id: FULL-ADMIN-1}}]}}}}\n\
+         voss:\n\
+         \x20 - {{name: voss-good, base_url: '{voss}', username: {vu}, password: {vp}, hierarchy: {vh}}}\n\
+         \x20 - {{name: voss-bad-password, base_url: '{voss}', username: {vu}, password: wrong, hierarchy: {vh}}}\n\
+         \x20 - {{name: voss-down, base_url: 'http://127.0.0.1:{closed}', username: {vu}, password: {vp}, hierarchy: {vh}}}\n\
+         \x20 - {{name: voss-self-signed, base_url: 'https://{tls}', username: {vu}, password: {vp}, hierarchy: {vh}}}\n\
+         commvault:\n\
+         \x20 - {{name: cv-good, base_url: '{cv}', username: {cu}, password: {cp}}}\n\
+         \x20 - {{name: cv-bad-password, base_url: '{cv}', username: {cu}, password: wrong}}\n",
+        token = sim.webex_token(),
+        no_scope = no_scope.webex_base_url(),
+        vu = o.voss.username,
+        vp = o.voss.password,
+        vh = o.voss.hierarchy,
+        cu = o.commvault.username,
+        cp = o.commvault.password,
+        closed = closed_port(),
+    );
+    (sim, no_scope, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_says_what_is_wrong_with_each_target() {
+    let (sim, _no_scope, text) = probe_config().await;
+    let config = Config::parse(&text, "t.yml", std::path::Path::new("."), &|_| None).unwrap();
+    let outcomes = tenant_exporter::probe::run(&config).await;
+    let lines: Vec<String> = outcomes.iter().map(|o| o.to_string()).collect();
+    // The closing note's figure: one broken target of each kind.
+    println!("{}", lines.join("\n"));
+    let expect: &[(&str, &str, &[&str])] = &[
+        ("webex_broadworks", "wx-good", &["OK", "25 objects"]),
+        ("webex_managed_orgs", "wx-good", &["OK"]),
+        (
+            "webex_broadworks",
+            "wx-expired",
+            &["FAIL", "access token was refused", "HTTP 401"],
+        ),
+        (
+            "webex_broadworks",
+            "wx-no-scope",
+            &[
+                "FAIL",
+                "lacks scope spark-admin:broadworks_enterprises_read",
+                "HTTP 403",
+            ],
+        ),
+        (
+            "webex_managed_orgs",
+            "wx-full-admin",
+            &["FAIL", "Partner Full Admin"],
+        ),
+        ("voss_spark_customers", "voss-good", &["OK", "12 objects"]),
+        (
+            "voss_spark_customers",
+            "voss-bad-password",
+            &["FAIL", "wrong username or password"],
+        ),
+        (
+            "voss_spark_customers",
+            "voss-down",
+            &["FAIL", "connection refused"],
+        ),
+        (
+            "voss_spark_customers",
+            "voss-self-signed",
+            &["FAIL", "certificate is not trusted", "ca_file"],
+        ),
+        ("commvault_organizations", "cv-good", &["OK", "6 objects"]),
+        (
+            "commvault_organizations",
+            "cv-bad-password",
+            &["FAIL", "wrong username or password"],
+        ),
+    ];
+    assert_eq!(outcomes.len(), expect.len(), "{lines:#?}");
+    for (collector, target, fragments) in expect {
+        let line = lines
+            .iter()
+            .find(|l| l.contains(&format!(" {collector} {target}:")))
+            .unwrap_or_else(|| panic!("no line for {collector} {target} in {lines:#?}"));
+        for f in *fragments {
+            assert!(line.contains(f), "{line:?} lacks {f:?}");
+        }
+    }
+    let o = sim.options();
+    for secret in [
+        sim.webex_token(),
+        o.voss.password.as_str(),
+        o.commvault.password.as_str(),
+    ] {
+        assert!(!lines.iter().any(|l| l.contains(secret)), "{lines:#?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_exits_zero_only_when_every_line_is_ok() {
+    let (sim, _no_scope, text) = probe_config().await;
+    let dir = TempDir::new("probe");
+    let bad = dir.write("bad.yml", &text);
+    let out = run(
+        &["--probe", &format!("--config.file={}", bad.display())],
+        DEADLINE,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.stdout.lines().count(), 11, "{}", out.stdout);
+    let o = sim.options();
+    for secret in [sim.webex_token(), &o.voss.password, &o.commvault.password] {
+        assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret));
+    }
+    let good: String = text
+        .lines()
+        .filter(|l| !l.starts_with("  - ") || l.contains("-good,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let good = dir.write("good.yml", &good);
+    let out = run(
+        &["--probe", &format!("--config.file={}", good.display())],
+        DEADLINE,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(out.stdout.lines().count(), 4, "{}", out.stdout);
+    assert!(
+        out.stdout.lines().all(|l| l.starts_with("OK ")),
+        "{}",
+        out.stdout
+    );
+}
