@@ -374,6 +374,8 @@ struct Checker<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
     problems: Vec<Problem>,
     warnings: Vec<Problem>,
+    /// `oauth-login` is about to create the refresh token files.
+    refresh_tokens_may_be_missing: bool,
 }
 
 impl Checker<'_> {
@@ -540,6 +542,7 @@ impl Checker<'_> {
                 self.report(raw, "oauth.refresh_token_file is required: the exporter keeps the rotated refresh token there");
                 None
             }
+            Some(f) if self.refresh_tokens_may_be_missing => Some(self.base_dir.join(&f.value)),
             Some(f) => {
                 let path = self.base_dir.join(&f.value);
                 let readable = std::fs::read_to_string(&path);
@@ -840,6 +843,40 @@ impl Config {
         base_dir: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> (Option<Config>, Diagnostics) {
+        Config::parse_with(text, origin, base_dir, env, false)
+    }
+
+    /// Reads a config for `oauth-login`, which writes the refresh token files, so they need
+    /// not exist yet.
+    pub fn load_for_oauth_login(path: &Path) -> Result<Config, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: origin.clone(),
+            problems: vec![Problem {
+                line: None,
+                column: None,
+                message: format!("cannot read config file: {e}"),
+            }],
+        })?;
+        let base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let (config, d) =
+            Config::parse_with(&text, &origin, &base_dir, &|v| std::env::var(v).ok(), true);
+        config.ok_or(ConfigError {
+            origin: d.origin,
+            problems: d.errors,
+        })
+    }
+
+    fn parse_with(
+        text: &str,
+        origin: &str,
+        base_dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+        refresh_tokens_may_be_missing: bool,
+    ) -> (Option<Config>, Diagnostics) {
         let diagnostics = |mut errors: Vec<Problem>, mut warnings: Vec<Problem>| {
             errors.sort_by_key(|p| (p.line, p.column));
             warnings.sort_by_key(|p| (p.line, p.column));
@@ -870,6 +907,7 @@ impl Config {
             env,
             problems: structural,
             warnings: Vec::new(),
+            refresh_tokens_may_be_missing,
         };
         if raw.webex.iter().flatten().next().is_none()
             && raw.voss.iter().flatten().next().is_none()

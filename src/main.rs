@@ -56,6 +56,9 @@ async fn run(cli: Cli) -> ExitCode {
     if cli.config_check {
         return tenant_exporter::cli::config_check(&cli.config_path());
     }
+    if let Some(tenant_exporter::cli::Command::OauthLogin(args)) = &cli.command {
+        return tenant_exporter::oauth_login::main(&cli.config_path(), args).await;
+    }
     if cli.probe {
         return tenant_exporter::probe::main(&cli.config_path()).await;
     }

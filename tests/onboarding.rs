@@ -232,3 +232,132 @@ async fn probe_exits_zero_only_when_every_line_is_ok() {
         out.stdout
     );
 }
+
+/// `oauth-login` end to end: the test plays the browser (opens the printed URL, follows the
+/// redirect to the command's loopback listener), then the exporter collects with the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_login_writes_a_working_refresh_token() {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
+
+    let sim = Simulator::start(Options::default()).await.unwrap();
+    let o = &sim.options().oauth;
+    let dir = TempDir::new("oauth-login");
+    let config = dir.write(
+        "c.yml",
+        &format!(
+            "webex:\n  - name: partner\n    base_url: {}\n    oauth:\n      client_id: {}\n      \
+             client_secret: {}\n      refresh_token_file: state/refresh-token\n    \
+             broadworks_enterprises: {{}}\n    managed_orgs: {{admins: [{{name: alice, person_id: P1}}]}}\n",
+            sim.webex_base_url(),
+            o.client_id,
+            o.client_secret
+        ),
+    );
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    let port = closed_port();
+    let redirect = format!("http://127.0.0.1:{port}/callback");
+    let mut child = common::command(&[
+        "oauth-login",
+        &format!("--config.file={}", config.display()),
+        &format!("--redirect-uri={redirect}"),
+        "--wait=20s",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut printed = Vec::new();
+    let authorize = loop {
+        let line = rx
+            .recv_timeout(DEADLINE)
+            .expect("the command prints the URL");
+        printed.push(line.clone());
+        if line.starts_with("http://") {
+            break url::Url::parse(&line).unwrap();
+        }
+    };
+    let q: std::collections::HashMap<String, String> =
+        authorize.query_pairs().into_owned().collect();
+    assert_eq!(authorize.path(), "/v1/authorize");
+    assert_eq!(
+        q["scope"],
+        "spark-admin:broadworks_enterprises_read spark-admin:organizations_read"
+    );
+    assert!(authorize
+        .as_str()
+        .contains("scope=spark-admin%3Abroadworks_enterprises_read%20"));
+    assert_eq!(q["redirect_uri"], redirect);
+    assert_eq!(q["client_id"], o.client_id);
+
+    let browser = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // A redirect that this run did not start is turned away, and the command keeps waiting.
+    let forged = browser
+        .get(format!("{redirect}?code=stolen&state=not-ours"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 400);
+    let consent = browser.get(authorize.as_str()).send().await.unwrap();
+    assert_eq!(consent.status(), 302);
+    let back = consent.headers()["location"].to_str().unwrap().to_string();
+    assert!(back.starts_with(&redirect), "{back}");
+    let page = browser.get(&back).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("authorized"));
+
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "oauth-login did not exit"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    reader.join().unwrap();
+    printed.extend(rx.try_iter());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{printed:#?}\n{stderr}");
+
+    let file = dir.path().join("state/refresh-token");
+    let token = sim.current_refresh_token();
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        format!("{token}\n")
+    );
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let all = printed.join("\n") + &stderr;
+    assert!(
+        !all.contains(&token) && !all.contains(&o.client_secret),
+        "{all}"
+    );
+
+    // The exporter now collects with it.
+    let config = Config::load(&config).unwrap();
+    let outcomes = tenant_exporter::probe::run(&config).await;
+    assert!(
+        outcomes.iter().all(|o| o.problem.is_none()) && outcomes.len() == 2,
+        "{outcomes:#?}"
+    );
+}

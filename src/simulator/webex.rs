@@ -29,7 +29,16 @@ struct Tokens {
     generation: u64,
     /// Issued access tokens and when they expire.
     access: Vec<(String, Instant)>,
+    /// Authorization codes not yet exchanged, with the redirect URI each was issued for.
+    codes: Vec<(String, String)>,
 }
+
+/// The scopes the fake integration may ask for; like Webex, `/authorize` refuses others.
+const INTEGRATION_SCOPES: [&str; 3] = [
+    "spark-admin:broadworks_enterprises_read",
+    "spark-admin:organizations_read",
+    "spark:kms",
+];
 
 impl WebexState {
     pub(crate) fn new(o: &OAuthOptions) -> Self {
@@ -38,6 +47,7 @@ impl WebexState {
                 refresh: o.refresh_token.clone(),
                 generation: 0,
                 access: Vec::new(),
+                codes: Vec::new(),
             }),
         }
     }
@@ -73,6 +83,7 @@ pub(super) fn routes() -> Router<Arc<SimState>> {
         .route("/v1/broadworks/enterprises", get(list_enterprises))
         .route("/v1/partner/organizations", get(partner_organizations))
         .route("/v1/access_token", post(access_token))
+        .route("/v1/authorize", get(authorize))
 }
 
 /// The static token, or an access token issued by the fake token endpoint and not expired.
@@ -234,6 +245,54 @@ async fn partner_organizations(
     items_page(fault.as_ref(), &items, &headers, next)
 }
 
+/// The consent page, already approved: redirects the browser back to the client with a code,
+/// or with `error` as Webex does for a bad request.
+async fn authorize(
+    State(state): State<Arc<SimState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let o = &state.opts.oauth;
+    let field = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
+    let Ok(mut redirect) = url::Url::parse(field("redirect_uri")) else {
+        return webex_error(
+            StatusCode::BAD_REQUEST,
+            "redirect_uri is missing or invalid",
+        );
+    };
+    if field("client_id") != o.client_id {
+        return webex_error(StatusCode::BAD_REQUEST, "unknown client_id");
+    }
+    let scopes: Vec<&str> = field("scope").split_whitespace().collect();
+    let error = if field("response_type") != "code" {
+        Some("unsupported_response_type")
+    } else if scopes.is_empty() || scopes.iter().any(|s| !INTEGRATION_SCOPES.contains(s)) {
+        Some("invalid_scope")
+    } else {
+        None
+    };
+    match error {
+        Some(e) => {
+            redirect.query_pairs_mut().append_pair("error", e);
+        }
+        None => {
+            let code = format!("sim-code-{:016x}", fastrand::u64(..));
+            let mut tokens = state.webex.tokens.lock().unwrap_or_else(|e| e.into_inner());
+            tokens
+                .codes
+                .push((code.clone(), field("redirect_uri").to_string()));
+            redirect.query_pairs_mut().append_pair("code", &code);
+        }
+    }
+    redirect
+        .query_pairs_mut()
+        .append_pair("state", field("state"));
+    (
+        StatusCode::FOUND,
+        [(header::LOCATION, redirect.to_string())],
+    )
+        .into_response()
+}
+
 async fn access_token(
     State(state): State<Arc<SimState>>,
     uri: axum::http::Uri,
@@ -247,19 +306,37 @@ async fn access_token(
     }
     let o = &state.opts.oauth;
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
-    if field("grant_type") != "refresh_token" {
+    let grant = field("grant_type");
+    if grant != "refresh_token" && grant != "authorization_code" {
         return webex_error(StatusCode::BAD_REQUEST, "unsupported grant_type");
     }
     if field("client_id") != o.client_id || field("client_secret") != o.client_secret {
         return webex_error(StatusCode::UNAUTHORIZED, "invalid client credentials");
     }
     let mut tokens = state.webex.tokens.lock().unwrap_or_else(|e| e.into_inner());
-    if field("refresh_token") != tokens.refresh {
+    if grant == "authorization_code" {
+        // A code works once, and only with the redirect URI it was issued for.
+        let issued = tokens
+            .codes
+            .iter()
+            .position(|(c, r)| c == field("code") && r == field("redirect_uri"));
+        match issued {
+            Some(i) => {
+                tokens.codes.remove(i);
+            }
+            None => {
+                return webex_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid authorization code or redirect_uri",
+                )
+            }
+        }
+    } else if field("refresh_token") != tokens.refresh {
         return webex_error(StatusCode::BAD_REQUEST, "invalid or revoked refresh token");
     }
     tokens.generation += 1;
     let generation = tokens.generation;
-    if o.rotate {
+    if o.rotate || grant == "authorization_code" {
         tokens.refresh = format!("sim-refresh-{generation}-{:016x}", fastrand::u64(..));
     }
     let access = format!("sim-access-{generation}-{:016x}", fastrand::u64(..));
