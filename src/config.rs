@@ -80,6 +80,8 @@ impl Default for Global {
 pub struct WebexTarget {
     pub name: String,
     pub base_url: Url,
+    /// Extra trusted CAs (a TLS-inspecting proxy) and the proxy to go through.
+    pub tls: TlsConfig,
     pub credentials: WebexCredentials,
     pub broadworks: Option<BroadworksConfig>,
     pub managed_orgs: Option<ManagedOrgsConfig>,
@@ -127,6 +129,32 @@ pub struct TlsConfig {
     /// PEM bundle of extra trusted CAs, for self-signed appliances.
     pub ca_file: Option<PathBuf>,
     pub insecure_skip_verify: bool,
+    /// The proxy this target is reached through, instead of HTTPS_PROXY/HTTP_PROXY.
+    pub proxy_url: Option<ProxyUrl>,
+}
+
+/// A proxy URL (http, https, socks5, socks5h). It may carry credentials, so its `Debug`
+/// shows only scheme, host and port.
+#[derive(Clone, PartialEq)]
+pub struct ProxyUrl(Url);
+
+impl ProxyUrl {
+    pub fn url(&self) -> &Url {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ProxyUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let u = &self.0;
+        write!(
+            f,
+            "ProxyUrl({}://{}:{})",
+            u.scheme(),
+            u.host_str().unwrap_or(""),
+            u.port_or_known_default().unwrap_or(0)
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -293,6 +321,8 @@ struct RawWebex {
     access_token: Option<Spanned<String>>,
     access_token_file: Option<Spanned<String>>,
     oauth: Option<Spanned<RawOAuth>>,
+    ca_file: Option<Spanned<String>>,
+    proxy_url: Option<Spanned<String>>,
     broadworks_enterprises: Option<Spanned<RawBroadworks>>,
     managed_orgs: Option<Spanned<RawManagedOrgs>>,
 }
@@ -343,6 +373,7 @@ struct RawVoss {
     interval: Option<Spanned<String>>,
     ca_file: Option<Spanned<String>>,
     insecure_skip_verify: Option<bool>,
+    proxy_url: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -358,6 +389,7 @@ struct RawCommvault {
     concurrency: Option<Spanned<u32>>,
     ca_file: Option<Spanned<String>>,
     insecure_skip_verify: Option<bool>,
+    proxy_url: Option<Spanned<String>>,
 }
 
 /// `organizations: all` or a list of ids.
@@ -615,6 +647,32 @@ impl Checker<'_> {
         Some(ManagedOrgsConfig { admins, interval })
     }
 
+    /// A target's `proxy_url`. The value is never echoed: it may carry a password.
+    fn proxy_url(&mut self, raw: &Option<Spanned<String>>) -> Option<ProxyUrl> {
+        let raw = raw.as_ref()?;
+        match Url::parse(raw.value.trim()) {
+            Ok(u) if !matches!(u.scheme(), "http" | "https" | "socks5" | "socks5h") => {
+                self.report(
+                    raw,
+                    "proxy_url: scheme must be http, https, socks5 or socks5h, e.g. http://proxy.example.com:3128",
+                );
+                None
+            }
+            Ok(u) if u.host().is_none() => {
+                self.report(raw, "proxy_url: has no host");
+                None
+            }
+            Ok(u) => Some(ProxyUrl(u)),
+            Err(_) => {
+                self.report(
+                    raw,
+                    "proxy_url: not a URL; expected e.g. http://proxy.example.com:3128 or socks5://10.0.0.1:1080",
+                );
+                None
+            }
+        }
+    }
+
     fn tls(&mut self, ca_file: &Option<Spanned<String>>, insecure: Option<bool>) -> TlsConfig {
         let ca_file = ca_file.as_ref().and_then(|f| {
             let path = self.base_dir.join(&f.value);
@@ -640,6 +698,7 @@ impl Checker<'_> {
         TlsConfig {
             ca_file,
             insecure_skip_verify: insecure.unwrap_or(false),
+            proxy_url: None,
         }
     }
 
@@ -1001,6 +1060,8 @@ impl Config {
                 }
                 None => None,
             };
+            let mut tls = c.tls(&w.ca_file, None);
+            tls.proxy_url = c.proxy_url(&w.proxy_url);
             let managed_orgs = match &w.managed_orgs {
                 Some(m) if m.value.enabled == Some(false) => None,
                 Some(m) => c.managed_orgs(m, global.interval),
@@ -1025,6 +1086,7 @@ impl Config {
                 webex.push(WebexTarget {
                     name,
                     base_url,
+                    tls,
                     credentials,
                     broadworks,
                     managed_orgs,
@@ -1048,7 +1110,8 @@ impl Config {
             );
             let interval = c.duration("interval", &v.interval, global.interval);
             c.interval_vs_timeout("interval", &v.interval, interval, global.timeout);
-            let tls = c.tls(&v.ca_file, v.insecure_skip_verify);
+            let mut tls = c.tls(&v.ca_file, v.insecure_skip_verify);
+            tls.proxy_url = c.proxy_url(&v.proxy_url);
             if let (Some(base_url), Some(username), Some(password), Some(hierarchy)) =
                 (base_url, username, password, hierarchy)
             {
@@ -1100,7 +1163,8 @@ impl Config {
                 }
                 Some(n) => n.value as usize,
             };
-            let tls = c.tls(&cv.ca_file, cv.insecure_skip_verify);
+            let mut tls = c.tls(&cv.ca_file, cv.insecure_skip_verify);
+            tls.proxy_url = c.proxy_url(&cv.proxy_url);
             if let (Some(base_url), Some(username), Some(password)) = (base_url, username, password)
             {
                 commvault.push(CommvaultTarget {

@@ -221,7 +221,8 @@ async fn exchange(
     // A code works once.
     policy.max_attempts = 1;
     let client = Client::new(policy, Arc::new(SelfMetrics::new()))
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?
+        .with_tls(&target.name, &target.tls)?;
     let body = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("grant_type", "authorization_code")
         .append_pair("client_id", &oauth.client_id)

@@ -66,6 +66,7 @@ pub async fn run(config: &Config) -> Vec<Outcome> {
                 problem,
                 objects,
             };
+            let proxied = job.tls.proxy_url.is_some();
             let client = match client.with_tls(&job.target, &job.tls) {
                 Ok(c) => c,
                 Err(e) => return outcome(Some(e), 0),
@@ -87,27 +88,28 @@ pub async fn run(config: &Config) -> Vec<Outcome> {
                 Ok(c) if c.problems.is_empty() => outcome(None, c.samples.objects()),
                 Ok(c) => {
                     let text = c.problems.join("; ");
-                    let problem = match hint(job.collector, None, &text) {
+                    let problem = match hint(job.collector, None, &text, proxied) {
                         Some(h) => format!("{h}. Details: {text}"),
                         None => text,
                     };
                     outcome(Some(problem), c.samples.objects())
                 }
-                Err(e) => outcome(Some(explain(job.collector, &e)), 0),
+                Err(e) => outcome(Some(explain(job.collector, &e, proxied)), 0),
             }
         }
     });
     futures_util::future::join_all(probes).await
 }
 
-/// The error with, in front, what to do about it when that can be told.
-pub fn explain(collector: &str, e: &CollectError) -> String {
+/// The error with, in front, what to do about it when that can be told. `proxied`: the target
+/// has a `proxy_url`, so a refused connection is the proxy's.
+pub fn explain(collector: &str, e: &CollectError, proxied: bool) -> String {
     let status = match e {
         CollectError::Upstream(UpstreamError::Status { status, .. }) => Some(*status),
         _ => None,
     };
     let text = e.to_string();
-    match hint(collector, status, &text) {
+    match hint(collector, status, &text, proxied) {
         Some(h) => format!("{h}. Details: {text}"),
         None => text,
     }
@@ -115,7 +117,7 @@ pub fn explain(collector: &str, e: &CollectError) -> String {
 
 /// What an error means for the user, from its status and the words the upstream or the
 /// HTTP stack used.
-fn hint(collector: &str, status: Option<u16>, text: &str) -> Option<String> {
+fn hint(collector: &str, status: Option<u16>, text: &str, proxied: bool) -> Option<String> {
     let lower = text.to_ascii_lowercase();
     let has = |s: &str| lower.contains(s);
     let is_webex = collector.starts_with("webex_");
@@ -133,8 +135,15 @@ fn hint(collector: &str, status: Option<u16>, text: &str) -> Option<String> {
             .to_string()
     } else if has("certificate") || has("unknownissuer") || has("invalid peer") {
         "the server's TLS certificate is not trusted: set ca_file to the CA that signed it".into()
+    } else if proxied
+        && (has("proxy") || has("tunnel") || has("connection refused") || has("socks"))
+    {
+        "the proxy refused or failed the connection: check the target's proxy_url and that the \
+         proxy allows this host"
+            .into()
     } else if has("proxy") || has("tunnel") {
-        "the proxy refused or failed the connection: check proxy_url or HTTPS_PROXY/NO_PROXY".into()
+        "the proxy refused or failed the connection: check HTTPS_PROXY/HTTP_PROXY and NO_PROXY"
+            .into()
     } else if has("connection refused") {
         "connection refused: check base_url's host and port, and that the service listens there"
             .into()
@@ -157,6 +166,10 @@ fn hint(collector: &str, status: Option<u16>, text: &str) -> Option<String> {
             "access denied: the token lacks scope {scope}, or its user is not a partner \
              administrator; re-authorize with that scope"
         )
+    } else if (status == Some(403) || has("http 403")) && proxied {
+        "access denied, by the account's role or by the proxy on the way (proxy_url); see the \
+         README's Getting credentials"
+            .into()
     } else if status == Some(403) || has("http 403") {
         "access denied: the account's role may not read this; see the README's Getting \
          credentials"

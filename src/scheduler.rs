@@ -50,7 +50,7 @@ pub fn jobs(config: &Config, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
                 collector: broadworks::COLLECTOR,
                 target: w.name.clone(),
                 interval: b.interval,
-                tls: TlsConfig::default(),
+                tls: w.tls.clone(),
                 source: Arc::new(Broadworks {
                     base_url: w.base_url.clone(),
                     auth: auth.clone(),
@@ -63,7 +63,7 @@ pub fn jobs(config: &Config, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
                 collector: managed_orgs::COLLECTOR,
                 target: w.name.clone(),
                 interval: m.interval,
-                tls: TlsConfig::default(),
+                tls: w.tls.clone(),
                 source: Arc::new(ManagedOrgs::new(
                     w.base_url.clone(),
                     auth.clone(),

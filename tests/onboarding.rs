@@ -361,3 +361,192 @@ async fn oauth_login_writes_a_working_refresh_token() {
         "{outcomes:#?}"
     );
 }
+
+/// A small proxy for the tests: HTTP CONNECT tunnels, absolute-form forwarding, and SOCKS5,
+/// counting what went through it; or refusing everything with 403.
+struct TestProxy {
+    addr: std::net::SocketAddr,
+    connects: Arc<std::sync::atomic::AtomicUsize>,
+    forwards: Arc<std::sync::atomic::AtomicUsize>,
+    socks: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl TestProxy {
+    async fn start(refuse: bool) -> TestProxy {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let counters = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let (connects, forwards, socks) = counters.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let (connects, forwards, socks) =
+                    (connects.clone(), forwards.clone(), socks.clone());
+                tokio::spawn(async move {
+                    let mut first = [0u8; 1];
+                    if client.peek(&mut first).await.is_err() {
+                        return;
+                    }
+                    if first[0] == 5 {
+                        // SOCKS5, no authentication, CONNECT to an IPv4 address or a name.
+                        let mut greeting = [0u8; 2];
+                        client.read_exact(&mut greeting).await.unwrap();
+                        let mut methods = vec![0u8; greeting[1] as usize];
+                        client.read_exact(&mut methods).await.unwrap();
+                        client.write_all(&[5, 0]).await.unwrap();
+                        let mut req = [0u8; 4];
+                        client.read_exact(&mut req).await.unwrap();
+                        let host = match req[3] {
+                            1 => {
+                                let mut a = [0u8; 4];
+                                client.read_exact(&mut a).await.unwrap();
+                                std::net::Ipv4Addr::from(a).to_string()
+                            }
+                            3 => {
+                                let mut n = [0u8; 1];
+                                client.read_exact(&mut n).await.unwrap();
+                                let mut name = vec![0u8; n[0] as usize];
+                                client.read_exact(&mut name).await.unwrap();
+                                String::from_utf8(name).unwrap()
+                            }
+                            _ => return,
+                        };
+                        let mut port = [0u8; 2];
+                        client.read_exact(&mut port).await.unwrap();
+                        let port = u16::from_be_bytes(port);
+                        if refuse {
+                            let _ = client.write_all(&[5, 2, 0, 1, 0, 0, 0, 0, 0, 0]).await;
+                            return;
+                        }
+                        socks.fetch_add(1, Ordering::SeqCst);
+                        let mut upstream = tokio::net::TcpStream::connect((host.as_str(), port))
+                            .await
+                            .unwrap();
+                        client
+                            .write_all(&[5, 0, 0, 1, 0, 0, 0, 0, 0, 0])
+                            .await
+                            .unwrap();
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                        return;
+                    }
+                    // HTTP: read the request head.
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+                        if client.read_exact(&mut byte).await.is_err() {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let text = String::from_utf8_lossy(&head).to_string();
+                    let mut words = text.split_whitespace();
+                    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+                    if refuse {
+                        let _ = client
+                            .write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
+                            .await;
+                        return;
+                    }
+                    if method == "CONNECT" {
+                        connects.fetch_add(1, Ordering::SeqCst);
+                        let mut upstream = tokio::net::TcpStream::connect(target).await.unwrap();
+                        client
+                            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                            .await
+                            .unwrap();
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                    } else {
+                        // Absolute-form request: the upstream (hyper) accepts it as it is.
+                        forwards.fetch_add(1, Ordering::SeqCst);
+                        let url = url::Url::parse(target).unwrap();
+                        let mut upstream = tokio::net::TcpStream::connect((
+                            url.host_str().unwrap(),
+                            url.port_or_known_default().unwrap(),
+                        ))
+                        .await
+                        .unwrap();
+                        upstream.write_all(&head).await.unwrap();
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                    }
+                });
+            }
+        });
+        let (connects, forwards, socks) = counters;
+        TestProxy {
+            addr,
+            connects,
+            forwards,
+            socks,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_target_goes_through_its_own_proxy() {
+    use std::sync::atomic::Ordering;
+    let sim = Simulator::start(Options::default()).await.unwrap();
+    let proxy = TestProxy::start(false).await;
+    let refusing = TestProxy::start(true).await;
+    let tls = untrusted_tls_server().await;
+    let o = sim.options();
+    let p = proxy.addr;
+    let text = format!(
+        "global: {{interval: 1m, timeout: 5s}}\n\
+         webex:\n\
+         \x20 - {{name: wx-socks, base_url: '{webex}', access_token: {token}, proxy_url: 'socks5://{p}', broadworks_enterprises: {{}}}}\n\
+         voss:\n\
+         \x20 - {{name: voss-http-proxy, base_url: '{voss}', username: {vu}, password: {vp}, hierarchy: {vh}, proxy_url: 'http://{p}'}}\n\
+         \x20 - {{name: voss-tunnel, base_url: 'https://{tls}', username: {vu}, password: {vp}, hierarchy: {vh}, proxy_url: 'http://{p}'}}\n\
+         commvault:\n\
+         \x20 - {{name: cv-refused, base_url: 'https://{tls}/commandcenter/api', username: {cu}, password: {cp}, proxy_url: 'http://{refused}'}}\n\
+         \x20 - {{name: cv-direct, base_url: '{cv}', username: {cu}, password: {cp}}}\n",
+        webex = sim.webex_base_url(),
+        token = sim.webex_token(),
+        voss = sim.voss_base_url(),
+        cv = sim.commvault_base_url(),
+        vu = o.voss.username,
+        vp = o.voss.password,
+        vh = o.voss.hierarchy,
+        cu = o.commvault.username,
+        cp = o.commvault.password,
+        refused = refusing.addr,
+    );
+    let config = Config::parse(&text, "t.yml", std::path::Path::new("."), &|_| None).unwrap();
+    let outcomes = tenant_exporter::probe::run(&config).await;
+    let line = |target: &str| {
+        outcomes
+            .iter()
+            .find(|o| o.target == target)
+            .map(|o| o.to_string())
+            .unwrap()
+    };
+    assert!(line("wx-socks").starts_with("OK "), "{}", line("wx-socks"));
+    assert!(
+        line("voss-http-proxy").starts_with("OK "),
+        "{}",
+        line("voss-http-proxy")
+    );
+    assert!(
+        line("voss-tunnel").contains("certificate is not trusted"),
+        "{}",
+        line("voss-tunnel")
+    );
+    assert!(
+        line("cv-refused").contains("proxy refused"),
+        "{}",
+        line("cv-refused")
+    );
+    assert!(
+        line("cv-direct").starts_with("OK "),
+        "{}",
+        line("cv-direct")
+    );
+    assert!(proxy.socks.load(Ordering::SeqCst) >= 1);
+    assert!(proxy.forwards.load(Ordering::SeqCst) >= 1);
+    assert_eq!(proxy.connects.load(Ordering::SeqCst), 1);
+}

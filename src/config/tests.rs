@@ -473,3 +473,30 @@ webex:
     assert!(config.is_some());
     insta::assert_snapshot!(d.to_string(), @"t.yml: warning: no webex, voss or commvault targets: the exporter will collect nothing");
 }
+
+#[test]
+fn proxy_urls_are_checked_and_never_shown() {
+    let c = parse(
+        "voss:\n  - {name: v, base_url: 'https://v', username: u, password: p, hierarchy: h, proxy_url: 'http://user:hunter2@proxy:3128'}\n\
+         webex:\n  - {name: w, access_token: t, proxy_url: 'socks5h://10.0.0.1:1080', broadworks_enterprises: {}}\n",
+    )
+    .unwrap();
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(debug.contains("ProxyUrl(http://proxy:3128)"), "{debug}");
+    assert_eq!(
+        c.webex[0].tls.proxy_url.as_ref().unwrap().url().scheme(),
+        "socks5h"
+    );
+    let p = problems(
+        "voss:\n  - {name: v, base_url: 'https://v', username: u, password: p, hierarchy: h, proxy_url: 'ftp://user:hunter2@proxy'}\n\
+         commvault:\n  - {name: c, base_url: 'https://c', username: u, password: p, proxy_url: '10.0.0.1:3128'}\n",
+    );
+    assert_eq!(
+        p,
+        [
+            "t.yml:2:89: proxy_url: scheme must be http, https, socks5 or socks5h, e.g. http://proxy.example.com:3128",
+            "t.yml:4:75: proxy_url: not a URL; expected e.g. http://proxy.example.com:3128 or socks5://10.0.0.1:1080",
+        ]
+    );
+}
