@@ -399,9 +399,10 @@ commvault:
     username: u
     password: p
     organizations: {a: 1}
-    extra: {deep: [1, 2]}
 webex:
-  name: x
+  - name: w
+    access_token: t
+    managed_orgs: {admins: [{name: a, person_id: p, extra: {deep: [1, 2]}}]}
 ";
     insta::assert_snapshot!(diagnostics(text), @r#"
     t.yml:2:3: unknown key `intervall` in global; did you mean `interval`?
@@ -413,8 +414,7 @@ webex:
     t.yml:12:11: name: expected a single value, not a list or a mapping
     t.yml:16:15: base_url: not an absolute URL; write the scheme and host, e.g. https://host.example.com:8443/path
     t.yml:19:20: organizations: expected `all` or a list of organization ids such as [12, 34]
-    t.yml:20:5: unknown key `extra` in commvault[0]; expected one of name, base_url, username, password, password_file, organizations, interval, concurrency, ca_file, insecure_skip_verify
-    t.yml:22:3: webex: expected a list (lines starting with `- `)
+    t.yml:23:53: unknown key `extra` in managed_orgs.admins[0]; expected one of name, person_id
     "#);
 }
 
