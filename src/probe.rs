@@ -206,3 +206,79 @@ pub async fn main(path: &std::path::Path) -> std::process::ExitCode {
         std::process::ExitCode::FAILURE
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_name_the_fix() {
+        let h = |collector, status, text: &str, proxied| hint(collector, status, text, proxied);
+        let cases: &[(&str, Option<u16>, &str, bool, &str)] = &[
+            (
+                "commvault_organizations",
+                None,
+                "logging in failed: account is locked for 28 minutes",
+                false,
+                "locked",
+            ),
+            (
+                "voss_spark_customers",
+                None,
+                "GET https://v/: connection failed: dns error: failed to lookup address",
+                false,
+                "does not resolve",
+            ),
+            (
+                "voss_spark_customers",
+                None,
+                "GET https://v/: timed out",
+                false,
+                "no answer in time",
+            ),
+            (
+                "voss_spark_customers",
+                None,
+                "GET https://v/: connection failed: Connection refused",
+                true,
+                "proxy refused",
+            ),
+            (
+                "voss_spark_customers",
+                None,
+                "GET https://v/: connection failed: unsuccessful tunnel",
+                false,
+                "HTTPS_PROXY",
+            ),
+            (
+                "webex_managed_orgs",
+                Some(403),
+                "HTTP 403",
+                false,
+                "spark-admin:organizations_read",
+            ),
+            (
+                "commvault_organizations",
+                Some(404),
+                "HTTP 404",
+                false,
+                "base_url's path",
+            ),
+            (
+                "webex_broadworks",
+                None,
+                "refreshing the access token failed: invalid refresh token",
+                false,
+                "oauth-login",
+            ),
+        ];
+        for (collector, status, text, proxied, expected) in cases {
+            let got = h(collector, *status, text, *proxied).unwrap_or_default();
+            assert!(got.contains(expected), "{text:?} -> {got:?}");
+        }
+        assert_eq!(
+            h("voss_spark_customers", None, "resources[0]: no pkid", false),
+            None
+        );
+    }
+}

@@ -500,3 +500,23 @@ fn proxy_urls_are_checked_and_never_shown() {
         ]
     );
 }
+
+#[test]
+fn duplicate_keys_and_odd_documents_are_explained() {
+    let p = problems("global:\n  interval: 5m\n  interval: 6m\nglobl: {}\n");
+    assert_eq!(
+        p,
+        [
+            "t.yml:3:3: `interval` is given twice here; keep one",
+            "t.yml:4:1: unknown key `globl` at the top level; did you mean `global`?",
+        ]
+    );
+    assert_eq!(
+        problems("just a scalar\n"),
+        ["t.yml:1:1: the config must be a mapping of sections: global, webex, voss, commvault"]
+    );
+    assert_eq!(
+        problems("global: {}\n---\nvoss: []\n"),
+        ["t.yml:3:1: the config is one YAML document: remove the second `---` and what follows, or merge it"]
+    );
+}

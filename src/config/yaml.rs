@@ -303,10 +303,17 @@ pub(super) fn deserialize_all<T: DeserializeOwned>(text: &str) -> (Option<T>, Ve
             break;
         };
         let message = problem.message.clone();
+        // Errors about a key (unknown, or given twice) point at the key itself.
         let unknown = message
             .strip_prefix("unknown field `")
             .and_then(|m| m.split_once('`'))
-            .map(|(k, _)| k.to_string());
+            .map(|(k, _)| k.to_string())
+            .or_else(|| {
+                message
+                    .strip_prefix("duplicate mapping key: ")
+                    .and_then(|m| m.split(',').next())
+                    .map(|k| k.trim().to_string())
+            });
         let missing = message
             .strip_prefix("missing field `")
             .and_then(|m| m.split_once('`'))
@@ -318,6 +325,7 @@ pub(super) fn deserialize_all<T: DeserializeOwned>(text: &str) -> (Option<T>, Ve
             None => find(tree, offset, unknown.as_deref(), &mut Vec::new()),
         };
         let Some(hit) = hit else {
+            problem.message = describe(&[], &message);
             problems.push(problem);
             break;
         };
@@ -389,6 +397,16 @@ fn describe(path: &[String], message: &str) -> String {
             ),
         };
     }
+    if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(',').next().unwrap_or(rest).trim();
+        return format!("`{key}` is given twice here; keep one");
+    }
+    if message.starts_with("multiple YAML documents") {
+        return "the config is one YAML document: remove the second `---` and what follows, or merge it".into();
+    }
+    if f.is_empty() && message.starts_with("expected mapping") {
+        return "the config must be a mapping of sections: global, webex, voss, commvault".into();
+    }
     if let Some(rest) = message.strip_prefix("missing field `") {
         let key = rest.split('`').next().unwrap_or(rest);
         return format!("{f}: {key} is required");
@@ -408,7 +426,11 @@ fn describe(path: &[String], message: &str) -> String {
     } else {
         message
     };
-    format!("{f}: {what}")
+    if f.is_empty() {
+        what.to_string()
+    } else {
+        format!("{f}: {what}")
+    }
 }
 
 /// The known key nearest to a misspelt one, when it is near enough to be meant.
