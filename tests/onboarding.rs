@@ -550,3 +550,51 @@ async fn each_target_goes_through_its_own_proxy() {
     assert!(proxy.forwards.load(Ordering::SeqCst) >= 1);
     assert_eq!(proxy.connects.load(Ordering::SeqCst), 1);
 }
+
+/// The issue's example through the binary: a misspelt key, a bad duration and a missing
+/// password file are three lines with file:line:col, and the check fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_check_reports_three_mistakes_in_one_run() {
+    let dir = TempDir::new("check-three");
+    let text = "global: {interval: 10m, timeout: 30s}\n\
+                voss:\n\
+                \x20 - name: v\n\
+                \x20   base_url: https://voss.example.com\n\
+                \x20   usernme: monitor\n\
+                \x20   username: monitor\n\
+                \x20   password_file: missing-password\n\
+                \x20   hierarchy: sys.hcs\n\
+                \x20   interval: 5 mintues\n";
+    let path = dir.write("three.yml", text);
+    let out = run(
+        &[
+            "--config.check",
+            &format!("--config.file={}", path.display()),
+        ],
+        DEADLINE,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.stdout, "");
+    let at = |needle: &str| {
+        let (line, col) = common::position(text, needle);
+        format!("{}:{line}:{col}: ", path.display())
+    };
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", out.stderr);
+    assert!(
+        lines[0].starts_with(&(at("usernme") + "unknown key `usernme`")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        lines[1].starts_with(&(at("missing-password") + "password_file")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        lines[2].starts_with(&(at("5 mintues") + "interval: invalid duration")),
+        "{}",
+        out.stderr
+    );
+}
