@@ -593,6 +593,13 @@ impl Checker<'_> {
                             self.report(f, format!("oauth.refresh_token_file {}: not writable; the exporter must persist rotated refresh tokens", path.display()));
                         }
                     }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.report(
+                        f,
+                        format!(
+                            "oauth.refresh_token_file {}: cannot read: {e}; `tenant-exporter oauth-login` creates it",
+                            path.display()
+                        ),
+                    ),
                     Err(e) => self.report(
                         f,
                         format!(

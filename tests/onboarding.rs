@@ -255,6 +255,12 @@ async fn oauth_login_writes_a_working_refresh_token() {
         ),
     );
     std::fs::create_dir(dir.path().join("state")).unwrap();
+    // Before the login the config is incomplete, and says what completes it.
+    let err = Config::load(&config).unwrap_err().to_string();
+    assert!(
+        err.contains("`tenant-exporter oauth-login` creates it"),
+        "{err}"
+    );
     let port = closed_port();
     let redirect = format!("http://127.0.0.1:{port}/callback");
     let mut child = common::command(&[
