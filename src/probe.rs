@@ -129,7 +129,7 @@ fn hint(collector: &str, status: Option<u16>, text: &str, proxied: bool) -> Opti
         "this person is a Partner Full Admin, who has no managed orgs to list; use a partner \
          admin with assigned customers"
             .to_string()
-    } else if has("locked") {
+    } else if has("locked") && !is_webex {
         "the account is locked after failed logins; wait for the lock to expire (see details), \
          fix the password, and do not retry meanwhile"
             .to_string()
