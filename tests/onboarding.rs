@@ -604,3 +604,72 @@ async fn config_check_reports_three_mistakes_in_one_run() {
         out.stderr
     );
 }
+
+/// A user who granted fewer scopes than the collectors need: the simulator answers 403 as
+/// Webex does, and --probe names the missing scope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_names_the_scope_the_user_did_not_grant() {
+    let sim = Simulator::start(Options::default()).await.unwrap();
+    let o = &sim.options().oauth;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let redirect = "http://127.0.0.1:1/callback";
+    let mut authorize = url::Url::parse(&format!("{}/authorize", sim.webex_base_url())).unwrap();
+    authorize
+        .query_pairs_mut()
+        .append_pair("client_id", &o.client_id)
+        .append_pair("response_type", "code")
+        .append_pair("redirect_uri", redirect)
+        .append_pair("scope", "spark-admin:broadworks_enterprises_read")
+        .append_pair("state", "s1");
+    let consent = http.get(authorize.as_str()).send().await.unwrap();
+    let back = url::Url::parse(consent.headers()["location"].to_str().unwrap()).unwrap();
+    let code = back
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.to_string())
+        .expect("a code");
+    let tokens: serde_json::Value = http
+        .post(format!("{}/access_token", sim.webex_base_url()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("grant_type", "authorization_code")
+                .append_pair("client_id", &o.client_id)
+                .append_pair("client_secret", &o.client_secret)
+                .append_pair("code", &code)
+                .append_pair("redirect_uri", redirect)
+                .finish(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .map(|b| serde_json::from_slice(&b).unwrap())
+        .unwrap();
+    let dir = TempDir::new("scope");
+    dir.write("refresh", tokens["refresh_token"].as_str().unwrap());
+    let text = format!(
+        "webex:\n  - name: partner\n    base_url: {}\n    oauth: {{client_id: {}, client_secret: {}, refresh_token_file: refresh}}\n    \
+         broadworks_enterprises: {{}}\n    managed_orgs: {{admins: [{{name: alice, person_id: P1}}]}}\n",
+        sim.webex_base_url(),
+        o.client_id,
+        o.client_secret
+    );
+    let config = Config::parse(&text, "t.yml", dir.path(), &|_| None).unwrap();
+    let outcomes = tenant_exporter::probe::run(&config).await;
+    let lines: Vec<String> = outcomes.iter().map(|o| o.to_string()).collect();
+    assert!(
+        lines[0].starts_with("OK    webex_broadworks partner"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[1].starts_with("FAIL  webex_managed_orgs partner: ")
+            && lines[1].contains("lacks scope spark-admin:organizations_read"),
+        "{lines:#?}"
+    );
+}

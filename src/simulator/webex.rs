@@ -29,8 +29,14 @@ struct Tokens {
     generation: u64,
     /// Issued access tokens and when they expire.
     access: Vec<(String, Instant)>,
-    /// Authorization codes not yet exchanged, with the redirect URI each was issued for.
-    codes: Vec<(String, String)>,
+    /// Authorization codes not yet exchanged, with the redirect URI and scopes each was
+    /// issued for.
+    codes: Vec<(String, String, Vec<String>)>,
+    /// The scopes the user granted at `/authorize`; `None` until then (the start refresh
+    /// token carries every scope).
+    granted: Option<Vec<String>>,
+    /// Access tokens issued under a grant, with its scopes.
+    scoped: Vec<(String, Vec<String>)>,
 }
 
 /// The scopes the fake integration may ask for; like Webex, `/authorize` refuses others.
@@ -48,6 +54,8 @@ impl WebexState {
                 generation: 0,
                 access: Vec::new(),
                 codes: Vec::new(),
+                granted: None,
+                scoped: Vec::new(),
             }),
         }
     }
@@ -86,6 +94,26 @@ pub(super) fn routes() -> Router<Arc<SimState>> {
         .route("/v1/authorize", get(authorize))
 }
 
+/// Whether the bearer token may use `scope`: tokens issued after a user granted fewer scopes
+/// at `/authorize` may not use the others, and Webex answers 403 as below.
+fn scope_ok(state: &SimState, headers: &HeaderMap, scope: &str) -> bool {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let tokens = state.webex.tokens.lock().unwrap_or_else(|e| e.into_inner());
+    tokens
+        .scoped
+        .iter()
+        .find(|(t, _)| t == token)
+        .is_none_or(|(_, scopes)| scopes.iter().any(|s| s == scope))
+}
+
+const MISSING_SCOPE: &str = "The server understood the request, but refused to fulfill it \
+    because the access token is missing required scopes or the user is missing required roles \
+    or licenses.";
+
 /// The static token, or an access token issued by the fake token endpoint and not expired.
 fn bearer_ok(state: &SimState, headers: &HeaderMap) -> bool {
     let Some(token) = headers
@@ -123,6 +151,9 @@ async fn list_enterprises(
     }
     if !bearer_ok(&state, &headers) {
         return webex_error(StatusCode::UNAUTHORIZED, "Invalid access token");
+    }
+    if !scope_ok(&state, &headers, "spark-admin:broadworks_enterprises_read") {
+        return webex_error(StatusCode::FORBIDDEN, MISSING_SCOPE);
     }
     let max = match q.get("max").map(|m| m.parse::<usize>()) {
         None => 100,
@@ -195,6 +226,9 @@ async fn partner_organizations(
     }
     if !bearer_ok(&state, &headers) {
         return webex_error(StatusCode::UNAUTHORIZED, "Invalid access token");
+    }
+    if !scope_ok(&state, &headers, "spark-admin:organizations_read") {
+        return webex_error(StatusCode::FORBIDDEN, MISSING_SCOPE);
     }
     let Some(person) = q.get("managedBy").filter(|p| !p.is_empty()) else {
         return webex_error(StatusCode::BAD_REQUEST, "managedBy is required");
@@ -277,9 +311,10 @@ async fn authorize(
         None => {
             let code = format!("sim-code-{:016x}", fastrand::u64(..));
             let mut tokens = state.webex.tokens.lock().unwrap_or_else(|e| e.into_inner());
+            let scopes = scopes.iter().map(|s| s.to_string()).collect();
             tokens
                 .codes
-                .push((code.clone(), field("redirect_uri").to_string()));
+                .push((code.clone(), field("redirect_uri").to_string(), scopes));
             redirect.query_pairs_mut().append_pair("code", &code);
         }
     }
@@ -319,10 +354,11 @@ async fn access_token(
         let issued = tokens
             .codes
             .iter()
-            .position(|(c, r)| c == field("code") && r == field("redirect_uri"));
+            .position(|(c, r, _)| c == field("code") && r == field("redirect_uri"));
         match issued {
             Some(i) => {
-                tokens.codes.remove(i);
+                let (_, _, scopes) = tokens.codes.remove(i);
+                tokens.granted = Some(scopes);
             }
             None => {
                 return webex_error(
@@ -345,6 +381,15 @@ async fn access_token(
     tokens
         .access
         .push((access.clone(), now + o.access_token_lifetime));
+    if let Some(granted) = tokens.granted.clone() {
+        tokens.scoped.push((access.clone(), granted));
+    }
+    let Tokens {
+        access: live,
+        scoped,
+        ..
+    } = &mut *tokens;
+    scoped.retain(|(t, _)| live.iter().any(|(l, _)| l == t));
     let body = serde_json::json!({
         "access_token": access,
         "expires_in": o.access_token_lifetime.as_secs(),
