@@ -1,8 +1,10 @@
 //! Configuration: the YAML schema, read in two phases.
 //!
-//! Phase one deserializes into `Raw*` structs that keep every value's position. Phase two
-//! validates into the types the program runs on, collecting every problem before reporting,
-//! so `--config.check` shows all mistakes at once and an invalid config cannot be represented.
+//! Phase one deserializes into `Raw*` structs that keep every value's position, setting aside
+//! each entry serde rejects so one unknown key or wrong type does not hide the rest
+//! (`yaml.rs`). Phase two validates into the types the program runs on, collecting every
+//! problem and warning before reporting, so `--config.check` shows all mistakes at once and
+//! an invalid config cannot be represented.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
