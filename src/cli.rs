@@ -17,8 +17,11 @@ const LONG_VERSION: &str = concat!(
 #[derive(Debug, Parser)]
 #[command(name = "tenant-exporter", version = LONG_VERSION, about = "Prometheus exporter for multi-tenant Cisco Webex, VOSS Automate and Commvault estates.")]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Path to the configuration file.
-    #[arg(long = "config.file", value_name = "FILE", conflicts_with = "demo")]
+    #[arg(long = "config.file", value_name = "FILE", global = true)]
     pub config_file: Option<PathBuf>,
 
     /// Address to listen on, as host:port or :port (all interfaces). Repeatable.
@@ -77,8 +80,14 @@ pub struct Cli {
     #[arg(long)]
     pub once: bool,
 
+    /// Check every configured target's credentials, permissions and network path: one live
+    /// collection per target and collector, one line each (OK, or what is wrong and what to
+    /// do). Exits 0 only when every line is OK. Prints no secret.
+    #[arg(long, conflicts_with_all = ["once", "demo", "config_check"])]
+    pub probe: bool,
+
     /// Run without a config against the built-in simulator of the upstream APIs.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "config_file")]
     pub demo: bool,
 
     /// Collect only this replica's share of the targets, as INDEX/COUNT (0-based). INDEX may
@@ -90,6 +99,17 @@ pub struct Cli {
     #[arg(long = "demo.enterprises", value_name = "N", default_value_t = 25, requires = "demo",
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub demo_enterprises: u32,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Authorize a Webex integration for a target and store its refresh token.
+    ///
+    /// Prints the authorize URL with exactly the scopes the target's collectors need, waits
+    /// for the browser's redirect on the loopback redirect URI, exchanges the code at the
+    /// token endpoint and writes the target's oauth.refresh_token_file atomically (mode 0600).
+    /// Register the redirect URI in the integration first (developer.webex.com).
+    OauthLogin(crate::oauth_login::OauthLoginArgs),
 }
 
 fn telemetry_path(s: &str) -> Result<String, String> {
@@ -112,6 +132,28 @@ impl Cli {
         self.config_file
             .clone()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE))
+    }
+}
+
+/// `--config.check`: every error and warning with its position on stderr, a summary on stdout
+/// when the config is usable. Exit status 1 only for errors.
+pub fn config_check(path: &std::path::Path) -> std::process::ExitCode {
+    let (config, diagnostics) = crate::config::Config::check(path);
+    if !diagnostics.errors.is_empty() || !diagnostics.warnings.is_empty() {
+        eprintln!("{diagnostics}");
+    }
+    match config {
+        Some(c) => {
+            println!(
+                "{}: config is valid ({} webex, {} voss, {} commvault targets)",
+                path.display(),
+                c.webex.len(),
+                c.voss.len(),
+                c.commvault.len()
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        None => std::process::ExitCode::FAILURE,
     }
 }
 
@@ -154,6 +196,23 @@ mod tests {
     }
 
     #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let c = Cli::try_parse_from([
+            "tenant-exporter",
+            "oauth-login",
+            "--config.file=x.yml",
+            "--target=t",
+        ])
+        .unwrap();
+        assert_eq!(c.config_path(), PathBuf::from("x.yml"));
+        assert!(
+            matches!(c.command, Some(Command::OauthLogin(a)) if a.target.as_deref() == Some("t"))
+        );
+    }
+
+    #[test]
     fn bad_flags_are_errors() {
         for args in [
             &["tenant-exporter", "--web.config"][..],
@@ -163,6 +222,8 @@ mod tests {
             &["tenant-exporter", "--demo.enterprises=5"],
             &["tenant-exporter", "--demo", "--config.file=x.yml"],
             &["tenant-exporter", "--demo", "--demo.enterprises=0"],
+            &["tenant-exporter", "--probe", "--once"],
+            &["tenant-exporter", "oauth-login", "--redirect-uri"],
         ] {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
         }

@@ -1,8 +1,10 @@
 //! Configuration: the YAML schema, read in two phases.
 //!
-//! Phase one deserializes into `Raw*` structs that keep every value's position. Phase two
-//! validates into the types the program runs on, collecting every problem before reporting,
-//! so `--config.check` shows all mistakes at once and an invalid config cannot be represented.
+//! Phase one deserializes into `Raw*` structs that keep every value's position, setting aside
+//! each entry serde rejects so one unknown key or wrong type does not hide the rest
+//! (`yaml.rs`). Phase two validates into the types the program runs on, collecting every
+//! problem and warning before reporting, so `--config.check` shows all mistakes at once and
+//! an invalid config cannot be represented.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -11,6 +13,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use url::Url;
+
+mod yaml;
 
 pub const DEFAULT_WEBEX_BASE_URL: &str = "https://webexapis.com/v1";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
@@ -108,6 +112,8 @@ impl Default for Global {
 pub struct WebexTarget {
     pub name: String,
     pub base_url: Url,
+    /// Extra trusted CAs (a TLS-inspecting proxy) and the proxy to go through.
+    pub tls: TlsConfig,
     pub credentials: WebexCredentials,
     pub broadworks: Option<BroadworksConfig>,
     pub managed_orgs: Option<ManagedOrgsConfig>,
@@ -155,6 +161,32 @@ pub struct TlsConfig {
     /// PEM bundle of extra trusted CAs, for self-signed appliances.
     pub ca_file: Option<PathBuf>,
     pub insecure_skip_verify: bool,
+    /// The proxy this target is reached through, instead of HTTPS_PROXY/HTTP_PROXY.
+    pub proxy_url: Option<ProxyUrl>,
+}
+
+/// A proxy URL (http, https, socks5, socks5h). It may carry credentials, so its `Debug`
+/// shows only scheme, host and port.
+#[derive(Clone, PartialEq)]
+pub struct ProxyUrl(Url);
+
+impl ProxyUrl {
+    pub fn url(&self) -> &Url {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ProxyUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let u = &self.0;
+        write!(
+            f,
+            "ProxyUrl({}://{}:{})",
+            u.scheme(),
+            u.host_str().unwrap_or(""),
+            u.port_or_known_default().unwrap_or(0)
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -281,6 +313,40 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// What `--config.check` reports: the errors that make the file unusable and the warnings
+/// about settings that work but are probably not meant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostics {
+    pub origin: String,
+    pub errors: Vec<Problem>,
+    pub warnings: Vec<Problem>,
+}
+
+impl fmt::Display for Diagnostics {
+    /// One line each, in file order, warnings marked as such.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut all: Vec<(&Problem, bool)> = self
+            .errors
+            .iter()
+            .map(|p| (p, false))
+            .chain(self.warnings.iter().map(|p| (p, true)))
+            .collect();
+        all.sort_by_key(|(p, _)| (p.line, p.column));
+        for (i, (p, warning)) in all.into_iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}:", self.origin)?;
+            if let (Some(line), Some(col)) = (p.line, p.column) {
+                write!(f, "{line}:{col}:")?;
+            }
+            let kind = if warning { "warning: " } else { "" };
+            write!(f, " {kind}{}", p.message)?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -340,6 +406,8 @@ struct RawWebex {
     access_token: Option<Spanned<String>>,
     access_token_file: Option<Spanned<String>>,
     oauth: Option<Spanned<RawOAuth>>,
+    ca_file: Option<Spanned<String>>,
+    proxy_url: Option<Spanned<String>>,
     broadworks_enterprises: Option<Spanned<RawBroadworks>>,
     managed_orgs: Option<Spanned<RawManagedOrgs>>,
 }
@@ -390,6 +458,7 @@ struct RawVoss {
     interval: Option<Spanned<String>>,
     ca_file: Option<Spanned<String>>,
     insecure_skip_verify: Option<bool>,
+    proxy_url: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -409,6 +478,7 @@ struct RawCommvault {
     concurrency: Option<Spanned<u32>>,
     ca_file: Option<Spanned<String>>,
     insecure_skip_verify: Option<bool>,
+    proxy_url: Option<Spanned<String>>,
 }
 
 /// `organizations: all` or a list of ids.
@@ -471,6 +541,9 @@ struct Checker<'a> {
     base_dir: &'a Path,
     env: &'a dyn Fn(&str) -> Option<String>,
     problems: Vec<Problem>,
+    warnings: Vec<Problem>,
+    /// `oauth-login` is about to create the refresh token files.
+    refresh_tokens_may_be_missing: bool,
 }
 
 impl Checker<'_> {
@@ -480,6 +553,69 @@ impl Checker<'_> {
             column: Some(at.referenced.column()),
             message: message.into(),
         });
+    }
+
+    fn warn<T>(&mut self, at: &Spanned<T>, message: impl Into<String>) {
+        self.warnings.push(Problem {
+            line: Some(at.referenced.line()),
+            column: Some(at.referenced.column()),
+            message: message.into(),
+        });
+    }
+
+    /// A poll that cannot finish one request before the next poll is due.
+    fn interval_vs_timeout(
+        &mut self,
+        field: &str,
+        raw: &Option<Spanned<String>>,
+        interval: Duration,
+        timeout: Duration,
+    ) {
+        if raw.is_some() && timeout >= interval {
+            let message = format!(
+                "{field} ({}) is not longer than global.timeout ({}): a slow request can outlast the poll",
+                humantime::format_duration(interval),
+                humantime::format_duration(timeout)
+            );
+            if let Some(r) = raw {
+                self.warn(r, message);
+            }
+        }
+    }
+
+    /// Warnings about a base URL that works but is probably not what is meant: secrets in
+    /// clear text, or a path the collector appends again.
+    fn base_url_warnings(
+        &mut self,
+        raw: &Option<Spanned<String>>,
+        url: &Option<Url>,
+        repeats: &[&str],
+    ) {
+        let (Some(raw), Some(url)) = (raw, url) else {
+            return;
+        };
+        let loopback = match url.host() {
+            Some(url::Host::Ipv4(a)) => a.is_loopback(),
+            Some(url::Host::Ipv6(a)) => a.is_loopback(),
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+        if url.scheme() == "http" && !loopback {
+            self.warn(
+                raw,
+                "base_url uses http://: credentials would cross the network unencrypted; use https://",
+            );
+        }
+        let path = url.path().trim_end_matches('/').to_ascii_lowercase();
+        if let Some(r) = repeats.iter().find(|r| {
+            let r = r.trim_end_matches('/').to_ascii_lowercase();
+            path.ends_with(&r) || path.contains(&format!("{r}/"))
+        }) {
+            self.warn(
+                raw,
+                format!("base_url path {} already contains {r}, which the collector appends itself; drop it from base_url", url.path()),
+            );
+        }
     }
 
     fn duration(
@@ -633,6 +769,7 @@ impl Checker<'_> {
                 self.report(raw, "oauth.refresh_token_file is required: the exporter keeps the rotated refresh token there");
                 None
             }
+            Some(f) if self.refresh_tokens_may_be_missing => Some(self.base_dir.join(&f.value)),
             Some(f) => {
                 let path = self.base_dir.join(&f.value);
                 let readable = std::fs::read_to_string(&path);
@@ -651,6 +788,13 @@ impl Checker<'_> {
                             self.report(f, format!("oauth.refresh_token_file {}: not writable; the exporter must persist rotated refresh tokens", path.display()));
                         }
                     }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.report(
+                        f,
+                        format!(
+                            "oauth.refresh_token_file {}: cannot read: {e}; `tenant-exporter oauth-login` creates it",
+                            path.display()
+                        ),
+                    ),
                     Err(e) => self.report(
                         f,
                         format!(
@@ -773,6 +917,32 @@ impl Checker<'_> {
         Some(ManagedOrgsConfig { admins, interval })
     }
 
+    /// A target's `proxy_url`. The value is never echoed: it may carry a password.
+    fn proxy_url(&mut self, raw: &Option<Spanned<String>>) -> Option<ProxyUrl> {
+        let raw = raw.as_ref()?;
+        match Url::parse(raw.value.trim()) {
+            Ok(u) if !matches!(u.scheme(), "http" | "https" | "socks5" | "socks5h") => {
+                self.report(
+                    raw,
+                    "proxy_url: scheme must be http, https, socks5 or socks5h, e.g. http://proxy.example.com:3128",
+                );
+                None
+            }
+            Ok(u) if u.host().is_none() => {
+                self.report(raw, "proxy_url: has no host");
+                None
+            }
+            Ok(u) => Some(ProxyUrl(u)),
+            Err(_) => {
+                self.report(
+                    raw,
+                    "proxy_url: not a URL; expected e.g. http://proxy.example.com:3128 or socks5://10.0.0.1:1080",
+                );
+                None
+            }
+        }
+    }
+
     fn tls(&mut self, ca_file: &Option<Spanned<String>>, insecure: Option<bool>) -> TlsConfig {
         let ca_file = ca_file.as_ref().and_then(|f| {
             let path = self.base_dir.join(&f.value);
@@ -798,6 +968,7 @@ impl Checker<'_> {
         TlsConfig {
             ca_file,
             insecure_skip_verify: insecure.unwrap_or(false),
+            proxy_url: None,
         }
     }
 
@@ -862,16 +1033,17 @@ impl Checker<'_> {
     }
 
     /// A base URL; required unless a default is given.
-    fn base_url(&mut self, raw: &Option<Spanned<String>>, default: Option<&str>) -> Option<Url> {
+    fn base_url(
+        &mut self,
+        owner: &Spanned<String>,
+        raw: &Option<Spanned<String>>,
+        default: Option<&str>,
+    ) -> Option<Url> {
         let Some(raw) = raw else {
             return match default {
                 Some(d) => Some(Url::parse(d).expect("default base URL is valid")),
                 None => {
-                    self.problems.push(Problem {
-                        line: None,
-                        column: None,
-                        message: "base_url is required".into(),
-                    });
+                    self.report(owner, "base_url is required");
                     None
                 }
             };
@@ -893,9 +1065,19 @@ impl Checker<'_> {
                 None
             }
             Ok(u) => Some(u),
-            Err(e) => {
+            Err(url::ParseError::RelativeUrlWithoutBase) => {
                 // The value is not echoed: a mistyped URL may carry credentials.
-                self.report(raw, format!("base_url: {e}"));
+                self.report(
+                    raw,
+                    "base_url: not an absolute URL; write the scheme and host, e.g. https://host.example.com:8443/path",
+                );
+                None
+            }
+            Err(e) => {
+                self.report(
+                    raw,
+                    format!("base_url: {e}; expected e.g. https://host.example.com:8443/path"),
+                );
                 None
             }
         }
@@ -953,6 +1135,35 @@ impl Config {
         Config::parse(&text, &origin, &base_dir, &|var| std::env::var(var).ok())
     }
 
+    /// Reads and checks a config file for `--config.check`: the config when it is usable,
+    /// and every error and warning.
+    pub fn check(path: &Path) -> (Option<Config>, Diagnostics) {
+        let origin = path.display().to_string();
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                let problem = Problem {
+                    line: None,
+                    column: None,
+                    message: format!("cannot read config file: {e}"),
+                };
+                return (
+                    None,
+                    Diagnostics {
+                        origin,
+                        errors: vec![problem],
+                        warnings: Vec::new(),
+                    },
+                );
+            }
+        };
+        let base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Config::parse_checked(&text, &origin, &base_dir, &|var| std::env::var(var).ok())
+    }
+
     /// Parses and validates YAML text. `env` resolves `${VAR}` references.
     pub fn parse(
         text: &str,
@@ -960,27 +1171,105 @@ impl Config {
         base_dir: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let fail = |problems| ConfigError {
-            origin: origin.to_string(),
-            problems,
+        let (config, d) = Config::parse_checked(text, origin, base_dir, env);
+        for w in &d.warnings {
+            let at = match (w.line, w.column) {
+                (Some(l), Some(c)) => format!("{origin}:{l}:{c}"),
+                _ => origin.to_string(),
+            };
+            tracing::warn!(at = %at, "config: {}", w.message);
+        }
+        config.ok_or(ConfigError {
+            origin: d.origin,
+            problems: d.errors,
+        })
+    }
+
+    /// Parses and validates YAML text, returning the config when it has no error, and every
+    /// error and warning in file order.
+    pub fn parse_checked(
+        text: &str,
+        origin: &str,
+        base_dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> (Option<Config>, Diagnostics) {
+        Config::parse_with(text, origin, base_dir, env, false)
+    }
+
+    /// Reads a config for `oauth-login`, which writes the refresh token files, so they need
+    /// not exist yet.
+    pub fn load_for_oauth_login(path: &Path) -> Result<Config, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: origin.clone(),
+            problems: vec![Problem {
+                line: None,
+                column: None,
+                message: format!("cannot read config file: {e}"),
+            }],
+        })?;
+        let base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let (config, d) =
+            Config::parse_with(&text, &origin, &base_dir, &|v| std::env::var(v).ok(), true);
+        config.ok_or(ConfigError {
+            origin: d.origin,
+            problems: d.errors,
+        })
+    }
+
+    fn parse_with(
+        text: &str,
+        origin: &str,
+        base_dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+        refresh_tokens_may_be_missing: bool,
+    ) -> (Option<Config>, Diagnostics) {
+        let diagnostics = |mut errors: Vec<Problem>, mut warnings: Vec<Problem>| {
+            errors.sort_by_key(|p| (p.line, p.column));
+            warnings.sort_by_key(|p| (p.line, p.column));
+            Diagnostics {
+                origin: origin.to_string(),
+                errors,
+                warnings,
+            }
         };
         // An empty file is a valid config with nothing to collect.
-        let raw: RawConfig = if text.trim().is_empty() {
-            RawConfig {
+        let (raw, structural): (RawConfig, Vec<Problem>) = if text.trim().is_empty() {
+            let raw = RawConfig {
                 global: None,
                 webex: None,
                 voss: None,
                 commvault: None,
-            }
+            };
+            (raw, Vec::new())
         } else {
-            serde_saphyr::from_str(text).map_err(|e| fail(vec![yaml_problem(&e)]))?
+            match yaml::deserialize_all(text) {
+                (Some(raw), problems) => (raw, problems),
+                (None, problems) => return (None, diagnostics(problems, Vec::new())),
+            }
         };
 
         let mut c = Checker {
             base_dir,
             env,
-            problems: Vec::new(),
+            problems: structural,
+            warnings: Vec::new(),
+            refresh_tokens_may_be_missing,
         };
+        if raw.webex.iter().flatten().next().is_none()
+            && raw.voss.iter().flatten().next().is_none()
+            && raw.commvault.iter().flatten().next().is_none()
+        {
+            c.warnings.push(Problem {
+                line: None,
+                column: None,
+                message: "no webex, voss or commvault targets: the exporter will collect nothing"
+                    .into(),
+            });
+        }
         let global = match &raw.global {
             None => Global::default(),
             Some(g) => Global {
@@ -993,6 +1282,10 @@ impl Config {
                 },
             },
         };
+        if let Some(g) = &raw.global {
+            let at = g.timeout.as_ref().or(g.interval.as_ref()).cloned();
+            c.interval_vs_timeout("global.interval", &at, global.interval, global.timeout);
+        }
         if let Some(stale) = raw.global.as_ref().and_then(|g| g.stale_after.as_ref()) {
             if global.stale_after < global.interval {
                 c.report(
@@ -1007,7 +1300,16 @@ impl Config {
         let mut refresh_files: Vec<PathBuf> = Vec::new();
         for w in raw.webex.iter().flatten() {
             let name = c.target_name(&w.name, &mut names);
-            let base_url = c.base_url(&w.base_url, Some(DEFAULT_WEBEX_BASE_URL));
+            let base_url = c.base_url(&w.name, &w.base_url, Some(DEFAULT_WEBEX_BASE_URL));
+            c.base_url_warnings(
+                &w.base_url,
+                &base_url,
+                &[
+                    "/broadworks/enterprises",
+                    "/partner/organizations",
+                    "/access_token",
+                ],
+            );
             let credentials = match (&w.oauth, &w.access_token, &w.access_token_file) {
                 (Some(o), None, None) => c.oauth(o).map(WebexCredentials::OAuth),
                 (Some(o), _, _) => {
@@ -1032,6 +1334,12 @@ impl Config {
                         &b.value.interval,
                         global.interval,
                     );
+                    c.interval_vs_timeout(
+                        "broadworks_enterprises.interval",
+                        &b.value.interval,
+                        interval,
+                        global.timeout,
+                    );
                     let page_size = c.page_size(
                         "broadworks_enterprises.page_size",
                         &b.value.page_size,
@@ -1047,6 +1355,8 @@ impl Config {
                 }
                 None => None,
             };
+            let mut tls = c.tls(&w.ca_file, None);
+            tls.proxy_url = c.proxy_url(&w.proxy_url);
             let managed_orgs = match &w.managed_orgs {
                 Some(m) if m.value.enabled == Some(false) => None,
                 Some(m) => c.managed_orgs(m, global.interval),
@@ -1071,6 +1381,7 @@ impl Config {
                 webex.push(WebexTarget {
                     name,
                     base_url,
+                    tls,
                     credentials,
                     broadworks,
                     managed_orgs,
@@ -1081,7 +1392,8 @@ impl Config {
         let mut voss = Vec::new();
         for v in raw.voss.iter().flatten() {
             let name = c.target_name(&v.name, &mut names);
-            let base_url = c.base_url(&v.base_url, None);
+            let base_url = c.base_url(&v.name, &v.base_url, None);
+            c.base_url_warnings(&v.base_url, &base_url, &["/api"]);
             let username = c.required(&v.name, "username", &v.username);
             let password = c.secret(&v.name, "password", &v.password, &v.password_file);
             let hierarchy = c.required(&v.name, "hierarchy", &v.hierarchy);
@@ -1092,7 +1404,9 @@ impl Config {
                 MAX_VOSS_PAGE_SIZE,
             );
             let interval = c.duration("interval", &v.interval, global.interval);
-            let tls = c.tls(&v.ca_file, v.insecure_skip_verify);
+            c.interval_vs_timeout("interval", &v.interval, interval, global.timeout);
+            let mut tls = c.tls(&v.ca_file, v.insecure_skip_verify);
+            tls.proxy_url = c.proxy_url(&v.proxy_url);
             if let (Some(base_url), Some(username), Some(password), Some(hierarchy)) =
                 (base_url, username, password, hierarchy)
             {
@@ -1112,7 +1426,8 @@ impl Config {
         let mut commvault = Vec::new();
         for cv in raw.commvault.iter().flatten() {
             let name = c.target_name(&cv.name, &mut names);
-            let base_url = c.base_url(&cv.base_url, None);
+            let base_url = c.base_url(&cv.name, &cv.base_url, None);
+            c.base_url_warnings(&cv.base_url, &base_url, &["/Login", "/Organization"]);
             let credentials = c.commvault_credentials(cv);
             let device_id = match &cv.device_id {
                 Some(d) if d.value.trim().is_empty() => {
@@ -1141,6 +1456,7 @@ impl Config {
                 },
             };
             let interval = c.duration("interval", &cv.interval, global.interval);
+            c.interval_vs_timeout("interval", &cv.interval, interval, global.timeout);
             let concurrency = match &cv.concurrency {
                 None => DEFAULT_COMMVAULT_CONCURRENCY,
                 Some(n) if n.value == 0 || n.value > 64 => {
@@ -1149,7 +1465,8 @@ impl Config {
                 }
                 Some(n) => n.value as usize,
             };
-            let tls = c.tls(&cv.ca_file, cv.insecure_skip_verify);
+            let mut tls = c.tls(&cv.ca_file, cv.insecure_skip_verify);
+            tls.proxy_url = c.proxy_url(&cv.proxy_url);
             if let (Some(base_url), Some(credentials)) = (base_url, credentials) {
                 commvault.push(CommvaultTarget {
                     name,
@@ -1165,16 +1482,13 @@ impl Config {
             }
         }
 
-        if c.problems.is_empty() {
-            Ok(Config {
-                global,
-                webex,
-                voss,
-                commvault,
-            })
-        } else {
-            Err(fail(c.problems))
-        }
+        let config = c.problems.is_empty().then_some(Config {
+            global,
+            webex,
+            voss,
+            commvault,
+        });
+        (config, diagnostics(c.problems, c.warnings))
     }
 }
 

@@ -66,6 +66,7 @@ impl Demo {
             webex: vec![WebexTarget {
                 name: "demo".into(),
                 base_url: url(simulator.webex_base_url())?,
+                tls: TlsConfig::default(),
                 credentials: WebexCredentials::OAuth(OAuthConfig {
                     client_id: oauth.client_id.clone(),
                     client_secret: Secret::new(oauth.client_secret.clone()),

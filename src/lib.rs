@@ -7,6 +7,8 @@ pub mod config;
 pub mod demo;
 pub mod logging;
 pub mod metrics;
+pub mod oauth_login;
+pub mod probe;
 pub mod scheduler;
 pub mod server;
 pub mod simulator;

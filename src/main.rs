@@ -76,7 +76,13 @@ impl Source {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if cli.config_check {
-        return Ok(config_check(&cli));
+        return Ok(tenant_exporter::cli::config_check(&cli.config_path()));
+    }
+    if let Some(tenant_exporter::cli::Command::OauthLogin(args)) = &cli.command {
+        return Ok(tenant_exporter::oauth_login::main(&cli.config_path(), args).await);
+    }
+    if cli.probe {
+        return Ok(tenant_exporter::probe::main(&cli.config_path()).await);
     }
 
     let source = if cli.demo {
@@ -198,26 +204,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// `--config.check`: every problem on stderr, the summary on stdout.
-fn config_check(cli: &Cli) -> ExitCode {
-    let path = cli.config_path();
-    match Config::load(&path) {
-        Ok(c) => {
-            println!(
-                "{}: config is valid ({} webex, {} voss, {} commvault targets)",
-                path.display(),
-                c.webex.len(),
-                c.voss.len(),
-                c.commvault.len()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
 async fn wait_for_shutdown_signal(mut term: Signal) {
     tokio::select! {
         _ = term.recv() => {}

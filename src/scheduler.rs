@@ -95,7 +95,7 @@ pub(crate) fn jobs(config: &Config, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
                 collector: broadworks::COLLECTOR,
                 target: w.name.clone(),
                 interval: b.interval,
-                tls: TlsConfig::default(),
+                tls: w.tls.clone(),
                 source: Arc::new(Broadworks {
                     base_url: w.base_url.clone(),
                     auth: auth.clone(),
@@ -110,7 +110,7 @@ pub(crate) fn jobs(config: &Config, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
                 collector: managed_orgs::COLLECTOR,
                 target: w.name.clone(),
                 interval: m.interval,
-                tls: TlsConfig::default(),
+                tls: w.tls.clone(),
                 source: Arc::new(
                     ManagedOrgs::new(w.base_url.clone(), auth.clone(), m.admins.clone())
                         .with_stale_after(config.global.stale_after),

@@ -606,10 +606,16 @@ impl Client {
 
     /// A client for an upstream with its own trust settings (extra CA, or none at all).
     pub fn with_tls(&self, target: &str, tls: &TlsConfig) -> Result<Client, String> {
-        if tls.ca_file.is_none() && !tls.insecure_skip_verify {
+        if tls.ca_file.is_none() && !tls.insecure_skip_verify && tls.proxy_url.is_none() {
             return Ok(self.clone());
         }
         let mut builder = Self::builder(&self.policy);
+        if let Some(proxy) = &tls.proxy_url {
+            // The message is reqwest's, which does not repeat the URL and its credentials.
+            let proxy =
+                reqwest::Proxy::all(proxy.url().as_str()).map_err(|e| format!("proxy_url: {e}"))?;
+            builder = builder.proxy(proxy);
+        }
         if let Some(path) = &tls.ca_file {
             let pem =
                 std::fs::read(path).map_err(|e| format!("ca_file {}: {e}", path.display()))?;

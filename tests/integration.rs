@@ -349,7 +349,7 @@ async fn config_check_accepts_a_good_file() {
     dir.write("token.txt", "file-token\n");
     let path = dir.write(
         "good.yml",
-        "global: {interval: 1s, timeout: 5s, stale_after: 4s}\n\
+        "global: {interval: 10s, timeout: 5s, stale_after: 40s}\n\
          webex:\n\
          \x20 - name: sp1\n\
          \x20   base_url: http://127.0.0.1:1/v1\n\
@@ -428,11 +428,12 @@ async fn config_check_reports_every_semantic_problem_with_its_location() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_check_reports_an_unknown_key_with_its_location() {
     let dir = TempDir::new("check-unknown");
-    let text = "global: {interval: 1s, timeout: 5s, stale_after: 4s}\n\
+    let text = "global: {interval: 10s, timeout: 5s, stale_after: 40s}\n\
                 webex:\n\
                 \x20 - name: sp1\n\
                 \x20   base_url: http://127.0.0.1:1/v1\n\
                 \x20   access_token: x\n\
+                \x20   broadworks_enterprises: {}\n\
                 \x20   bogus_key: 1\n";
     let path = dir.write("unknown.yml", text);
     let file = format!("--config.file={}", path.display());
@@ -447,7 +448,7 @@ async fn config_check_reports_an_unknown_key_with_its_location() {
         out.stderr
     );
     assert!(
-        lines[0].contains("unknown field `bogus_key`"),
+        lines[0].contains("unknown key `bogus_key`"),
         "{}",
         out.stderr
     );

@@ -51,6 +51,59 @@ fn configuration_example_is_valid_but_for_its_secret_files() {
     assert_eq!(err.problems.len(), 4, "{err}");
 }
 
+/// A block nested in a list item, without the item's indentation.
+fn dedent(block: &str) -> String {
+    block
+        .lines()
+        .map(|l| l.strip_prefix("  ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim_end()
+        .to_string()
+}
+
+#[test]
+fn config_check_example_prints_what_the_readme_shows() {
+    let bad = dedent(&blocks("## Configuration", "yaml")[1]);
+    let console = dedent(&blocks("## Configuration", "console")[0]);
+    let (command, shown) = console.split_once('\n').unwrap();
+    assert_eq!(
+        command,
+        "$ tenant-exporter --config.check --config.file=bad.yml"
+    );
+    let (config, diagnostics) = Config::parse_checked(&bad, "bad.yml", Path::new("."), &|_| None);
+    assert!(config.is_none());
+    assert_eq!(diagnostics.to_string(), shown);
+}
+
+#[test]
+fn the_path_to_real_accounts_comes_before_deployment() {
+    let at = |h: &str| {
+        README
+            .find(h)
+            .unwrap_or_else(|| panic!("no {h:?} in README"))
+    };
+    assert!(at("## From the demo to real accounts") < at("## Configuration"));
+    assert!(at("## Configuration") < at("## Getting credentials"));
+    assert!(at("## Getting credentials") < at("## Installation"));
+    for vendor in [
+        "### Webex",
+        "### VOSS Automate",
+        "### Commvault",
+        "### Proxies and private CAs",
+    ] {
+        assert!(at(vendor) > at("## Getting credentials") && at(vendor) < at("## Flags"));
+    }
+    // The scopes the README tells users to tick are the ones oauth-login asks for.
+    for scope in [
+        "spark-admin:broadworks_enterprises_read",
+        "spark-admin:organizations_read",
+    ] {
+        assert!(README[at("### Webex")..at("### VOSS Automate")].contains(scope));
+    }
+    assert!(README.contains(tenant_exporter::oauth_login::DEFAULT_REDIRECT_URI));
+}
+
 #[test]
 fn web_config_example_is_valid_but_for_its_certificate_files() {
     let example = &blocks("## Security", "yaml")[0];

@@ -171,8 +171,8 @@ commvault:
             "t.yml:11:41: broadworks_enterprises.page_size must be between 1 and 1000",
             "t.yml:12:11: one of access_token or access_token_file is required",
             "t.yml:16:24: access_token and access_token_file are mutually exclusive",
-            "t.yml:19:19: access_token: environment variable UNSET_VAR is not set or empty",
             "t.yml:18:11: nothing to collect: enable broadworks_enterprises or managed_orgs",
+            "t.yml:19:19: access_token: environment variable UNSET_VAR is not set or empty",
             "t.yml:21:12: oauth.refresh_token_file is required: the exporter keeps the rotated refresh token there",
             "t.yml:22:19: managed_orgs.admins: list at least one partner admin (name, person_id)",
             "t.yml:24:11: username is required",
@@ -273,11 +273,13 @@ fn structural_problems_name_the_place() {
         ("webex:\n  - name: a\n    access_token: t\n    broadworks_enterprises: {page_size: many}\n", 4, ""),
     ] {
         let e = parse(text).unwrap_err();
-        assert_eq!(e.problems.len(), 1, "{e}");
-        let p = &e.problems[0];
-        if line > 0 {
-            assert_eq!(p.line, Some(line), "{text}: {e}");
-        }
+        // What follows from a structural error (a misspelt collector collects nothing) is
+        // reported too.
+        let p = e
+            .problems
+            .iter()
+            .find(|p| line == 0 || p.line == Some(line))
+            .unwrap_or_else(|| panic!("{text}: {e}"));
         assert!(e.to_string().starts_with("t.yml:"), "{e}");
         assert!(p.message.contains(needle), "{text}: {e}");
     }
@@ -452,6 +454,136 @@ commvault:
     );
 }
 
+fn diagnostics(text: &str) -> String {
+    Config::parse_checked(text, "t.yml", Path::new("/nonexistent-dir"), &no_env)
+        .1
+        .to_string()
+}
+
+#[test]
+fn every_structural_problem_is_reported_with_the_semantic_ones() {
+    let text = "\
+global:
+  intervall: 5m
+  timeout: 10 fortnights
+voss:
+  - name: v
+    base_url: https://voss.example.com
+    username: u
+    pasword_file: secret
+    hierarchy: sys.hcs
+    page_size: lots
+    insecure_skip_verify: maybe
+  - name: [1, 2]
+    base_url: https://voss2.example.com
+commvault:
+  - name: c
+    base_url: cv.example.com
+    username: u
+    password: p
+    organizations: {a: 1}
+webex:
+  - name: w
+    access_token: t
+    managed_orgs: {admins: [{name: a, person_id: p, extra: {deep: [1, 2]}}]}
+";
+    insta::assert_snapshot!(diagnostics(text), @r#"
+    t.yml:2:3: unknown key `intervall` in global; did you mean `interval`?
+    t.yml:3:12: global.timeout: invalid duration "10 fortnights": unknown time unit "fortnights", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations)
+    t.yml:5:11: one of password or password_file is required
+    t.yml:8:5: unknown key `pasword_file` in voss[0]; did you mean `password_file`?
+    t.yml:10:16: page_size: expected a whole number
+    t.yml:11:27: insecure_skip_verify: expected true or false
+    t.yml:12:11: name: expected a single value, not a list or a mapping
+    t.yml:16:15: base_url: not an absolute URL; write the scheme and host, e.g. https://host.example.com:8443/path
+    t.yml:19:20: organizations: expected `all` or a list of organization ids such as [12, 34]
+    t.yml:23:53: unknown key `extra` in managed_orgs.admins[0]; expected one of name, person_id
+    "#);
+}
+
+#[test]
+fn the_issue_example_gives_three_lines() {
+    let text = "\
+voss:
+  - name: v
+    base_url: https://voss.example.com
+    usernme: u
+    username: u
+    password_file: /nonexistent/voss-password
+    hierarchy: sys.hcs
+    interval: 5 mins please
+";
+    insta::assert_snapshot!(diagnostics(text), @r#"
+    t.yml:4:5: unknown key `usernme` in voss[0]; did you mean `username`?
+    t.yml:6:20: password_file /nonexistent/voss-password: cannot read: No such file or directory (os error 2)
+    t.yml:8:15: interval: invalid duration "5 mins please": expected number at 7
+    "#);
+}
+
+#[test]
+fn warnings_do_not_make_a_config_invalid() {
+    let text = "\
+global: {interval: 30s, timeout: 30s}
+voss:
+  - name: v
+    base_url: http://voss.example.com/api/
+    username: u
+    password: p
+    hierarchy: sys.hcs
+    interval: 10s
+commvault:
+  - name: c
+    base_url: https://cv.example.com/commandcenter/api/Organization
+    username: u
+    password: p
+webex:
+  - name: w
+    base_url: http://127.0.0.1:1/v1
+    access_token: t
+    broadworks_enterprises: {interval: 20s}
+";
+    let (config, d) = Config::parse_checked(text, "t.yml", Path::new("/x"), &no_env);
+    assert!(config.is_some(), "{d}");
+    insta::assert_snapshot!(d.to_string(), @r"
+    t.yml:1:34: warning: global.interval (30s) is not longer than global.timeout (30s): a slow request can outlast the poll
+    t.yml:4:15: warning: base_url uses http://: credentials would cross the network unencrypted; use https://
+    t.yml:4:15: warning: base_url path /api/ already contains /api, which the collector appends itself; drop it from base_url
+    t.yml:8:15: warning: interval (10s) is not longer than global.timeout (30s): a slow request can outlast the poll
+    t.yml:11:15: warning: base_url path /commandcenter/api/Organization already contains /Organization, which the collector appends itself; drop it from base_url
+    t.yml:18:40: warning: broadworks_enterprises.interval (20s) is not longer than global.timeout (30s): a slow request can outlast the poll
+    ");
+    let (config, d) = Config::parse_checked("", "t.yml", Path::new("/x"), &no_env);
+    assert!(config.is_some());
+    insta::assert_snapshot!(d.to_string(), @"t.yml: warning: no webex, voss or commvault targets: the exporter will collect nothing");
+}
+
+#[test]
+fn proxy_urls_are_checked_and_never_shown() {
+    let c = parse(
+        "voss:\n  - {name: v, base_url: 'https://v', username: u, password: p, hierarchy: h, proxy_url: 'http://user:hunter2@proxy:3128'}\n\
+         webex:\n  - {name: w, access_token: t, proxy_url: 'socks5h://10.0.0.1:1080', broadworks_enterprises: {}}\n",
+    )
+    .unwrap();
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(debug.contains("ProxyUrl(http://proxy:3128)"), "{debug}");
+    assert_eq!(
+        c.webex[0].tls.proxy_url.as_ref().unwrap().url().scheme(),
+        "socks5h"
+    );
+    let p = problems(
+        "voss:\n  - {name: v, base_url: 'https://v', username: u, password: p, hierarchy: h, proxy_url: 'ftp://user:hunter2@proxy'}\n\
+         commvault:\n  - {name: c, base_url: 'https://c', username: u, password: p, proxy_url: '10.0.0.1:3128'}\n",
+    );
+    assert_eq!(
+        p,
+        [
+            "t.yml:2:89: proxy_url: scheme must be http, https, socks5 or socks5h, e.g. http://proxy.example.com:3128",
+            "t.yml:4:75: proxy_url: not a URL; expected e.g. http://proxy.example.com:3128 or socks5://10.0.0.1:1080",
+        ]
+    );
+}
+
 #[test]
 fn limits_are_read_and_checked() {
     let parse = |text: &str| Config::parse(text, "t.yml", Path::new("."), &|_| None);
@@ -497,4 +629,24 @@ fn limits_are_read_and_checked() {
         .to_string();
     assert!(e.contains("between 1KiB and 1GiB"), "{e}");
     assert!(parse("global:\n  limits: {max_bodies: 1}\n").is_err());
+}
+
+#[test]
+fn duplicate_keys_and_odd_documents_are_explained() {
+    let p = problems("global:\n  interval: 5m\n  interval: 6m\nglobl: {}\n");
+    assert_eq!(
+        p,
+        [
+            "t.yml:3:3: `interval` is given twice here; keep one",
+            "t.yml:4:1: unknown key `globl` at the top level; did you mean `global`?",
+        ]
+    );
+    assert_eq!(
+        problems("just a scalar\n"),
+        ["t.yml:1:1: the config must be a mapping of sections: global, webex, voss, commvault"]
+    );
+    assert_eq!(
+        problems("global: {}\n---\nvoss: []\n"),
+        ["t.yml:3:1: the config is one YAML document: remove the second `---` and what follows, or merge it"]
+    );
 }

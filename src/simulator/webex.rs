@@ -31,7 +31,22 @@ struct Tokens {
     generation: u64,
     /// Issued access tokens and when they expire.
     access: Vec<(String, Instant)>,
+    /// Authorization codes not yet exchanged, with the redirect URI and scopes each was
+    /// issued for.
+    codes: Vec<(String, String, Vec<String>)>,
+    /// The scopes the user granted at `/authorize`; `None` until then (the start refresh
+    /// token carries every scope).
+    granted: Option<Vec<String>>,
+    /// Access tokens issued under a grant, with its scopes.
+    scoped: Vec<(String, Vec<String>)>,
 }
+
+/// The scopes the fake integration may ask for; like Webex, `/authorize` refuses others.
+const INTEGRATION_SCOPES: [&str; 3] = [
+    "spark-admin:broadworks_enterprises_read",
+    "spark-admin:organizations_read",
+    "spark:kms",
+];
 
 impl WebexState {
     pub(crate) fn new(o: &OAuthOptions) -> Self {
@@ -40,6 +55,9 @@ impl WebexState {
                 refresh: o.refresh_token.clone(),
                 generation: 0,
                 access: Vec::new(),
+                codes: Vec::new(),
+                granted: None,
+                scoped: Vec::new(),
             }),
             failing_admins: Mutex::new(Vec::new()),
         }
@@ -95,7 +113,28 @@ pub(super) fn routes() -> Router<Arc<SimState>> {
         .route("/v1/broadworks/enterprises", get(list_enterprises))
         .route("/v1/partner/organizations", get(partner_organizations))
         .route("/v1/access_token", post(access_token))
+        .route("/v1/authorize", get(authorize))
 }
+
+/// Whether the bearer token may use `scope`: tokens issued after a user granted fewer scopes
+/// at `/authorize` may not use the others, and Webex answers 403 as below.
+fn scope_ok(state: &SimState, headers: &HeaderMap, scope: &str) -> bool {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let tokens = state.webex.tokens.lock().unwrap_or_else(|e| e.into_inner());
+    tokens
+        .scoped
+        .iter()
+        .find(|(t, _)| t == token)
+        .is_none_or(|(_, scopes)| scopes.iter().any(|s| s == scope))
+}
+
+const MISSING_SCOPE: &str = "The server understood the request, but refused to fulfill it \
+    because the access token is missing required scopes or the user is missing required roles \
+    or licenses.";
 
 /// The static token, or an access token issued by the fake token endpoint and not expired.
 fn bearer_ok(state: &SimState, headers: &HeaderMap) -> bool {
@@ -137,6 +176,9 @@ async fn list_enterprises(
     }
     if !bearer_ok(&state, &headers) {
         return webex_error(StatusCode::UNAUTHORIZED, "Invalid access token");
+    }
+    if !scope_ok(&state, &headers, "spark-admin:broadworks_enterprises_read") {
+        return webex_error(StatusCode::FORBIDDEN, MISSING_SCOPE);
     }
     let max = match q.get("max").map(|m| m.parse::<usize>()) {
         None => 100,
@@ -252,6 +294,9 @@ async fn partner_organizations(
     if !bearer_ok(&state, &headers) {
         return webex_error(StatusCode::UNAUTHORIZED, "Invalid access token");
     }
+    if !scope_ok(&state, &headers, "spark-admin:organizations_read") {
+        return webex_error(StatusCode::FORBIDDEN, MISSING_SCOPE);
+    }
     let Some(person) = q.get("managedBy").filter(|p| !p.is_empty()) else {
         return webex_error(StatusCode::BAD_REQUEST, "managedBy is required");
     };
@@ -315,6 +360,55 @@ async fn partner_organizations(
     items_page(fault.as_ref(), &items, &headers, next)
 }
 
+/// The consent page, already approved: redirects the browser back to the client with a code,
+/// or with `error` as Webex does for a bad request.
+async fn authorize(
+    State(state): State<Arc<SimState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let o = &state.opts.oauth;
+    let field = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
+    let Ok(mut redirect) = url::Url::parse(field("redirect_uri")) else {
+        return webex_error(
+            StatusCode::BAD_REQUEST,
+            "redirect_uri is missing or invalid",
+        );
+    };
+    if field("client_id") != o.client_id {
+        return webex_error(StatusCode::BAD_REQUEST, "unknown client_id");
+    }
+    let scopes: Vec<&str> = field("scope").split_whitespace().collect();
+    let error = if field("response_type") != "code" {
+        Some("unsupported_response_type")
+    } else if scopes.is_empty() || scopes.iter().any(|s| !INTEGRATION_SCOPES.contains(s)) {
+        Some("invalid_scope")
+    } else {
+        None
+    };
+    match error {
+        Some(e) => {
+            redirect.query_pairs_mut().append_pair("error", e);
+        }
+        None => {
+            let code = format!("sim-code-{:016x}", fastrand::u64(..));
+            let mut tokens = state.webex.tokens.lock().unwrap_or_else(|e| e.into_inner());
+            let scopes = scopes.iter().map(|s| s.to_string()).collect();
+            tokens
+                .codes
+                .push((code.clone(), field("redirect_uri").to_string(), scopes));
+            redirect.query_pairs_mut().append_pair("code", &code);
+        }
+    }
+    redirect
+        .query_pairs_mut()
+        .append_pair("state", field("state"));
+    (
+        StatusCode::FOUND,
+        [(header::LOCATION, redirect.to_string())],
+    )
+        .into_response()
+}
+
 async fn access_token(
     State(state): State<Arc<SimState>>,
     uri: axum::http::Uri,
@@ -332,7 +426,8 @@ async fn access_token(
     }
     let o = &state.opts.oauth;
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
-    if field("grant_type") != "refresh_token" {
+    let grant = field("grant_type");
+    if grant != "refresh_token" && grant != "authorization_code" {
         return webex_error(StatusCode::BAD_REQUEST, "unsupported grant_type");
     }
     if field("client_id") != o.client_id || field("client_secret") != o.client_secret {
@@ -341,7 +436,25 @@ async fn access_token(
     // The token lock is released before any wait below.
     let body = 'issue: {
         let mut tokens = state.webex.tokens.lock().unwrap_or_else(|e| e.into_inner());
-        if field("refresh_token") != tokens.refresh {
+        if grant == "authorization_code" {
+            // A code works once, and only with the redirect URI it was issued for.
+            let issued = tokens
+                .codes
+                .iter()
+                .position(|(c, r, _)| c == field("code") && r == field("redirect_uri"));
+            match issued {
+                Some(i) => {
+                    let (_, _, scopes) = tokens.codes.remove(i);
+                    tokens.granted = Some(scopes);
+                }
+                None => {
+                    break 'issue Err(webex_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid authorization code or redirect_uri",
+                    ))
+                }
+            }
+        } else if field("refresh_token") != tokens.refresh {
             break 'issue Err(webex_error(
                 StatusCode::BAD_REQUEST,
                 "invalid or revoked refresh token",
@@ -349,7 +462,7 @@ async fn access_token(
         }
         tokens.generation += 1;
         let generation = tokens.generation;
-        if o.rotate {
+        if o.rotate || grant == "authorization_code" {
             tokens.refresh = format!("sim-refresh-{generation}-{:016x}", fastrand::u64(..));
         }
         let access = format!("sim-access-{generation}-{:016x}", fastrand::u64(..));
@@ -358,19 +471,27 @@ async fn access_token(
         tokens
             .access
             .push((access.clone(), now + o.access_token_lifetime));
+        if let Some(granted) = tokens.granted.clone() {
+            tokens.scoped.push((access.clone(), granted));
+        }
+        let Tokens {
+            access: live,
+            scoped,
+            ..
+        } = &mut *tokens;
+        scoped.retain(|(t, _)| live.iter().any(|(l, _)| l == t));
         let expires_in = match &fault {
             Some(Fault::ExpiresIn(s)) => *s,
             _ => o.access_token_lifetime.as_secs(),
         };
-        let body = serde_json::json!({
+        Ok(serde_json::json!({
             "access_token": access,
             "expires_in": expires_in,
             "refresh_token": tokens.refresh,
             "refresh_token_expires_in": o.refresh_token_lifetime.as_secs(),
             "token_type": "Bearer",
             "scope": "spark-admin:broadworks_enterprises_read spark-admin:organizations_read",
-        });
-        Ok(body)
+        }))
     };
     let body = match body {
         Ok(b) => b,
