@@ -491,7 +491,7 @@ enum RawOrganizations {
 impl<'de> Deserialize<'de> for RawOrganizations {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct Visitor;
-        const EXPECTED: &str = "`all` or a list of organization ids such as [12, 15]";
+        const EXPECTED: &str = "`all` or a list of organization ids such as [12, 34]";
         impl<'de> serde::de::Visitor<'de> for Visitor {
             type Value = RawOrganizations;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -502,7 +502,7 @@ impl<'de> Deserialize<'de> for RawOrganizations {
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
                 Err(E::custom(format!(
-                    "organizations: expected {EXPECTED}, got the single number {v}; write [{v}]"
+                    "expected {EXPECTED}, got the single number {v}; write [{v}]"
                 )))
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
@@ -517,14 +517,14 @@ impl<'de> Deserialize<'de> for RawOrganizations {
                             Some(id) => ids.push(id),
                             None => {
                                 return Err(serde::de::Error::custom(format!(
-                                    "organizations: item {} is {v}, not an organization id (a whole number such as 12)",
+                                    "item {} is {v}, not an organization id (a whole number such as 12)",
                                     ids.len() + 1
                                 )))
                             }
                         },
                         Err(_) => {
                             return Err(serde::de::Error::custom(format!(
-                                "organizations: item {} is not an organization id (a whole number such as 12)",
+                                "item {} is not an organization id (a whole number such as 12)",
                                 ids.len() + 1
                             )))
                         }

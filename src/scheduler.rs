@@ -528,7 +528,7 @@ mod tests {
             _ctx: &'a RequestCtx,
         ) -> BoxFuture<'a, Result<Collected, CollectError>> {
             Box::pin(async move {
-                if self.0.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+                if self.0.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
                     panic!("simulated bug in a collector");
                 }
                 Err(CollectError::Payload("no data".into()))

@@ -436,13 +436,13 @@ commvault:
     base_url: https://cs.example.com/commandcenter/api
 ";
     let p = problems(text);
-    assert_eq!(p.len(), 1, "{p:?}");
-    // The first structural error stops the parse: the organizations list.
+    // A structural error in one target does not hide the others' problems.
+    assert_eq!(p.len(), 4, "{p:?}");
     assert_eq!(
-        p[0],
+        p[2],
         "t.yml:16:20: organizations: item 2 is \"acme\", not an organization id (a whole number such as 12)"
     );
-    assert!(!p[0].contains("untagged"), "{p:?}");
+    assert!(!p[2].contains("untagged"), "{p:?}");
     let text = text.replace("[12, acme]", "[12]");
     assert_eq!(
         problems(&text),

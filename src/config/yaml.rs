@@ -382,7 +382,7 @@ fn describe(path: &[String], message: &str) -> String {
             .map(|k| k.trim().trim_matches('`'))
             .filter(|k| !k.is_empty() && *k != "or")
             .collect();
-        let parent = field(&path[..path.len() - 1]);
+        let parent = field(&path[..path.len().saturating_sub(1)]);
         let place = if parent.is_empty() {
             "at the top level".to_string()
         } else {
@@ -415,7 +415,9 @@ fn describe(path: &[String], message: &str) -> String {
         "expected a whole number"
     } else if message.starts_with("invalid boolean") {
         "expected true or false"
-    } else if message.contains("untagged enum RawOrganizations") {
+    } else if message.contains("untagged enum RawOrganizations")
+        || message.contains("expected `all` or a list of organization ids")
+    {
         "expected `all` or a list of organization ids such as [12, 34]"
     } else if message.starts_with("expected string") {
         "expected a single value, not a list or a mapping"
