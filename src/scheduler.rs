@@ -51,11 +51,7 @@ pub fn jobs(config: &Config, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
                 target: w.name.clone(),
                 interval: b.interval,
                 tls: TlsConfig::default(),
-                source: Arc::new(Broadworks {
-                    base_url: w.base_url.clone(),
-                    auth: auth.clone(),
-                    config: b.clone(),
-                }),
+                source: Arc::new(Broadworks::new(w.base_url.clone(), auth.clone(), b.clone())),
             });
         }
         if let Some(m) = &w.managed_orgs {
