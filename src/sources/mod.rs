@@ -10,6 +10,7 @@ use crate::snapshot::SampleSet;
 use crate::upstream::{Client, RequestCtx, UpstreamError};
 
 pub mod commvault;
+pub mod families;
 pub mod lenient;
 pub mod voss;
 pub mod webex;

@@ -243,39 +243,6 @@ pub struct Enterprises {
     pub items: Vec<Enterprise>,
     /// Changes of the counted syncs per `CHANGE_KINDS`, summed over enterprises.
     pub changes_total: [u64; 12],
-    /// Per family, whether the config selects it for this target.
-    pub selected: Selection,
-}
-
-/// Which families a target exposes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Selection(u32);
-
-impl Default for Selection {
-    /// Every family but the opt-in ones.
-    fn default() -> Self {
-        Selection::from_names(|name| !OPT_IN.contains(&name))
-    }
-}
-
-impl Selection {
-    pub fn all() -> Self {
-        Selection::from_names(|_| true)
-    }
-
-    pub fn from_names(selected: impl Fn(&str) -> bool) -> Self {
-        Selection(
-            FAMILIES
-                .iter()
-                .enumerate()
-                .filter(|(_, f)| selected(f.name))
-                .fold(0, |mask, (i, _)| mask | 1 << i),
-        )
-    }
-
-    pub fn contains(self, family: usize) -> bool {
-        family < 32 && self.0 & (1 << family) != 0
-    }
 }
 
 /// Something in a payload that was skipped rather than failing the collection.
@@ -512,7 +479,6 @@ impl Enterprises {
         Enterprises {
             items,
             changes_total: [0; 12],
-            selected: Selection::default(),
         }
     }
 }
@@ -578,8 +544,11 @@ impl SampleSet for Enterprises {
         self.items.len()
     }
 
+    /// The defaults; the config's selection wraps the set (`sources::families`).
     fn enabled(&self, family: usize) -> bool {
-        self.selected.contains(family)
+        FAMILIES
+            .get(family)
+            .is_some_and(|f| !OPT_IN.contains(&f.name))
     }
 
     fn encode(&self, family: usize, target: &str, enc: &mut MetricEncoder<'_>) -> fmt::Result {
@@ -731,8 +700,6 @@ pub struct Broadworks {
     pub base_url: Url,
     pub auth: Arc<WebexAuth>,
     pub config: BroadworksConfig,
-    /// Which families the target exposes.
-    pub selected: Selection,
     syncs: std::sync::Mutex<SyncTracker>,
 }
 
@@ -742,7 +709,6 @@ impl Broadworks {
             base_url,
             auth,
             config,
-            selected: Selection::default(),
             syncs: Default::default(),
         }
     }
@@ -750,7 +716,6 @@ impl Broadworks {
     /// The sample set of a complete enterprise list, with the syncs counted.
     fn samples(&self, items: Vec<Enterprise>) -> Enterprises {
         let mut set = Enterprises::new(items);
-        set.selected = self.selected;
         // A panic while counting leaves at worst one collection's counts half applied.
         self.syncs
             .lock()

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::sources::families::{FamilySelection, Selected};
 use crate::sources::testing::*;
 
 const SEED: &str =
@@ -17,9 +18,10 @@ fn exposition(items: Vec<Enterprise>) -> String {
     exposition_of(COLLECTOR, "sp1", Arc::new(Enterprises::new(items)))
 }
 
-fn exposition_selected(items: Vec<Enterprise>, selected: Selection) -> String {
-    let mut set = Enterprises::new(items);
-    set.selected = selected;
+/// The exposition with every family enabled, opt-in ones included.
+fn exposition_all(items: Vec<Enterprise>) -> String {
+    let all = FamilySelection::new(OPT_IN.iter().map(|f| (f.to_string(), true)).collect());
+    let set = Selected::new(Arc::new(Enterprises::new(items)), &all);
     exposition_of(COLLECTOR, "sp1", Arc::new(set))
 }
 
@@ -79,13 +81,13 @@ fn vendor_example_gives_exact_exposition() {
         11
     );
     // Every family is described once, with a HELP that says the values are cached.
-    assert_cached_families(&text, &FAMILIES, |i| Selection::default().contains(i));
+    assert_cached_families(&text, &FAMILIES, |i| Enterprises::default().enabled(i));
 }
 
 #[test]
 fn vendor_example_with_every_family_has_no_errors_sample() {
     let (items, _) = parse(SEED);
-    let text = exposition_selected(items, Selection::all());
+    let text = exposition_all(items);
     let id = r#"target="sp1",sp_enterprise_id="Reseller1+acme""#;
     let mut expected: Vec<String> = [
         ("user", "added"),
@@ -139,7 +141,7 @@ fn counters_are_described_per_format() {
 fn missing_fields_produce_no_samples_rather_than_zeros() {
     let (items, skipped) = parse(r#"{"items":[{"spEnterpriseId":"bare"}]}"#);
     assert!(skipped.is_empty());
-    let text = exposition_selected(items, Selection::all());
+    let text = exposition_all(items);
     let id = r#"target="sp1",sp_enterprise_id="bare""#;
     let mut expected = vec![
         format!(
@@ -176,7 +178,7 @@ fn errors_carry_code_description_and_tracking_id() {
                       {{"errorCode":"6011","description":"{long}"}},
                       {{"description":"no code"}}]}}}}}}]}}"#
     ));
-    let text = exposition_selected(items, Selection::all());
+    let text = exposition_all(items);
     let id = r#"target="sp1",sp_enterprise_id="e1""#;
     let capped = format!("{}…", "x".repeat(199));
     assert_eq!(capped.chars().count(), 200);
