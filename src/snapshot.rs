@@ -657,8 +657,9 @@ impl fmt::Write for PieceWriter<'_> {
     }
 }
 
-/// Converts OpenMetrics text of the live part to the Prometheus 0.0.4 text format: counters
-/// are named with their `_total` suffix in HELP and TYPE, and there is no `# EOF`.
+/// Converts OpenMetrics text (the live part, a counter's descriptor) to the Prometheus 0.0.4
+/// text format: counters are named with their `_total` suffix in HELP and TYPE, and there is
+/// no `# EOF`.
 pub fn openmetrics_to_prometheus_text(om: &str) -> String {
     let mut counters: Vec<&str> = Vec::new();
     for line in om.lines() {
