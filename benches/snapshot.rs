@@ -3,8 +3,14 @@
 //! Run with `cargo bench --bench snapshot`; see `benches/README.md` for what the numbers mean.
 //! The figures that matter are:
 //!
-//! - `encode_10k`: `Snapshot::encode`, i.e. one publish after a collection (text encoding and
-//!   gzip level 1 in one pass). Target: ≤ 400 ms.
+//! - `encode_10k`: `Snapshot::encode`, i.e. a full encode (text encoding and deflate level 6
+//!   of every (target, family) piece).
+//! - `update_failed_10k`: `Snapshot::update` after a failed collection (the same sample set
+//!   again): nothing is encoded.
+//! - `update_same_values_10k`: `Snapshot::update` after a collection that returned the same
+//!   values: text is encoded and hashed, nothing is compressed.
+//! - `update_small_beside_50k`: a poll of a 25-enterprise target in a process that also
+//!   holds a 50,000-enterprise target.
 //! - `gzip_with_tail`: the per-scrape work of a gzip scrape (compress the live self-metrics
 //!   and splice them after the cached deflate stream).
 //! - `parse_page_1000`: parsing one 1000-item page of the Webex enterprise list.
@@ -17,8 +23,11 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::{json, Value};
 
 use tenant_exporter::metrics::{collector_labels, SelfMetrics};
-use tenant_exporter::snapshot::{Snapshot, TargetSamples};
-use tenant_exporter::sources::webex::broadworks::{parse_page, Enterprise, Enterprises, Skips};
+use tenant_exporter::snapshot::{Exposition, Snapshot, TargetSamples};
+use tenant_exporter::sources::families::{FamilySelection, Selected};
+use tenant_exporter::sources::webex::broadworks::{
+    parse_page, Enterprise, Enterprises, Skips, SyncError,
+};
 use tenant_exporter::sources::Objects;
 
 const ENTERPRISES: usize = 10_000;
@@ -66,6 +75,7 @@ fn enterprise(i: usize) -> Enterprise {
         last_start: None,
         last_end: None,
         last_success: None,
+        tracking_id: None,
         changes: [None; 12],
         errors: Some(Vec::new()),
         error_count: 0,
@@ -73,6 +83,7 @@ fn enterprise(i: usize) -> Enterprise {
         external_machines: Some((2 + h % 40) as f64),
         user_contacts: Some((50 + h % 900) as f64),
         org_contacts: Some((5 + h % 60) as f64),
+        syncs: [0; 2],
     };
     if i % 20 == 7 {
         // Never synced: the status object holds only the status.
@@ -92,6 +103,7 @@ fn enterprise(i: usize) -> Enterprise {
     e.last_start = Some(at(i, start));
     e.last_end = Some(at(i, start + run));
     e.last_success = Some(at(i, start + run));
+    e.tracking_id = Some(format!("BROADWORKS_SIM_{:.8}_2914", &*e.id).into());
     let maxima = [4, 12, 2, 2, 3, 2, 3, 5, 2, 2, 2, 1];
     for (k, (slot, max)) in e.changes.iter_mut().zip(maxima).enumerate() {
         *slot = Some((mix(i as u64 ^ ((k as u64 + 1) << 32), start) % max) as f64);
@@ -101,12 +113,12 @@ fn enterprise(i: usize) -> Enterprise {
             e.status = Some("FAILED".into());
             e.last_end = Some(at(i, start + 8));
             e.last_success = Some((NOW - 3 * 86_400) as f64);
-            e.errors = Some(vec!["6003".into()]);
+            e.errors = Some(vec![error("6003")]);
             e.error_count = 1;
             e.changes[..6].fill(Some(0.0));
         }
         12 => {
-            e.errors = Some(vec!["6011".into()]);
+            e.errors = Some(vec![error("6011")]);
             e.error_count = 1;
         }
         4 => e.status = Some("IN_PROGRESS".into()),
@@ -119,7 +131,7 @@ fn enterprise(i: usize) -> Enterprise {
         // Several error codes, one of them repeated.
         299 => {
             e.status = Some("FAILED".into());
-            e.errors = Some(vec!["6003".into(), "6011".into(), "unknown".into()]);
+            e.errors = Some(vec![error("6003"), error("6011"), error("unknown")]);
             e.error_count = 4;
         }
         // An old API version without the contact-service counts.
@@ -131,6 +143,19 @@ fn enterprise(i: usize) -> Enterprise {
         _ => {}
     }
     e
+}
+
+/// An error as the simulator reports it.
+fn error(code: &str) -> SyncError {
+    SyncError {
+        code: code.into(),
+        description: if code == "unknown" {
+            "No error code."
+        } else {
+            "Simulated failure."
+        }
+        .into(),
+    }
 }
 
 fn rfc3339(t: f64) -> String {
@@ -147,8 +172,8 @@ fn enterprise_json(e: &Enterprise) -> Value {
         "provisioningId": &*e.provisioning_id,
     });
     let mut status = json!({ "syncStatus": e.status.as_deref() });
-    if e.last_start.is_some() {
-        status["lastSyncTrackingId"] = json!(format!("BROADWORKS_SIM_{:.8}_2914", &*e.id));
+    if let Some(id) = &e.tracking_id {
+        status["lastSyncTrackingId"] = json!(&**id);
     }
     let times = [
         ("lastSyncStartTime", e.last_start),
@@ -196,9 +221,9 @@ fn enterprise_json(e: &Enterprise) -> Value {
             let errors: Vec<Value> = codes
                 .iter()
                 .chain(std::iter::repeat_n(&codes[0], e.error_count - codes.len()))
-                .map(|c| match c.parse::<u64>() {
-                    Ok(n) => json!({"errorCode": n, "description": "Simulated failure."}),
-                    Err(_) => json!({"description": "No error code."}),
+                .map(|c| match c.code.parse::<u64>() {
+                    Ok(n) => json!({"errorCode": n, "description": &*c.description}),
+                    Err(_) => json!({"description": &*c.description}),
                 })
                 .collect();
             status["errors"] = json!(errors);
@@ -215,6 +240,44 @@ fn enterprise_json(e: &Enterprise) -> Value {
 
 fn enterprises() -> Vec<Enterprise> {
     (0..ENTERPRISES).map(enterprise).collect()
+}
+
+fn target(name: &str, samples: Arc<dyn tenant_exporter::snapshot::SampleSet>) -> TargetSamples {
+    TargetSamples {
+        collector: "webex_broadworks",
+        target: name.into(),
+        samples,
+    }
+}
+
+/// Sizes of the cached body against gzip of the whole text at fixed levels.
+fn levels(snapshot: &Snapshot) {
+    use std::io::Write as _;
+    let text = snapshot.text_of(Exposition::Text);
+    let mut line = format!(
+        "compression: text {} bytes; cached pieces {} bytes",
+        text.len(),
+        snapshot.compressed_len()
+    );
+    let mut level6 = 0;
+    for level in [1, 4, 5, 6, 9] {
+        let started = std::time::Instant::now();
+        let mut enc =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(level));
+        enc.write_all(text.as_bytes()).expect("in memory");
+        let n = enc.finish().expect("in memory").len();
+        if level == 6 {
+            level6 = n;
+        }
+        line += &format!(
+            "; whole text level {level}: {n} bytes in {} ms",
+            started.elapsed().as_millis()
+        );
+    }
+    eprintln!(
+        "{line}; cached / level 6 = {:.3}",
+        snapshot.compressed_len() as f64 / level6 as f64
+    );
 }
 
 fn sets(samples: &Arc<Enterprises>) -> Vec<TargetSamples> {
@@ -274,7 +337,7 @@ fn bench(c: &mut Criterion) {
                 + e.errors
                     .iter()
                     .flatten()
-                    .map(|c| c.len() + 16)
+                    .map(|c| c.code.len() + c.description.len() + 32)
                     .sum::<usize>()
         })
         .sum();
@@ -298,6 +361,39 @@ fn bench(c: &mut Criterion) {
         eprintln!("page: {PAGE} items, {} bytes of JSON", page.len());
     }
 
+    levels(&snapshot);
+    let all = FamilySelection::new(
+        tenant_exporter::sources::webex::broadworks::OPT_IN
+            .iter()
+            .map(|f| (f.to_string(), true))
+            .collect(),
+    );
+    let every = Snapshot::encode(vec![target(
+        "bench",
+        Arc::new(Selected::new(samples.clone(), &all)),
+    )]);
+    eprintln!(
+        "series: {} with the default families, {} with every family ({ENTERPRISES} enterprises)",
+        snapshot
+            .series("webex_broadworks", "bench")
+            .unwrap_or_default(),
+        every
+            .series("webex_broadworks", "bench")
+            .unwrap_or_default(),
+    );
+
+    // 50,000 enterprises in one target beside a 25-enterprise one.
+    let big: Arc<Enterprises> = Arc::new(Enterprises::new((0..50_000).map(enterprise).collect()));
+    let small = || Arc::new(Enterprises::new((0..25).map(enterprise).collect()));
+    let started = std::time::Instant::now();
+    let with_big = Snapshot::encode(vec![target("big", big.clone()), target("small", small())]);
+    eprintln!(
+        "50k: full encode {} ms, text {} bytes, cached {} bytes",
+        started.elapsed().as_millis(),
+        with_big.text_len(),
+        with_big.compressed_len()
+    );
+
     let mut g = c.benchmark_group("snapshot");
     g.sample_size(10)
         .warm_up_time(Duration::from_secs(1))
@@ -306,6 +402,23 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(snapshot.text_len()));
     g.bench_function("encode_10k", |b| {
         b.iter(|| Snapshot::encode(black_box(sets(&samples))))
+    });
+
+    g.bench_function("update_failed_10k", |b| {
+        b.iter(|| black_box(&snapshot).update(black_box(sets(&samples))))
+    });
+    g.bench_function("update_same_values_10k", |b| {
+        b.iter(|| {
+            // A new set with the same values, as a collection that saw no change returns.
+            let again = Arc::new(Enterprises::new(samples.items.clone()));
+            black_box(&snapshot).update(black_box(sets(&again)))
+        })
+    });
+    g.bench_function("update_small_beside_50k", |b| {
+        b.iter(|| {
+            let sets = vec![target("big", big.clone()), target("small", small())];
+            black_box(&with_big).update(black_box(sets))
+        })
     });
 
     g.throughput(Throughput::Bytes(tail.len() as u64));

@@ -15,6 +15,7 @@ use serde_saphyr::Spanned;
 use url::Url;
 
 mod yaml;
+use crate::sources::families::{self, FamilySelection};
 
 pub const DEFAULT_WEBEX_BASE_URL: &str = "https://webexapis.com/v1";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
@@ -117,6 +118,8 @@ pub struct WebexTarget {
     pub credentials: WebexCredentials,
     pub broadworks: Option<BroadworksConfig>,
     pub managed_orgs: Option<ManagedOrgsConfig>,
+    /// The metric families this target exposes (`metrics:`).
+    pub metrics: FamilySelection,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -200,6 +203,8 @@ pub struct VossTarget {
     pub page_size: u32,
     pub interval: Duration,
     pub tls: TlsConfig,
+    /// The metric families this target exposes (`metrics:`).
+    pub metrics: FamilySelection,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -218,6 +223,8 @@ pub struct CommvaultTarget {
     pub tls: TlsConfig,
     /// An organization whose details keep failing is dropped after this long (global).
     pub stale_after: Duration,
+    /// The metric families this target exposes (`metrics:`).
+    pub metrics: FamilySelection,
 }
 
 /// How the exporter gets a Commvault session.
@@ -363,6 +370,7 @@ struct RawGlobal {
     timeout: Option<Spanned<String>>,
     stale_after: Option<Spanned<String>>,
     limits: Option<RawLimits>,
+    metrics: Option<RawMetrics>,
 }
 
 #[derive(Deserialize)]
@@ -398,6 +406,15 @@ fn parse_size(s: &str) -> Option<u64> {
     n.checked_mul(scale)
 }
 
+/// `metrics: {enable: [...], disable: [...]}`: metric families added to or dropped from
+/// the defaults.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    enable: Option<Vec<Spanned<String>>>,
+    disable: Option<Vec<Spanned<String>>>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawWebex {
@@ -410,6 +427,7 @@ struct RawWebex {
     proxy_url: Option<Spanned<String>>,
     broadworks_enterprises: Option<Spanned<RawBroadworks>>,
     managed_orgs: Option<Spanned<RawManagedOrgs>>,
+    metrics: Option<RawMetrics>,
 }
 
 #[derive(Deserialize)]
@@ -459,6 +477,7 @@ struct RawVoss {
     ca_file: Option<Spanned<String>>,
     insecure_skip_verify: Option<bool>,
     proxy_url: Option<Spanned<String>>,
+    metrics: Option<RawMetrics>,
 }
 
 #[derive(Deserialize)]
@@ -479,6 +498,7 @@ struct RawCommvault {
     ca_file: Option<Spanned<String>>,
     insecure_skip_verify: Option<bool>,
     proxy_url: Option<Spanned<String>>,
+    metrics: Option<RawMetrics>,
 }
 
 /// `organizations: all` or a list of ids.
@@ -1032,6 +1052,41 @@ impl Checker<'_> {
         }
     }
 
+    /// The overrides of one `metrics:` block, in order: unknown names, names of families
+    /// the target's collectors do not expose, and a name both enabled and disabled are
+    /// errors.
+    fn metric_overrides(
+        &mut self,
+        field: &str,
+        raw: Option<&RawMetrics>,
+        collectors: &[&str],
+    ) -> Vec<(String, bool)> {
+        let Some(raw) = raw else { return Vec::new() };
+        let mut out: Vec<(String, bool)> = Vec::new();
+        for (list, on) in [(&raw.disable, false), (&raw.enable, true)] {
+            let key = if on { "enable" } else { "disable" };
+            for name in list.iter().flatten() {
+                let n = name.value.trim();
+                match families::collector_of(n) {
+                    None => self.report(
+                        name,
+                        format!("{field}.{key}: unknown metric family {n:?}; the README's Metrics section lists them"),
+                    ),
+                    Some(c) if !collectors.contains(&c) => self.report(
+                        name,
+                        format!("{field}.{key}: {n:?} is a family of {c}, which this target does not run"),
+                    ),
+                    Some(_) if out.iter().any(|(o, v)| o == n && *v != on) => self.report(
+                        name,
+                        format!("{field}: {n:?} is both enabled and disabled"),
+                    ),
+                    Some(_) => out.push((n.to_string(), on)),
+                }
+            }
+        }
+        out
+    }
+
     /// A base URL; required unless a default is given.
     fn base_url(
         &mut self,
@@ -1270,6 +1325,16 @@ impl Config {
                     .into(),
             });
         }
+        let all_collectors = families::tables().map(|(c, _)| c);
+        let global_metrics = c.metric_overrides(
+            "global.metrics",
+            raw.global.as_ref().and_then(|g| g.metrics.as_ref()),
+            &all_collectors,
+        );
+        // Global lists first, then the target's: the target's win.
+        let selection = |target: Vec<(String, bool)>| {
+            FamilySelection::new(global_metrics.iter().cloned().chain(target).collect())
+        };
         let global = match &raw.global {
             None => Global::default(),
             Some(g) => Global {
@@ -1377,6 +1442,14 @@ impl Config {
                     "nothing to collect: enable broadworks_enterprises or managed_orgs",
                 );
             }
+            let metrics = c.metric_overrides(
+                "metrics",
+                w.metrics.as_ref(),
+                &[
+                    crate::sources::webex::broadworks::COLLECTOR,
+                    crate::sources::webex::managed_orgs::COLLECTOR,
+                ],
+            );
             if let (Some(base_url), Some(credentials)) = (base_url, credentials) {
                 webex.push(WebexTarget {
                     name,
@@ -1385,6 +1458,7 @@ impl Config {
                     credentials,
                     broadworks,
                     managed_orgs,
+                    metrics: selection(metrics),
                 });
             }
         }
@@ -1407,6 +1481,11 @@ impl Config {
             c.interval_vs_timeout("interval", &v.interval, interval, global.timeout);
             let mut tls = c.tls(&v.ca_file, v.insecure_skip_verify);
             tls.proxy_url = c.proxy_url(&v.proxy_url);
+            let metrics = c.metric_overrides(
+                "metrics",
+                v.metrics.as_ref(),
+                &[crate::sources::voss::COLLECTOR],
+            );
             if let (Some(base_url), Some(username), Some(password), Some(hierarchy)) =
                 (base_url, username, password, hierarchy)
             {
@@ -1419,6 +1498,7 @@ impl Config {
                     page_size,
                     interval,
                     tls,
+                    metrics: selection(metrics),
                 });
             }
         }
@@ -1467,6 +1547,11 @@ impl Config {
             };
             let mut tls = c.tls(&cv.ca_file, cv.insecure_skip_verify);
             tls.proxy_url = c.proxy_url(&cv.proxy_url);
+            let metrics = c.metric_overrides(
+                "metrics",
+                cv.metrics.as_ref(),
+                &[crate::sources::commvault::COLLECTOR],
+            );
             if let (Some(base_url), Some(credentials)) = (base_url, credentials) {
                 commvault.push(CommvaultTarget {
                     name,
@@ -1478,6 +1563,7 @@ impl Config {
                     concurrency,
                     tls,
                     stale_after: global.stale_after,
+                    metrics: selection(metrics),
                 });
             }
         }

@@ -88,6 +88,7 @@ impl Demo {
                         .collect(),
                     interval,
                 }),
+                metrics: Default::default(),
             }],
             voss: vec![VossTarget {
                 name: "voss-demo".into(),
@@ -99,6 +100,7 @@ impl Demo {
                 page_size: 5,
                 interval,
                 tls: TlsConfig::default(),
+                metrics: Default::default(),
             }],
             commvault: vec![CommvaultTarget {
                 name: "commvault-demo".into(),
@@ -113,6 +115,7 @@ impl Demo {
                 concurrency: 4,
                 tls: TlsConfig::default(),
                 stale_after: Duration::from_secs(300),
+                metrics: Default::default(),
             }],
         };
         tracing::info!(upstream = %simulator.addr(), enterprises, "demo simulator started");

@@ -18,7 +18,7 @@ use tenant_exporter::logging;
 use tenant_exporter::metrics::SelfMetrics;
 use tenant_exporter::scheduler::{client_for, run_once, Scheduler};
 use tenant_exporter::server::{self, AppState, Limits, ReloadRequest, ReloadResult};
-use tenant_exporter::snapshot::openmetrics_to_prometheus_text;
+use tenant_exporter::snapshot::{openmetrics_to_prometheus_text, Exposition};
 use tenant_exporter::store::Store;
 use tenant_exporter::web::{self, WebConfig};
 
@@ -108,7 +108,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
     if cli.once {
         let failures = run_once(&config, &client, &store).await?;
-        let text = store.snapshot().text() + &openmetrics_to_prometheus_text(&metrics.encode());
+        let text = store.snapshot().text_of(Exposition::Text)
+            + &openmetrics_to_prometheus_text(&metrics.encode());
         print!("{text}");
         for (job, error) in &failures {
             eprintln!("{job}: {error}");

@@ -14,6 +14,7 @@ use crate::config::{
     CommvaultTarget, Config, TlsConfig, VossTarget, WebexCredentials, WebexTarget,
 };
 use crate::metrics::SelfMetrics;
+use crate::sources::families::select;
 use crate::sources::webex::broadworks::{self, Broadworks};
 use crate::sources::webex::managed_orgs::{self, ManagedOrgs};
 use crate::sources::webex::WebexAuth;
@@ -96,11 +97,10 @@ pub(crate) fn jobs(config: &Config, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
                 target: w.name.clone(),
                 interval: b.interval,
                 tls: w.tls.clone(),
-                source: Arc::new(Broadworks {
-                    base_url: w.base_url.clone(),
-                    auth: auth.clone(),
-                    config: b.clone(),
-                }),
+                source: select(
+                    Arc::new(Broadworks::new(w.base_url.clone(), auth.clone(), b.clone())),
+                    &w.metrics,
+                ),
                 credentials,
                 spec: spec.clone(),
             });
@@ -111,9 +111,12 @@ pub(crate) fn jobs(config: &Config, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
                 target: w.name.clone(),
                 interval: m.interval,
                 tls: w.tls.clone(),
-                source: Arc::new(
-                    ManagedOrgs::new(w.base_url.clone(), auth.clone(), m.admins.clone())
-                        .with_stale_after(config.global.stale_after),
+                source: select(
+                    Arc::new(
+                        ManagedOrgs::new(w.base_url.clone(), auth.clone(), m.admins.clone())
+                            .with_stale_after(config.global.stale_after),
+                    ),
+                    &w.metrics,
                 ),
                 credentials,
                 spec: spec.clone(),
@@ -126,7 +129,7 @@ pub(crate) fn jobs(config: &Config, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
             target: v.name.clone(),
             interval: v.interval,
             tls: v.tls.clone(),
-            source: voss::collector(v),
+            source: select(voss::collector(v), &v.metrics),
             credentials: &[],
             spec: spec(TargetConfig::Voss(v.clone())),
         });
@@ -137,7 +140,7 @@ pub(crate) fn jobs(config: &Config, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
             target: c.name.clone(),
             interval: c.interval,
             tls: c.tls.clone(),
-            source: commvault::collector(c, metrics.clone()),
+            source: select(commvault::collector(c, metrics.clone()), &c.metrics),
             credentials: &[commvault::auth::CREDENTIAL],
             spec: spec(TargetConfig::Commvault(c.clone())),
         });

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::metrics::SelfMetrics;
 use crate::scheduler::Applied;
-use crate::snapshot::openmetrics_to_prometheus_text;
+use crate::snapshot::{openmetrics_to_prometheus_text, Exposition};
 use crate::store::{Health, Store};
 use crate::web;
 
@@ -478,16 +478,20 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     let gzip = accepts_gzip(header_str(header::ACCEPT_ENCODING));
     let snapshot = state.store.snapshot();
     let live = state.store.metrics.encode();
-    let (content_type, tail) = match format {
-        Format::OpenMetrics => (OPENMETRICS_CONTENT_TYPE, live),
-        Format::Text => (TEXT_CONTENT_TYPE, openmetrics_to_prometheus_text(&live)),
+    let (content_type, tail, exposition) = match format {
+        Format::OpenMetrics => (OPENMETRICS_CONTENT_TYPE, live, Exposition::OpenMetrics),
+        Format::Text => (
+            TEXT_CONTENT_TYPE,
+            openmetrics_to_prometheus_text(&live),
+            Exposition::Text,
+        ),
     };
     let mut builder = Response::builder()
         .header(header::CONTENT_TYPE, content_type)
         .header(header::VARY, "Accept, Accept-Encoding");
     let (len, body) = if gzip {
         builder = builder.header(header::CONTENT_ENCODING, "gzip");
-        let parts = snapshot.gzip_with(&tail);
+        let parts = snapshot.gzip_of(exposition, &tail);
         let len: usize = parts.iter().map(Bytes::len).sum();
         let stream = futures_util::stream::iter(parts.into_iter().map(Ok::<_, std::io::Error>));
         (len as u64, Body::from_stream(stream))
@@ -497,8 +501,8 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
         // requests nor holds the whole text, and a client that stops reading holds one
         // chunk and no thread (a blocking thread per slow reader would let a few hundred
         // of them starve config reloads and snapshot encoding).
-        let len = snapshot.text_len() + tail.len() as u64;
-        let chunks = snapshot.text_chunks(256 << 10);
+        let len = snapshot.text_len_of(exposition) + tail.len() as u64;
+        let chunks = snapshot.text_chunks_of(exposition, 256 << 10);
         let stream = futures_util::stream::unfold(Some((chunks, Some(tail))), |state| async move {
             let (mut chunks, tail) = state?;
             let next = tokio::task::spawn_blocking(move || {

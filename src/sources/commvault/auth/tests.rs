@@ -150,6 +150,7 @@ fn session(password: &str) -> Session {
         concurrency: 1,
         tls: Default::default(),
         stale_after: Duration::from_secs(600),
+        metrics: Default::default(),
     };
     Session::new(&target, Arc::new(SelfMetrics::new()))
 }
