@@ -140,8 +140,8 @@ fn config_check_rejects_unknown_and_misplaced_family_names_with_their_position()
         lines,
         [
             "t.yml:3:14: global.metrics.enable: unknown metric family \"webex_broadworks_directory_sync_last_change\"; the README's Metrics section lists them",
-            "t.yml:15:24: metrics: \"webex_broadworks_contacts\" is both enabled and disabled",
             "t.yml:10:25: metrics.disable: \"webex_broadworks_enterprise_info\" is a family of webex_broadworks, which this target does not run",
+            "t.yml:15:24: metrics: \"webex_broadworks_contacts\" is both enabled and disabled",
         ],
         "{err}"
     );
