@@ -500,6 +500,26 @@ mod tests {
         d
     }
 
+    /// An unknown user is checked against a hash of the users' own cost, so it costs as much
+    /// as a wrong password (the timing is not measured: it is noisy on a loaded machine).
+    #[test]
+    fn unknown_users_run_bcrypt_at_the_users_cost() {
+        let cost = |h: &str| h.split('$').nth(2).map(str::to_string);
+        let low = bcrypt::hash("a", 4).unwrap();
+        let high = bcrypt::hash("b", 6).unwrap();
+        let auth = Auth::new(vec![
+            ("alice".into(), low.clone(), 4),
+            ("bob".into(), high.clone(), 6),
+        ]);
+        let dummy = auth.dummy.clone().expect("a dummy hash");
+        assert_eq!(cost(&dummy), cost(&high), "{dummy}");
+        assert!(!auth.check("mallory", "b"));
+        assert!(!auth.check("bob", "a"));
+        assert!(auth.check("bob", "b"));
+        // Without users there is nothing to compare against, and nothing is accepted.
+        assert!(Auth::new(Vec::new()).dummy.is_none());
+    }
+
     #[test]
     fn basic_auth_checks_and_caches() {
         let hash = bcrypt::hash("s3cret", 4).unwrap();

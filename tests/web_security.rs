@@ -159,31 +159,17 @@ async fn basic_auth_over_tls() {
         200
     );
 
-    // An unknown user costs as much as a wrong password: both run bcrypt.
-    let time = |user: &'static str| {
-        let c = c.clone();
-        let url = https(&exp, "/metrics");
-        async move {
-            let started = Instant::now();
-            for i in 0..5 {
-                let r = c
-                    .get(&url)
-                    .basic_auth(user, Some(format!("nope-{i}")))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 401);
-            }
-            started.elapsed()
-        }
-    };
-    let unknown = time("mallory").await;
-    let wrong = time("prometheus").await;
-    let ratio = unknown.as_secs_f64() / wrong.as_secs_f64();
-    assert!(
-        (0.33..3.0).contains(&ratio),
-        "unknown user {unknown:?} vs wrong password {wrong:?}"
-    );
+    // An unknown user is refused like a wrong password (that both cost one bcrypt check is
+    // the unit test web::tests::unknown_users_run_bcrypt_at_the_users_cost).
+    for user in ["mallory", "prometheus"] {
+        let r = c
+            .get(https(&exp, "/metrics"))
+            .basic_auth(user, Some("nope"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{user}");
+    }
 
     // Plain HTTP to the HTTPS port gets no HTTP answer.
     let plain = reqwest::Client::builder().no_proxy().build().unwrap();
