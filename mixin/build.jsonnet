@@ -12,6 +12,6 @@ local header(what) =
     + '\n'
   for name in std.objectFields(mixin.ruleFiles)
 } + {
-  ['dashboards/%s.json' % name]: std.manifestJsonEx(mixin.grafanaDashboards[name], '  ') + '\n'
+  ['dashboards/' + mixin._config.dashboards[name].file]: std.manifestJsonEx(mixin.grafanaDashboards[name], '  ') + '\n'
   for name in std.objectFields(mixin.grafanaDashboards)
 }

@@ -85,11 +85,11 @@
     dashboardTags: ['tenant-exporter'],
     dashboardRefresh: '1m',
     dashboards: {
-      overview: { uid: 'tenant-exporter-overview', title: 'tenant-exporter / Overview' },
-      broadworks: { uid: 'tenant-exporter-broadworks', title: 'tenant-exporter / BroadWorks directory sync' },
-      tokens: { uid: 'tenant-exporter-tokens', title: 'tenant-exporter / Token expiry' },
-      inventory: { uid: 'tenant-exporter-inventory', title: 'tenant-exporter / Tenant inventory' },
-      health: { uid: 'tenant-exporter-health', title: 'tenant-exporter / Exporter health' },
+      overview: { file: 'overview.json', uid: 'tenant-exporter-overview', title: 'tenant-exporter / Overview' },
+      broadworks: { file: 'broadworks-directory-sync.json', uid: 'tenant-exporter-broadworks', title: 'tenant-exporter / BroadWorks directory sync' },
+      tokens: { file: 'token-expiry.json', uid: 'tenant-exporter-tokens', title: 'tenant-exporter / Token expiry' },
+      inventory: { file: 'tenant-inventory.json', uid: 'tenant-exporter-inventory', title: 'tenant-exporter / Tenant inventory' },
+      health: { file: 'exporter-health.json', uid: 'tenant-exporter-health', title: 'tenant-exporter / Exporter health' },
     },
     // Rows in "top N" time series: a 10,000-tenant estate cannot draw a line per tenant.
     topN: 20,

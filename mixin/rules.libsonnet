@@ -147,6 +147,21 @@ local lib = import 'lib.libsonnet';
                 customer:voss_spark_customer_access_token_expiry_timestamp_seconds:max{%(sel)s}
             )
           |||)),
+          // 1 for an abandoned customer: its last token expired longer ago than the threshold.
+          record('customer:voss_spark_customer_abandoned:bool', q(|||
+            customer:voss_spark_customer_tokens_expired:seconds{%%(sel)s} > bool %d
+          ||| % c.vossAbandonedSeconds)),
+          // 1 while the token has expired, 0 while valid; abandoned customers have no series.
+          record('customer:voss_spark_customer_access_token_expired:bool', q(|||
+            time() - customer:voss_spark_customer_access_token_expiry_timestamp_seconds:max{%(sel)s} >= bool 0
+            unless on (job, target, hierarchy, customer_name)
+              customer:voss_spark_customer_abandoned:bool{%(sel)s} == 1
+          |||)),
+          record('customer:voss_spark_customer_refresh_token_expired:bool', q(|||
+            time() - customer:voss_spark_customer_refresh_token_expiry_timestamp_seconds:max{%(sel)s} >= bool 0
+            unless on (job, target, hierarchy, customer_name)
+              customer:voss_spark_customer_abandoned:bool{%(sel)s} == 1
+          |||)),
     ],
     exporter: [
           // Polls of the collector's own interval since its last success.
@@ -158,6 +173,25 @@ local lib = import 'lib.libsonnet';
             / on (job, collector, target)
               max by (job, collector, target) (tenant_exporter_collector_interval_seconds{%(sel)s})
           |||)),
+          // 1 while the collector has missed the configured number of its own polls (or has
+          // failed that many collections since the exporter started) and is not yet stale.
+          record('target_collector:tenant_exporter_collector_failing:bool', q(|||
+            (
+              (
+                (min by (job, collector, target) (tenant_exporter_collector_success{%%(sel)s}) == bool 0)
+                * on (job, collector, target)
+                  (target_collector:tenant_exporter_polls_since_success:ratio{%%(sel)s} >= bool %(n)d)
+              )
+              or on (job, collector, target)
+              (
+                (min by (job, collector, target) (tenant_exporter_collector_success{%%(sel)s}) == bool 0)
+                * on (job, collector, target)
+                  (max by (job, collector, target) (tenant_exporter_collections_total{%%(sel)s}) >= bool %(n)d)
+              )
+            )
+            * on (job, collector, target)
+              (max by (job, collector, target) (tenant_exporter_collector_stale{%%(sel)s}) == bool 0)
+          ||| % { n: c.collectorMissedPolls })),
     ],
   },
 
@@ -182,23 +216,7 @@ local lib = import 'lib.libsonnet';
                 metrics are collected and no tenant alert can fire.
               ||| % c.exporterAbsentFor, keep=false),
         alert('TenantExporterCollectorFailing', 'warning', t, 'collector', c.collectorFailingFor,
-              q(|||
-                (
-                  min by (job, collector, target) (tenant_exporter_collector_success{%%(sel)s}) == 0
-                )
-                and on (job, collector, target)
-                (
-                  target_collector:tenant_exporter_polls_since_success:ratio{%%(sel)s} >= %(n)d
-                  or
-                    (
-                      max by (job, collector, target) (tenant_exporter_collections_total{%%(sel)s}) >= %(n)d
-                      unless on (job, collector, target)
-                        tenant_exporter_collector_last_success_timestamp_seconds{%%(sel)s}
-                    )
-                )
-                unless on (job, collector, target)
-                  (max by (job, collector, target) (tenant_exporter_collector_stale{%%(sel)s}) == 1)
-              ||| % { n: c.collectorMissedPolls }),
+              q('target_collector:tenant_exporter_collector_failing:bool{%(sel)s} == 1'),
               'A tenant-exporter collector has missed several polls.',
               |||
                 {{- $sel := printf "job=%q,collector=%q,target=%q" $labels.job $labels.collector $labels.target -}}
@@ -458,10 +476,6 @@ local lib = import 'lib.libsonnet';
       {{- range printf "group by (pkid) (voss_spark_customer_info{%s})" $sel | query }}, pkid {{ .Labels.pkid }}{{ end -}}
       ) on VOSS target {{ $labels.target }}
     |||,
-    local notAbandoned = |||
-      unless on (job, target, hierarchy, customer_name)
-        customer:voss_spark_customer_tokens_expired:seconds{%%(sel)s} > %d
-    ||| % c.vossAbandonedSeconds,
     groups: [{
       name: 'tenant-exporter-voss',
       rules: $.recording.voss + [
@@ -475,8 +489,12 @@ local lib = import 'lib.libsonnet';
               |||),
         alert('TenantExporterVossAccessTokenExpired', 'critical', t, 'tenant', c.vossFor,
               q(|||
-                time() - customer:voss_spark_customer_access_token_expiry_timestamp_seconds:max{%(sel)s} >= 0
-              ||| + notAbandoned),
+                (
+                  time() - customer:voss_spark_customer_access_token_expiry_timestamp_seconds:max{%(sel)s}
+                )
+                and on (job, target, hierarchy, customer_name)
+                  customer:voss_spark_customer_access_token_expired:bool{%(sel)s} == 1
+              |||),
               "A VOSS SparkCustomer's Webex access token has expired.",
               'The Webex access token of ' + who + |||
                 expired {{ $value | humanizeDuration }} ago: VOSS cannot manage that customer's
@@ -500,8 +518,12 @@ local lib = import 'lib.libsonnet';
               |||),
         alert('TenantExporterVossRefreshTokenExpired', 'critical', t, 'tenant', c.vossFor,
               q(|||
-                time() - customer:voss_spark_customer_refresh_token_expiry_timestamp_seconds:max{%(sel)s} >= 0
-              ||| + notAbandoned),
+                (
+                  time() - customer:voss_spark_customer_refresh_token_expiry_timestamp_seconds:max{%(sel)s}
+                )
+                and on (job, target, hierarchy, customer_name)
+                  customer:voss_spark_customer_refresh_token_expired:bool{%(sel)s} == 1
+              |||),
               "A VOSS SparkCustomer's Webex refresh token has expired.",
               'The Webex refresh token of ' + who + |||
                 expired {{ $value | humanizeDuration }} ago: the customer must authorize VOSS again
@@ -509,8 +531,10 @@ local lib = import 'lib.libsonnet';
               |||),
         alert('TenantExporterVossCustomerAbandoned', 'info', t, 'tenant', '1h',
               q(|||
-                customer:voss_spark_customer_tokens_expired:seconds{%%(sel)s} > %d
-              ||| % c.vossAbandonedSeconds),
+                customer:voss_spark_customer_tokens_expired:seconds{%(sel)s}
+                and on (job, target, hierarchy, customer_name)
+                  customer:voss_spark_customer_abandoned:bool{%(sel)s} == 1
+              |||),
               'A VOSS SparkCustomer has had no valid Webex token for a long time.',
               'The Webex tokens of ' + who + |||
                 expired {{ $value | humanizeDuration }} ago: the customer looks abandoned. Remove it
