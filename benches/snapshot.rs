@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use tenant_exporter::metrics::{collector_labels, SelfMetrics};
 use tenant_exporter::snapshot::{Snapshot, TargetSamples};
-use tenant_exporter::sources::webex::broadworks::{parse_page, Enterprise, Enterprises};
+use tenant_exporter::sources::webex::broadworks::{parse_page, Enterprise, Enterprises, SyncError};
 
 const ENTERPRISES: usize = 10_000;
 const PAGE: usize = 1_000;
@@ -65,6 +65,7 @@ fn enterprise(i: usize) -> Enterprise {
         last_start: None,
         last_end: None,
         last_success: None,
+        tracking_id: None,
         changes: [None; 12],
         errors: Some(Vec::new()),
         error_count: 0,
@@ -72,6 +73,7 @@ fn enterprise(i: usize) -> Enterprise {
         external_machines: Some((2 + h % 40) as f64),
         user_contacts: Some((50 + h % 900) as f64),
         org_contacts: Some((5 + h % 60) as f64),
+        syncs: [0; 2],
     };
     if i % 20 == 7 {
         // Never synced: the status object holds only the status.
@@ -91,6 +93,7 @@ fn enterprise(i: usize) -> Enterprise {
     e.last_start = Some(at(i, start));
     e.last_end = Some(at(i, start + run));
     e.last_success = Some(at(i, start + run));
+    e.tracking_id = Some(format!("BROADWORKS_SIM_{:.8}_2914", &*e.id).into());
     let maxima = [4, 12, 2, 2, 3, 2, 3, 5, 2, 2, 2, 1];
     for (k, (slot, max)) in e.changes.iter_mut().zip(maxima).enumerate() {
         *slot = Some((mix(i as u64 ^ ((k as u64 + 1) << 32), start) % max) as f64);
@@ -100,12 +103,12 @@ fn enterprise(i: usize) -> Enterprise {
             e.status = Some("FAILED".into());
             e.last_end = Some(at(i, start + 8));
             e.last_success = Some((NOW - 3 * 86_400) as f64);
-            e.errors = Some(vec!["6003".into()]);
+            e.errors = Some(vec![error("6003")]);
             e.error_count = 1;
             e.changes[..6].fill(Some(0.0));
         }
         12 => {
-            e.errors = Some(vec!["6011".into()]);
+            e.errors = Some(vec![error("6011")]);
             e.error_count = 1;
         }
         4 => e.status = Some("IN_PROGRESS".into()),
@@ -118,7 +121,7 @@ fn enterprise(i: usize) -> Enterprise {
         // Several error codes, one of them repeated.
         299 => {
             e.status = Some("FAILED".into());
-            e.errors = Some(vec!["6003".into(), "6011".into(), "unknown".into()]);
+            e.errors = Some(vec![error("6003"), error("6011"), error("unknown")]);
             e.error_count = 4;
         }
         // An old API version without the contact-service counts.
@@ -130,6 +133,19 @@ fn enterprise(i: usize) -> Enterprise {
         _ => {}
     }
     e
+}
+
+/// An error as the simulator reports it.
+fn error(code: &str) -> SyncError {
+    SyncError {
+        code: code.into(),
+        description: if code == "unknown" {
+            "No error code."
+        } else {
+            "Simulated failure."
+        }
+        .into(),
+    }
 }
 
 fn rfc3339(t: f64) -> String {
@@ -146,8 +162,8 @@ fn enterprise_json(e: &Enterprise) -> Value {
         "provisioningId": &*e.provisioning_id,
     });
     let mut status = json!({ "syncStatus": e.status.as_deref() });
-    if e.last_start.is_some() {
-        status["lastSyncTrackingId"] = json!(format!("BROADWORKS_SIM_{:.8}_2914", &*e.id));
+    if let Some(id) = &e.tracking_id {
+        status["lastSyncTrackingId"] = json!(&**id);
     }
     let times = [
         ("lastSyncStartTime", e.last_start),
@@ -195,9 +211,9 @@ fn enterprise_json(e: &Enterprise) -> Value {
             let errors: Vec<Value> = codes
                 .iter()
                 .chain(std::iter::repeat_n(&codes[0], e.error_count - codes.len()))
-                .map(|c| match c.parse::<u64>() {
-                    Ok(n) => json!({"errorCode": n, "description": "Simulated failure."}),
-                    Err(_) => json!({"description": "No error code."}),
+                .map(|c| match c.code.parse::<u64>() {
+                    Ok(n) => json!({"errorCode": n, "description": &*c.description}),
+                    Err(_) => json!({"description": &*c.description}),
                 })
                 .collect();
             status["errors"] = json!(errors);
@@ -273,7 +289,7 @@ fn bench(c: &mut Criterion) {
                 + e.errors
                     .iter()
                     .flatten()
-                    .map(|c| c.len() + 16)
+                    .map(|c| c.code.len() + c.description.len() + 32)
                     .sum::<usize>()
         })
         .sum();

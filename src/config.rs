@@ -12,6 +12,8 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use url::Url;
 
+use crate::sources::families::{self, FamilySelection};
+
 pub const DEFAULT_WEBEX_BASE_URL: &str = "https://webexapis.com/v1";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -81,6 +83,8 @@ pub struct WebexTarget {
     pub credentials: WebexCredentials,
     pub broadworks: Option<BroadworksConfig>,
     pub managed_orgs: Option<ManagedOrgsConfig>,
+    /// The metric families this target exposes (`metrics:`).
+    pub metrics: FamilySelection,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -138,6 +142,8 @@ pub struct VossTarget {
     pub page_size: u32,
     pub interval: Duration,
     pub tls: TlsConfig,
+    /// The metric families this target exposes (`metrics:`).
+    pub metrics: FamilySelection,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -152,6 +158,8 @@ pub struct CommvaultTarget {
     /// Organization detail requests in flight at once.
     pub concurrency: usize,
     pub tls: TlsConfig,
+    /// The metric families this target exposes (`metrics:`).
+    pub metrics: FamilySelection,
 }
 
 /// This replica's part of the targets when several replicas split them (`--shard=i/n`).
@@ -247,6 +255,16 @@ struct RawGlobal {
     interval: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
     stale_after: Option<Spanned<String>>,
+    metrics: Option<RawMetrics>,
+}
+
+/// `metrics: {enable: [...], disable: [...]}`: metric families added to or dropped from
+/// the defaults.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    enable: Option<Vec<Spanned<String>>>,
+    disable: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -259,6 +277,7 @@ struct RawWebex {
     oauth: Option<Spanned<RawOAuth>>,
     broadworks_enterprises: Option<Spanned<RawBroadworks>>,
     managed_orgs: Option<Spanned<RawManagedOrgs>>,
+    metrics: Option<RawMetrics>,
 }
 
 #[derive(Deserialize)]
@@ -307,6 +326,7 @@ struct RawVoss {
     interval: Option<Spanned<String>>,
     ca_file: Option<Spanned<String>>,
     insecure_skip_verify: Option<bool>,
+    metrics: Option<RawMetrics>,
 }
 
 #[derive(Deserialize)]
@@ -322,6 +342,7 @@ struct RawCommvault {
     concurrency: Option<Spanned<u32>>,
     ca_file: Option<Spanned<String>>,
     insecure_skip_verify: Option<bool>,
+    metrics: Option<RawMetrics>,
 }
 
 /// `organizations: all` or a list of ids.
@@ -600,6 +621,41 @@ impl Checker<'_> {
         }
     }
 
+    /// The overrides of one `metrics:` block, in order: unknown names, names of families
+    /// the target's collectors do not expose, and a name both enabled and disabled are
+    /// errors.
+    fn metric_overrides(
+        &mut self,
+        field: &str,
+        raw: Option<&RawMetrics>,
+        collectors: &[&str],
+    ) -> Vec<(String, bool)> {
+        let Some(raw) = raw else { return Vec::new() };
+        let mut out: Vec<(String, bool)> = Vec::new();
+        for (list, on) in [(&raw.disable, false), (&raw.enable, true)] {
+            let key = if on { "enable" } else { "disable" };
+            for name in list.iter().flatten() {
+                let n = name.value.trim();
+                match families::collector_of(n) {
+                    None => self.report(
+                        name,
+                        format!("{field}.{key}: unknown metric family {n:?}; the README's Metrics section lists them"),
+                    ),
+                    Some(c) if !collectors.contains(&c) => self.report(
+                        name,
+                        format!("{field}.{key}: {n:?} is a family of {c}, which this target does not run"),
+                    ),
+                    Some(_) if out.iter().any(|(o, v)| o == n && *v != on) => self.report(
+                        name,
+                        format!("{field}: {n:?} is both enabled and disabled"),
+                    ),
+                    Some(_) => out.push((n.to_string(), on)),
+                }
+            }
+        }
+        out
+    }
+
     /// A base URL; required unless a default is given.
     fn base_url(&mut self, raw: &Option<Spanned<String>>, default: Option<&str>) -> Option<Url> {
         let Some(raw) = raw else {
@@ -699,6 +755,16 @@ impl Config {
             env,
             problems: Vec::new(),
         };
+        let all_collectors = families::tables().map(|(c, _)| c);
+        let global_metrics = c.metric_overrides(
+            "global.metrics",
+            raw.global.as_ref().and_then(|g| g.metrics.as_ref()),
+            &all_collectors,
+        );
+        // Global lists first, then the target's: the target's win.
+        let selection = |target: Vec<(String, bool)>| {
+            FamilySelection::new(global_metrics.iter().cloned().chain(target).collect())
+        };
         let global = match &raw.global {
             None => Global::default(),
             Some(g) => Global {
@@ -781,6 +847,14 @@ impl Config {
                     "nothing to collect: enable broadworks_enterprises or managed_orgs",
                 );
             }
+            let metrics = c.metric_overrides(
+                "metrics",
+                w.metrics.as_ref(),
+                &[
+                    crate::sources::webex::broadworks::COLLECTOR,
+                    crate::sources::webex::managed_orgs::COLLECTOR,
+                ],
+            );
             if let (Some(base_url), Some(credentials)) = (base_url, credentials) {
                 webex.push(WebexTarget {
                     name,
@@ -788,6 +862,7 @@ impl Config {
                     credentials,
                     broadworks,
                     managed_orgs,
+                    metrics: selection(metrics),
                 });
             }
         }
@@ -807,6 +882,11 @@ impl Config {
             );
             let interval = c.duration("interval", &v.interval, global.interval);
             let tls = c.tls(&v.ca_file, v.insecure_skip_verify);
+            let metrics = c.metric_overrides(
+                "metrics",
+                v.metrics.as_ref(),
+                &[crate::sources::voss::COLLECTOR],
+            );
             if let (Some(base_url), Some(username), Some(password), Some(hierarchy)) =
                 (base_url, username, password, hierarchy)
             {
@@ -819,6 +899,7 @@ impl Config {
                     page_size,
                     interval,
                     tls,
+                    metrics: selection(metrics),
                 });
             }
         }
@@ -857,6 +938,11 @@ impl Config {
                 Some(n) => n.value as usize,
             };
             let tls = c.tls(&cv.ca_file, cv.insecure_skip_verify);
+            let metrics = c.metric_overrides(
+                "metrics",
+                cv.metrics.as_ref(),
+                &[crate::sources::commvault::COLLECTOR],
+            );
             if let (Some(base_url), Some(username), Some(password)) = (base_url, username, password)
             {
                 commvault.push(CommvaultTarget {
@@ -868,6 +954,7 @@ impl Config {
                     interval,
                     concurrency,
                     tls,
+                    metrics: selection(metrics),
                 });
             }
         }

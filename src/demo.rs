@@ -86,6 +86,7 @@ impl Demo {
                         .collect(),
                     interval,
                 }),
+                metrics: Default::default(),
             }],
             voss: vec![VossTarget {
                 name: "voss-demo".into(),
@@ -97,6 +98,7 @@ impl Demo {
                 page_size: 5,
                 interval,
                 tls: TlsConfig::default(),
+                metrics: Default::default(),
             }],
             commvault: vec![CommvaultTarget {
                 name: "commvault-demo".into(),
@@ -107,6 +109,7 @@ impl Demo {
                 interval,
                 concurrency: 4,
                 tls: TlsConfig::default(),
+                metrics: Default::default(),
             }],
         };
         tracing::info!(upstream = %simulator.addr(), enterprises, "demo simulator started");

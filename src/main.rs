@@ -16,7 +16,7 @@ use tenant_exporter::logging;
 use tenant_exporter::metrics::SelfMetrics;
 use tenant_exporter::scheduler::{client_for, run_once, Scheduler, Shared};
 use tenant_exporter::server::{self, AppState, ReloadRequest};
-use tenant_exporter::snapshot::openmetrics_to_prometheus_text;
+use tenant_exporter::snapshot::{openmetrics_to_prometheus_text, Exposition};
 use tenant_exporter::web::{self, WebConfig};
 
 fn main() -> ExitCode {
@@ -110,7 +110,8 @@ async fn run(cli: Cli) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let text = shared.snapshot().text() + &openmetrics_to_prometheus_text(&metrics.encode());
+        let text = shared.snapshot().text_of(Exposition::Text)
+            + &openmetrics_to_prometheus_text(&metrics.encode());
         print!("{text}");
         for (job, error) in &failures {
             eprintln!("{job}: {error}");

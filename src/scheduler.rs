@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::config::{Config, TlsConfig};
 use crate::metrics::{collector_labels, SelfMetrics};
 use crate::snapshot::{SampleSet, Snapshot, TargetSamples};
+use crate::sources::families::select;
 use crate::sources::webex::broadworks::{self, Broadworks};
 use crate::sources::webex::managed_orgs::{self, ManagedOrgs};
 use crate::sources::webex::WebexAuth;
@@ -51,11 +52,10 @@ pub fn jobs(config: &Config, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
                 target: w.name.clone(),
                 interval: b.interval,
                 tls: TlsConfig::default(),
-                source: Arc::new(Broadworks {
-                    base_url: w.base_url.clone(),
-                    auth: auth.clone(),
-                    config: b.clone(),
-                }),
+                source: select(
+                    Arc::new(Broadworks::new(w.base_url.clone(), auth.clone(), b.clone())),
+                    &w.metrics,
+                ),
             });
         }
         if let Some(m) = &w.managed_orgs {
@@ -64,11 +64,14 @@ pub fn jobs(config: &Config, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
                 target: w.name.clone(),
                 interval: m.interval,
                 tls: TlsConfig::default(),
-                source: Arc::new(ManagedOrgs::new(
-                    w.base_url.clone(),
-                    auth.clone(),
-                    m.admins.clone(),
-                )),
+                source: select(
+                    Arc::new(ManagedOrgs::new(
+                        w.base_url.clone(),
+                        auth.clone(),
+                        m.admins.clone(),
+                    )),
+                    &w.metrics,
+                ),
             });
         }
     }
@@ -78,7 +81,7 @@ pub fn jobs(config: &Config, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
             target: v.name.clone(),
             interval: v.interval,
             tls: v.tls.clone(),
-            source: voss::collector(v),
+            source: select(voss::collector(v), &v.metrics),
         });
     }
     for c in &config.commvault {
@@ -87,7 +90,7 @@ pub fn jobs(config: &Config, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
             target: c.name.clone(),
             interval: c.interval,
             tls: c.tls.clone(),
-            source: commvault::collector(c, metrics.clone()),
+            source: select(commvault::collector(c, metrics.clone()), &c.metrics),
         });
     }
     jobs

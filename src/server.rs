@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::scheduler::{Health, Shared};
-use crate::snapshot::openmetrics_to_prometheus_text;
+use crate::snapshot::{openmetrics_to_prometheus_text, Exposition};
 use crate::web;
 
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -265,9 +265,13 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     let gzip = accepts_gzip(header_str(header::ACCEPT_ENCODING));
     let snapshot = state.shared.snapshot();
     let live = state.shared.metrics.encode();
-    let (content_type, tail) = match format {
-        Format::OpenMetrics => (OPENMETRICS_CONTENT_TYPE, live),
-        Format::Text => (TEXT_CONTENT_TYPE, openmetrics_to_prometheus_text(&live)),
+    let (content_type, tail, exposition) = match format {
+        Format::OpenMetrics => (OPENMETRICS_CONTENT_TYPE, live, Exposition::OpenMetrics),
+        Format::Text => (
+            TEXT_CONTENT_TYPE,
+            openmetrics_to_prometheus_text(&live),
+            Exposition::Text,
+        ),
     };
     let mut builder = Response::builder()
         .header(header::CONTENT_TYPE, content_type)
@@ -275,7 +279,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     let (len, body) =
         if gzip {
             builder = builder.header(header::CONTENT_ENCODING, "gzip");
-            let parts = snapshot.gzip_with(&tail);
+            let parts = snapshot.gzip_of(exposition, &tail);
             let len: usize = parts.iter().map(Bytes::len).sum();
             let stream = futures_util::stream::iter(parts.into_iter().map(Ok::<_, std::io::Error>));
             (len as u64, Body::from_stream(stream))
@@ -283,9 +287,9 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
             // Decompress off the async workers, a chunk at a time, so a large identity scrape
             // neither blocks other requests nor holds the whole text in memory.
             let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
-            let len = snapshot.text_len() + tail.len() as u64;
+            let len = snapshot.text_len_of(exposition) + tail.len() as u64;
             tokio::task::spawn_blocking(move || {
-                for chunk in snapshot.text_chunks(256 << 10) {
+                for chunk in snapshot.text_chunks_of(exposition, 256 << 10) {
                     if tx.blocking_send(chunk).is_err() {
                         return;
                     }

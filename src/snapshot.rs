@@ -1,39 +1,72 @@
 //! Sample sets and the pre-encoded exposition served on `/metrics`.
 //!
-//! Source data (up to hundreds of thousands of samples) is encoded once per change into a raw
-//! deflate stream that ends on a sync flush, and only that compressed form is kept. A scrape
-//! appends the small, live part (the exporter's own metrics and `# EOF`) as a second deflate
-//! stream and wraps both in one gzip member, combining the CRCs, so a gzip scrape copies
-//! pre-compressed bytes and compresses a few kilobytes. The raw text never stays in memory.
+//! Source data (up to hundreds of thousands of samples) is encoded once per change into
+//! pieces of raw deflate data, each ending on a sync flush: one piece per (target, family)
+//! holding that target's samples of the family, and small descriptor pieces (`# HELP`,
+//! `# TYPE`). Only the compressed pieces are kept, never the raw text. The samples are the
+//! same in OpenMetrics and in the Prometheus 0.0.4 text format; only counter descriptors
+//! differ, so each format is a list of shared sample pieces with its own descriptor pieces
+//! in between. A scrape appends the small, live part (the exporter's own metrics and
+//! `# EOF`) as one more deflate piece and wraps everything in one gzip member, combining the
+//! pieces' CRCs, so a gzip scrape copies pre-compressed bytes and compresses a few kilobytes.
+//!
+//! Pieces are cached by target and family: [`Snapshot::update`] re-encodes only the targets
+//! whose sample set changed, and recompresses only the families whose text changed.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::Hasher as _;
 use std::io::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use flate2::write::DeflateEncoder;
 use flate2::Compression;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder};
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-/// A metric family a source exposes. Source families are all gauges: that keeps the cached
-/// text identical in OpenMetrics and in the Prometheus 0.0.4 text format.
+/// A metric family a source exposes.
+///
+/// A family whose name ends in `_total` is a counter: it is described without the suffix in
+/// OpenMetrics (`# TYPE x counter`, samples `x_total`) and with it in the Prometheus 0.0.4
+/// text format (`# TYPE x_total counter`). Every other family is a gauge; `_info` gauges
+/// have the value 1.
 #[derive(Debug)]
 pub struct Family {
     pub name: &'static str,
     pub help: &'static str,
 }
 
+impl Family {
+    pub fn is_counter(&self) -> bool {
+        self.name.ends_with("_total")
+    }
+
+    /// The name in OpenMetrics descriptors: without a counter's `_total`.
+    pub fn metric_name(&self) -> &'static str {
+        if self.is_counter() {
+            &self.name[..self.name.len() - "_total".len()]
+        } else {
+            self.name
+        }
+    }
+}
+
 /// The immutable result of one successful collection of one target.
 pub trait SampleSet: Send + Sync + fmt::Debug + 'static {
     /// The families this set's source exposes, the same slice for every set of that source.
     fn families(&self) -> &'static [Family];
-    /// Writes the samples of `families()[family]` for `target` with `enc.encode_family`.
+    /// Writes the samples of `families()[family]` for `target` with `enc.encode_family`
+    /// (see [`gauge`] and [`counter`]).
     fn encode(&self, family: usize, target: &str, enc: &mut MetricEncoder<'_>) -> fmt::Result;
     /// The number of upstream objects (enterprises, customers, ...) in the set.
     fn objects(&self) -> usize;
+    /// Whether `families()[family]` is exposed for this set's target (family selection).
+    fn enabled(&self, _family: usize) -> bool {
+        true
+    }
 }
 
 /// Writes one gauge sample of the family `enc` describes.
@@ -45,6 +78,16 @@ pub fn gauge(
     enc.encode_family(labels)?.encode_gauge(&value)
 }
 
+/// Writes one counter sample (named with `_total`) of the counter family `enc` describes.
+pub fn counter(
+    enc: &mut MetricEncoder<'_>,
+    labels: &impl prometheus_client::encoding::EncodeLabelSet,
+    value: u64,
+) -> fmt::Result {
+    enc.encode_family(labels)?
+        .encode_counter::<NoLabelSet, u64, u64>(&value, None)
+}
+
 /// One target's samples, as handed to the encoder.
 #[derive(Debug, Clone)]
 pub struct TargetSamples {
@@ -53,90 +96,239 @@ pub struct TargetSamples {
     pub samples: Arc<dyn SampleSet>,
 }
 
-/// The cached part of the exposition.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    /// Raw deflate data, byte-aligned by a sync flush, without a final block.
+/// The two text formats served on `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposition {
+    OpenMetrics,
+    /// Prometheus text format 0.0.4.
+    Text,
+}
+
+/// Raw deflate data of one piece of text, byte-aligned by a sync flush and without a final
+/// block. Pieces compressed independently never refer back before their own start, so any
+/// sequence of them is one valid deflate stream.
+#[derive(Debug, Clone, Default)]
+struct Piece {
     deflate: Bytes,
+    crc: u32,
+    len: u64,
+    /// Lines in the text: the number of series in a sample piece.
+    lines: usize,
+    /// Identifies the text, so that a family whose samples did not change is not
+    /// compressed again.
+    hash: u64,
+}
+
+/// One format's cached part: the pieces in exposition order, small neighbours joined.
+#[derive(Debug, Clone, Default)]
+struct Body {
+    parts: Vec<Bytes>,
     crc: u32,
     len: u64,
 }
 
-/// The gzip level for the cached part: it is compressed once per change, so a fast level
-/// keeps collections cheap while still shrinking text about tenfold.
-const LEVEL: Compression = Compression::new(1);
-const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
-
-impl Default for Snapshot {
-    fn default() -> Self {
-        Snapshot::encode(Vec::new())
-    }
+/// One target's pieces, kept for the next [`Snapshot::update`].
+#[derive(Debug, Clone)]
+struct CachedTarget {
+    collector: &'static str,
+    target: String,
+    families: &'static [Family],
+    /// The set the pieces were encoded from; weak, so a snapshot does not keep replaced
+    /// samples alive, while the allocation it pins cannot be reused by a new set.
+    samples: Weak<dyn SampleSet>,
+    /// Per family; `None` when the family is not selected for the target.
+    pieces: Vec<Option<Piece>>,
 }
+
+/// The cached part of the exposition, in both formats.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    open_metrics: Body,
+    text: Body,
+    targets: Vec<CachedTarget>,
+    /// Per family name: the OpenMetrics descriptor, and the 0.0.4 one where it differs.
+    descriptors: HashMap<&'static str, (Piece, Option<Piece>)>,
+}
+
+/// The compression level of the cached pieces. They are compressed once per change, off
+/// the scrape path, while every scrape sends them.
+const LEVEL: Compression = Compression::new(1);
+/// The level of the live part, compressed on every gzip scrape.
+const TAIL_LEVEL: Compression = Compression::new(1);
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+/// Pieces smaller than this are copied together into one buffer, so a scrape body is not
+/// made of thousands of tiny chunks.
+const JOIN_BELOW: usize = 16 << 10;
 
 impl Snapshot {
     /// Encodes every target's samples, families grouped across targets as the text formats
     /// require. Targets of the same collector share their families.
     pub fn encode(sets: Vec<TargetSamples>) -> Snapshot {
-        Snapshot::encode_sized(sets, 0)
+        Snapshot::default().update(sets)
     }
 
-    /// Like `encode`, with room for `capacity` compressed bytes from the start (the previous
-    /// snapshot's size is a good guess), which avoids growing and copying the output.
-    pub fn encode_sized(mut sets: Vec<TargetSamples>, capacity: usize) -> Snapshot {
+    /// Same as `encode`; the capacity hint is no longer needed since pieces are sized each.
+    pub fn encode_sized(sets: Vec<TargetSamples>, _capacity: usize) -> Snapshot {
+        Snapshot::encode(sets)
+    }
+
+    /// The snapshot of `sets`, reusing this snapshot's pieces: a target whose sample set is
+    /// the same `Arc` as last time (a failed collection keeps its last good samples) is not
+    /// encoded at all, and a family whose text did not change is not compressed again. The
+    /// result is the same as `Snapshot::encode(sets)`.
+    pub fn update(&self, mut sets: Vec<TargetSamples>) -> Snapshot {
         sets.sort_by(|a, b| (a.collector, &a.target).cmp(&(b.collector, &b.target)));
-        let mut registry = Registry::default();
-        registry.register_collector(Box::new(Sources(sets)));
-        let mut w = DeflateWriter::new(capacity);
-        // Encoding into our own writer cannot fail: errors only come from a SampleSet.
-        if let Err(e) = prometheus_client::encoding::text::encode_registry(&mut w, &registry) {
-            tracing::error!(error = %e, "encoding samples failed; serving an empty snapshot");
-            return Snapshot::encode(Vec::new());
+        let previous: HashMap<(&str, &str), &CachedTarget> = self
+            .targets
+            .iter()
+            .map(|t| ((t.collector, t.target.as_str()), t))
+            .collect();
+        let targets: Vec<CachedTarget> = sets
+            .iter()
+            .map(|set| {
+                let prev = previous.get(&(set.collector, set.target.as_str())).copied();
+                let families = set.samples.families();
+                let pieces = match prev {
+                    Some(p)
+                        if std::ptr::addr_eq(p.samples.as_ptr(), Arc::as_ptr(&set.samples))
+                            && p.pieces.len() == families.len() =>
+                    {
+                        p.pieces.clone()
+                    }
+                    _ => (0..families.len())
+                        .map(|i| {
+                            set.samples.enabled(i).then(|| {
+                                let cached = prev.and_then(|p| p.pieces.get(i)?.as_ref());
+                                encode_piece(set, i, cached)
+                            })
+                        })
+                        .collect(),
+                };
+                CachedTarget {
+                    collector: set.collector,
+                    target: set.target.clone(),
+                    families,
+                    samples: Arc::downgrade(&set.samples),
+                    pieces,
+                }
+            })
+            .collect();
+
+        let mut descriptors = HashMap::new();
+        let mut open_metrics = Assembler::default();
+        let mut text = Assembler::default();
+        for run in targets.chunk_by(|a, b| a.collector == b.collector) {
+            for (i, family) in run[0].families.iter().enumerate() {
+                let selected = || run.iter().filter_map(|t| t.pieces.get(i)?.as_ref());
+                if selected().next().is_none() {
+                    continue;
+                }
+                let (om, text_only) = descriptors.entry(family.name).or_insert_with(|| {
+                    self.descriptors
+                        .get(family.name)
+                        .cloned()
+                        .unwrap_or_else(|| describe(family))
+                });
+                open_metrics.push(om);
+                text.push(text_only.as_ref().unwrap_or(om));
+                for piece in selected() {
+                    open_metrics.push(piece);
+                    text.push(piece);
+                }
+            }
         }
-        w.finish()
+        Snapshot {
+            open_metrics: open_metrics.finish(),
+            text: text.finish(),
+            targets,
+            descriptors,
+        }
     }
 
-    /// The compressed size of the cached part.
+    fn body(&self, format: Exposition) -> &Body {
+        match format {
+            Exposition::OpenMetrics => &self.open_metrics,
+            Exposition::Text => &self.text,
+        }
+    }
+
+    /// The compressed size of the cached part (OpenMetrics).
     pub fn compressed_len(&self) -> usize {
-        self.deflate.len()
+        self.open_metrics.parts.iter().map(Bytes::len).sum()
     }
 
-    /// The uncompressed size of the cached part.
+    /// The uncompressed size of the cached part (OpenMetrics).
     pub fn text_len(&self) -> u64 {
-        self.len
+        self.open_metrics.len
     }
 
-    /// A complete gzip body: the cached part followed by `tail`.
-    pub fn gzip_with(&self, tail: &str) -> [Bytes; 4] {
-        let mut enc = DeflateEncoder::new(Vec::with_capacity(tail.len() / 4 + 64), LEVEL);
+    /// The uncompressed size of the cached part in `format`.
+    pub fn text_len_of(&self, format: Exposition) -> u64 {
+        self.body(format).len
+    }
+
+    /// The number of series a target exposes, or `None` when it has no samples.
+    pub fn series(&self, collector: &str, target: &str) -> Option<usize> {
+        let t = self
+            .targets
+            .iter()
+            .find(|t| t.collector == collector && t.target == target)?;
+        Some(t.pieces.iter().flatten().map(|p| p.lines).sum())
+    }
+
+    /// A complete gzip body in OpenMetrics: the cached part followed by `tail`.
+    pub fn gzip_with(&self, tail: &str) -> Vec<Bytes> {
+        self.gzip_of(Exposition::OpenMetrics, tail)
+    }
+
+    /// A complete gzip body in `format`: the cached part followed by `tail`, which must be
+    /// in the same format.
+    pub fn gzip_of(&self, format: Exposition, tail: &str) -> Vec<Bytes> {
+        let body = self.body(format);
+        let mut enc = DeflateEncoder::new(Vec::with_capacity(tail.len() / 4 + 64), TAIL_LEVEL);
         // Writing into a Vec cannot fail.
         let _ = enc.write_all(tail.as_bytes());
         let tail_deflate = enc.finish().unwrap_or_default();
 
-        let mut crc = crc32fast::Hasher::new_with_initial_len(self.crc, self.len);
+        let mut crc = crc32fast::Hasher::new_with_initial_len(body.crc, body.len);
         let mut tail_crc = crc32fast::Hasher::new();
         tail_crc.update(tail.as_bytes());
         crc.combine(&tail_crc);
-        let total = self.len + tail.len() as u64;
+        let total = body.len + tail.len() as u64;
         let mut trailer = Vec::with_capacity(8);
         trailer.extend_from_slice(&crc.finalize().to_le_bytes());
         // ISIZE is the length modulo 2^32 (RFC 1952).
         trailer.extend_from_slice(&(total as u32).to_le_bytes());
-        [
-            Bytes::from_static(&GZIP_HEADER),
-            self.deflate.clone(),
-            Bytes::from(tail_deflate),
-            Bytes::from(trailer),
-        ]
+        let mut parts = Vec::with_capacity(body.parts.len() + 3);
+        parts.push(Bytes::from_static(&GZIP_HEADER));
+        parts.extend(body.parts.iter().cloned());
+        parts.push(Bytes::from(tail_deflate));
+        parts.push(Bytes::from(trailer));
+        parts
     }
 
-    /// The cached part as text, decompressed in chunks of about `chunk` bytes.
+    /// The cached part as OpenMetrics text, decompressed in chunks of about `chunk` bytes.
     pub fn text_chunks(
         &self,
         chunk: usize,
     ) -> impl Iterator<Item = std::io::Result<Bytes>> + Send + 'static {
+        self.text_chunks_of(Exposition::OpenMetrics, chunk)
+    }
+
+    /// The cached part as text in `format`, decompressed in chunks of about `chunk` bytes.
+    pub fn text_chunks_of(
+        &self,
+        format: Exposition,
+        chunk: usize,
+    ) -> impl Iterator<Item = std::io::Result<Bytes>> + Send + 'static {
         use std::io::Read as _;
-        let mut dec = flate2::read::DeflateDecoder::new(std::io::Cursor::new(self.deflate.clone()));
-        let mut done = false;
+        let parts = self.body(format).parts.clone();
+        let mut done = parts.is_empty();
+        let mut dec = flate2::read::DeflateDecoder::new(PartsReader {
+            parts,
+            part: 0,
+            offset: 0,
+        });
         std::iter::from_fn(move || {
             if done {
                 return None;
@@ -167,10 +359,15 @@ impl Snapshot {
         })
     }
 
-    /// The cached part as one string; for tests and `--once`.
+    /// The cached part as OpenMetrics text; for tests.
     pub fn text(&self) -> String {
-        let mut out = Vec::with_capacity(self.len as usize);
-        for chunk in self.text_chunks(1 << 16) {
+        self.text_of(Exposition::OpenMetrics)
+    }
+
+    /// The cached part as one string in `format`; for tests and `--once`.
+    pub fn text_of(&self, format: Exposition) -> String {
+        let mut out = Vec::with_capacity(self.body(format).len as usize);
+        for chunk in self.text_chunks_of(format, 1 << 16) {
             match chunk {
                 Ok(c) => out.extend_from_slice(&c),
                 Err(_) => break,
@@ -180,81 +377,266 @@ impl Snapshot {
     }
 }
 
-#[derive(Debug)]
-struct Sources(Vec<TargetSamples>);
+/// Reads a list of byte chunks as one stream.
+struct PartsReader {
+    parts: Vec<Bytes>,
+    part: usize,
+    offset: usize,
+}
 
-impl Collector for Sources {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
-        for run in self.0.chunk_by(|a, b| a.collector == b.collector) {
-            let families = run[0].samples.families();
-            for (i, family) in families.iter().enumerate() {
-                let mut metric =
-                    encoder.encode_descriptor(family.name, family.help, None, MetricType::Gauge)?;
-                for set in run {
-                    set.samples.encode(i, &set.target, &mut metric)?;
-                }
+impl std::io::Read for PartsReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while let Some(p) = self.parts.get(self.part) {
+            if self.offset < p.len() {
+                let n = buf.len().min(p.len() - self.offset);
+                buf[..n].copy_from_slice(&p[self.offset..self.offset + n]);
+                self.offset += n;
+                return Ok(n);
             }
+            self.part += 1;
+            self.offset = 0;
         }
-        Ok(())
+        Ok(0)
     }
 }
 
-/// A `fmt::Write` that compresses as it goes, buffering the many tiny writes of the encoder.
-struct DeflateWriter {
-    buf: String,
-    enc: DeflateEncoder<Vec<u8>>,
+/// Builds a format's body from pieces, combining their CRCs.
+#[derive(Default)]
+struct Assembler {
+    parts: Vec<Bytes>,
+    small: Vec<u8>,
     crc: crc32fast::Hasher,
     len: u64,
 }
 
-const WRITE_BUFFER: usize = 1 << 16;
-
-impl DeflateWriter {
-    fn new(capacity: usize) -> Self {
-        DeflateWriter {
-            buf: String::with_capacity(WRITE_BUFFER),
-            enc: DeflateEncoder::new(Vec::with_capacity(capacity), LEVEL),
-            crc: crc32fast::Hasher::new(),
-            len: 0,
+impl Assembler {
+    fn push(&mut self, piece: &Piece) {
+        if piece.len == 0 {
+            return;
+        }
+        self.crc.combine(&crc32fast::Hasher::new_with_initial_len(
+            piece.crc, piece.len,
+        ));
+        self.len += piece.len;
+        if piece.deflate.len() < JOIN_BELOW {
+            self.small.extend_from_slice(&piece.deflate);
+        } else {
+            self.flush_small();
+            self.parts.push(piece.deflate.clone());
         }
     }
 
-    fn drain(&mut self) {
-        self.crc.update(self.buf.as_bytes());
-        self.len += self.buf.len() as u64;
-        // Compressing into a Vec cannot fail.
-        let _ = self.enc.write_all(self.buf.as_bytes());
-        self.buf.clear();
+    fn flush_small(&mut self) {
+        if !self.small.is_empty() {
+            self.parts
+                .push(Bytes::from(std::mem::take(&mut self.small)));
+        }
     }
 
-    fn finish(mut self) -> Snapshot {
-        self.drain();
-        // A sync flush ends the data on a byte boundary without a final block, so another
-        // deflate stream can follow it inside the same gzip member.
-        let _ = self.enc.flush();
-        let mut data = std::mem::take(self.enc.get_mut());
-        // Shrinking copies the data; only worth it when much of the buffer is unused.
-        if data.capacity() - data.len() > data.len() / 8 {
-            data.shrink_to_fit();
-        }
-        Snapshot {
-            deflate: Bytes::from(data),
+    fn finish(mut self) -> Body {
+        self.flush_small();
+        Body {
+            parts: self.parts,
             crc: self.crc.finalize(),
             len: self.len,
         }
     }
 }
 
-impl fmt::Write for DeflateWriter {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
+/// Encodes one family of one target (the descriptor too when `descriptor_only`, nothing
+/// else then) through prometheus-client, which owns the escaping rules.
+#[derive(Debug)]
+struct OneFamily {
+    samples: Option<Arc<dyn SampleSet>>,
+    family: &'static Family,
+    index: usize,
+    target: String,
+}
+
+impl Collector for OneFamily {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let f = self.family;
+        let kind = if f.is_counter() {
+            MetricType::Counter
+        } else {
+            MetricType::Gauge
+        };
+        let mut metric = encoder.encode_descriptor(f.metric_name(), f.help, None, kind)?;
+        match &self.samples {
+            Some(s) => s.encode(self.index, &self.target, &mut metric),
+            None => Ok(()),
+        }
+    }
+}
+
+fn write_family(
+    family: &'static Family,
+    index: usize,
+    target: &str,
+    samples: Option<Arc<dyn SampleSet>>,
+    w: &mut PieceWriter,
+) -> fmt::Result {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(OneFamily {
+        samples,
+        family,
+        index,
+        target: target.to_string(),
+    }));
+    prometheus_client::encoding::text::encode_registry(w, &registry)
+}
+
+/// The descriptor pieces of a family: OpenMetrics, and Prometheus 0.0.4 for counters.
+fn describe(family: &'static Family) -> (Piece, Option<Piece>) {
+    let mut om = String::new();
+    // Writing into a String cannot fail.
+    let _ = write_family(family, 0, "", None, &mut PieceWriter::text(&mut om));
+    let compress = |text: &str| {
+        let mut w = PieceWriter::new(0, true);
+        let _ = fmt::Write::write_str(&mut w, text);
+        w.finish()
+    };
+    let text = family
+        .is_counter()
+        .then(|| compress(&openmetrics_to_prometheus_text(&om)));
+    (compress(&om), text)
+}
+
+/// The sample piece of one family of one target; `cached` is reused when the text is the
+/// same.
+fn encode_piece(set: &TargetSamples, index: usize, cached: Option<&Piece>) -> Piece {
+    let family = &set.samples.families()[index];
+    let write = |w: &mut PieceWriter| {
+        write_family(family, index, &set.target, Some(set.samples.clone()), w)
+    };
+    if let Some(cached) = cached {
+        let mut w = PieceWriter::new(2, false);
+        if write(&mut w).is_ok() {
+            let (hash, len) = w.identity();
+            if hash == cached.hash && len == cached.len {
+                return cached.clone();
+            }
+        }
+    }
+    let mut w = PieceWriter::new(2, true);
+    match write(&mut w) {
+        Ok(()) => w.finish(),
+        Err(e) => {
+            tracing::error!(
+                collector = set.collector,
+                target = %set.target,
+                family = family.name,
+                error = %e,
+                "encoding samples failed; leaving the family out for this target"
+            );
+            Piece::default()
+        }
+    }
+}
+
+/// A `fmt::Write` that skips the descriptor lines, hashes, and compresses as it goes
+/// (when asked to), buffering the many tiny writes of the encoder.
+struct PieceWriter<'a> {
+    skip_lines: usize,
+    buf: String,
+    enc: Option<DeflateEncoder<Vec<u8>>>,
+    crc: crc32fast::Hasher,
+    hash: std::hash::DefaultHasher,
+    len: u64,
+    lines: usize,
+    /// Receives the raw text instead (descriptors).
+    raw: Option<&'a mut String>,
+}
+
+const WRITE_BUFFER: usize = 1 << 16;
+
+impl<'a> PieceWriter<'a> {
+    fn new(skip_lines: usize, compress: bool) -> Self {
+        PieceWriter {
+            skip_lines,
+            buf: String::with_capacity(WRITE_BUFFER),
+            enc: compress.then(|| DeflateEncoder::new(Vec::new(), LEVEL)),
+            crc: crc32fast::Hasher::new(),
+            hash: std::hash::DefaultHasher::new(),
+            len: 0,
+            lines: 0,
+            raw: None,
+        }
+    }
+
+    fn text(out: &'a mut String) -> Self {
+        PieceWriter {
+            raw: Some(out),
+            buf: String::new(),
+            ..PieceWriter::new(0, false)
+        }
+    }
+
+    fn drain(&mut self) {
+        let b = self.buf.as_bytes();
+        self.crc.update(b);
+        self.hash.write(b);
+        self.len += b.len() as u64;
+        self.lines += b.iter().filter(|c| **c == b'\n').count();
+        if let Some(enc) = &mut self.enc {
+            // Compressing into a Vec cannot fail.
+            let _ = enc.write_all(b);
+        }
+        self.buf.clear();
+    }
+
+    fn identity(mut self) -> (u64, u64) {
+        self.drain();
+        (self.hash.finish(), self.len)
+    }
+
+    fn finish(mut self) -> Piece {
+        self.drain();
+        let Some(mut enc) = self.enc.take() else {
+            return Piece::default();
+        };
+        if self.len == 0 {
+            return Piece::default();
+        }
+        // A sync flush ends the data on a byte boundary without a final block, so another
+        // piece can follow it in the same deflate stream.
+        let _ = enc.flush();
+        let mut data = std::mem::take(enc.get_mut());
+        // Shrinking copies the data; only worth it when much of the buffer is unused.
+        if data.capacity() - data.len() > data.len() / 8 {
+            data.shrink_to_fit();
+        }
+        Piece {
+            deflate: Bytes::from(data),
+            crc: self.crc.finalize(),
+            len: self.len,
+            lines: self.lines,
+            hash: self.hash.finish(),
+        }
+    }
+}
+
+impl fmt::Write for PieceWriter<'_> {
+    fn write_str(&mut self, mut s: &str) -> fmt::Result {
+        if let Some(raw) = &mut self.raw {
+            raw.push_str(s);
+            return Ok(());
+        }
+        while self.skip_lines > 0 {
+            match s.find('\n') {
+                Some(i) => {
+                    self.skip_lines -= 1;
+                    s = &s[i + 1..];
+                }
+                None => return Ok(()),
+            }
+        }
         if self.buf.len() + s.len() > WRITE_BUFFER {
             self.drain();
         }
-        if s.len() > WRITE_BUFFER {
-            self.buf.push_str(s);
+        self.buf.push_str(s);
+        if self.buf.len() >= WRITE_BUFFER {
             self.drain();
-        } else {
-            self.buf.push_str(s);
         }
         Ok(())
     }

@@ -741,7 +741,8 @@ async fn demo_mode_serves_simulated_estate_and_exits_cleanly_on_sigterm() {
     };
     let is_6003 = |l: &str| {
         l.starts_with("webex_broadworks_directory_sync_error_info{target=\"demo\",")
-            && l.ends_with(",error_code=\"6003\"} 1.0")
+            && l.contains(",error_code=\"6003\",")
+            && l.ends_with("} 1.0")
     };
     let body = exp
         .wait_metrics("the demo's enterprises", |b| {

@@ -6,14 +6,18 @@ use super::*;
 #[derive(Debug)]
 struct Fake(Vec<(&'static str, f64)>);
 
-static FAKE_FAMILIES: [Family; 2] = [
+static FAKE_FAMILIES: [Family; 3] = [
     Family {
         name: "fake_value",
         help: "A value.",
     },
     Family {
-        name: "fake_count",
+        name: "fake_items",
         help: "How many.",
+    },
+    Family {
+        name: "fake_events_total",
+        help: "Events seen.",
     },
 ];
 
@@ -29,6 +33,9 @@ impl SampleSet for Fake {
             return enc
                 .encode_family(&[("target", target)])?
                 .encode_gauge(&(self.0.len() as i64));
+        }
+        if family == 2 {
+            return counter(enc, &[("target", target)], 7 * self.0.len() as u64);
         }
         for (name, v) in &self.0 {
             enc.encode_family(&[("target", target), ("name", *name)])?
@@ -71,10 +78,14 @@ fn families_are_grouped_across_targets_and_labels_escaped() {
 fake_value{target="a",name="quote\"back\\slash\nnewline Zürich"} 1.0
 fake_value{target="a",name="y"} -3.0
 fake_value{target="b",name="x"} 2.5
-# HELP fake_count How many.
-# TYPE fake_count gauge
-fake_count{target="a"} 2
-fake_count{target="b"} 1
+# HELP fake_items How many.
+# TYPE fake_items gauge
+fake_items{target="a"} 2
+fake_items{target="b"} 1
+# HELP fake_events Events seen.
+# TYPE fake_events counter
+fake_events_total{target="a"} 14
+fake_events_total{target="b"} 7
 "#;
     assert_eq!(snap.text(), expected);
     assert_eq!(snap.text_len(), expected.len() as u64);
@@ -130,4 +141,89 @@ fn prometheus_text_names_counters_with_total_and_has_no_eof() {
         "# HELP a_requests_total Requests.\n# TYPE a_requests_total counter\na_requests_total{x=\"1\"} 3\n\
          # HELP b Gauge.\n# TYPE b gauge\nb 1\n"
     );
+}
+
+#[test]
+fn counters_differ_between_formats_only_in_their_descriptors() {
+    let snap = Snapshot::encode(vec![
+        set("fake", "a", vec![("x", 1.0)]),
+        set("fake", "b", vec![("y", 2.0)]),
+    ]);
+    let om = snap.text_of(Exposition::OpenMetrics);
+    let text = snap.text_of(Exposition::Text);
+    assert_eq!(
+        text,
+        om.replace(
+            "# HELP fake_events Events seen.\n# TYPE fake_events counter\n",
+            "# HELP fake_events_total Events seen.\n# TYPE fake_events_total counter\n"
+        )
+    );
+    assert_ne!(om, text);
+    assert_eq!(snap.text_len_of(Exposition::Text), text.len() as u64);
+    for (format, expected) in [(Exposition::OpenMetrics, &om), (Exposition::Text, &text)] {
+        assert_eq!(
+            gunzip(&snap.gzip_of(format, "# EOF\n")),
+            expected.clone() + "# EOF\n"
+        );
+        let chunks: String = snap
+            .text_chunks_of(format, 100)
+            .map(|c| String::from_utf8(c.unwrap().to_vec()).unwrap())
+            .collect();
+        assert_eq!(&chunks, expected);
+    }
+}
+
+/// `promtool check metrics` accepts both formats (it reads the 0.0.4 text; OpenMetrics is
+/// checked with its counter descriptors renamed as Prometheus would parse them). Skipped
+/// without promtool; CI installs it.
+#[test]
+fn promtool_accepts_both_formats() {
+    let Ok(out) = std::process::Command::new("promtool")
+        .arg("--version")
+        .output()
+    else {
+        eprintln!("promtool not installed; skipped");
+        return;
+    };
+    assert!(out.status.success());
+    let snap = Snapshot::encode(vec![set("fake", "a", vec![("x", 1.0)])]);
+    let check = |body: String| {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, msg) = check(snap.text_of(Exposition::Text));
+    assert!(ok, "{msg}");
+    // The OpenMetrics descriptor of a counter is not valid 0.0.4: promtool can tell them
+    // apart, so this check could fail.
+    let (ok, _) = check(snap.text_of(Exposition::OpenMetrics));
+    assert!(!ok);
+}
+
+#[test]
+fn series_are_counted_per_target() {
+    let snap = Snapshot::encode(vec![
+        set("fake", "a", vec![("x", 1.0), ("y", 2.0)]),
+        set("fake", "b", vec![]),
+    ]);
+    assert_eq!(snap.series("fake", "a"), Some(4));
+    assert_eq!(snap.series("fake", "b"), Some(2));
+    assert_eq!(snap.series("fake", "c"), None);
 }

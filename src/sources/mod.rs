@@ -10,6 +10,7 @@ use crate::snapshot::SampleSet;
 use crate::upstream::{Client, RequestCtx, UpstreamError};
 
 pub mod commvault;
+pub mod families;
 pub mod lenient;
 pub mod voss;
 pub mod webex;
@@ -122,14 +123,36 @@ pub(crate) mod testing {
             .collect()
     }
 
-    /// Every family is described as a gauge, with a HELP that says the values are cached.
+    /// Every family is described once with its type, with a HELP that says the values are
+    /// cached.
     pub(crate) fn assert_cached_gauges(text: &str, families: &[Family]) {
-        for f in families {
-            assert!(
-                text.contains(&format!("# TYPE {} gauge\n", f.name)),
-                "{}",
-                f.name
-            );
+        assert_cached_families(text, families, |_| true);
+    }
+
+    /// Every selected family is described once with its type (counter for `_total` names)
+    /// and a HELP that says the values are cached; the others are absent.
+    pub(crate) fn assert_cached_families(
+        text: &str,
+        families: &[Family],
+        selected: impl Fn(usize) -> bool,
+    ) {
+        for (i, f) in families.iter().enumerate() {
+            let kind = if f.is_counter() { "counter" } else { "gauge" };
+            let described = text
+                .lines()
+                .filter(|l| l.starts_with(&format!("# TYPE {} ", f.metric_name())))
+                .collect::<Vec<_>>();
+            if selected(i) {
+                assert_eq!(
+                    described,
+                    [format!("# TYPE {} {kind}", f.metric_name())],
+                    "{}",
+                    f.name
+                );
+            } else {
+                assert!(described.is_empty(), "{} is not selected", f.name);
+                assert!(!text.contains(&format!("\n{}{{", f.name)), "{}", f.name);
+            }
             assert!(f.help.contains("Cached"), "{}", f.name);
         }
     }

@@ -13,7 +13,7 @@ use url::Url;
 
 use super::WebexAuth;
 use crate::config::BroadworksConfig;
-use crate::snapshot::{gauge, Family, SampleSet};
+use crate::snapshot::{counter, gauge, Family, SampleSet};
 use crate::sources::{help, lenient, parse_timestamp, Collect, CollectError, Collected};
 use crate::upstream::{display_url, Client, RequestCtx};
 
@@ -39,7 +39,9 @@ const CHANGE_KINDS: [(&str, &str); 12] = [
     ("org_contact", "deleted"),
 ];
 
-static FAMILIES: [Family; 12] = [
+/// The families, in exposition order. The default ones keep an enterprise whose last sync
+/// had no error at 11 series; the per-enterprise detail families are opt-in.
+pub(crate) static FAMILIES: [Family; 16] = [
     Family {
         name: "webex_broadworks_enterprise_info",
         help: help!("Webex", "BroadWorks enterprise identifiers, value 1."),
@@ -75,27 +77,58 @@ static FAMILIES: [Family; 12] = [
     },
     Family {
         name: "webex_broadworks_directory_sync_last_success_timestamp_seconds",
-        help: help!("Webex", "Unix time of the last successful directory sync."),
-    },
-    Family {
-        name: "webex_broadworks_directory_sync_last_changes",
         help: help!(
             "Webex",
-            "Objects changed by the last directory sync, by object and action."
-        ),
-    },
-    Family {
-        name: "webex_broadworks_directory_sync_errors",
-        help: help!(
-            "Webex",
-            "Errors reported for the last directory sync attempt."
+            "Unix time of the last successful directory sync: lastSuccessfulSyncTime, or the end time of a last sync that is COMPLETE without errors when Webex leaves lastSuccessfulSyncTime out."
         ),
     },
     Family {
         name: "webex_broadworks_directory_sync_error_info",
         help: help!(
             "Webex",
-            "Error codes reported for the last directory sync attempt, value 1."
+            "Errors of the last directory sync, one per error code, with the first description (at most 200 characters) and the sync's lastSyncTrackingId; value 1."
+        ),
+    },
+    Family {
+        name: "webex_broadworks_directory_syncs_total",
+        help: help!(
+            "Webex",
+            "Finished directory syncs seen by this exporter, counted once per lastSyncTrackingId; failed when the sync reported errors, is FAILED, or ended after the last success. The sync already finished when an enterprise is first seen is not counted."
+        ),
+    },
+    Family {
+        name: "webex_broadworks_directory_sync_changes_total",
+        help: help!(
+            "Webex",
+            "Objects changed by the directory syncs counted in webex_broadworks_directory_syncs_total, summed over the target's enterprises."
+        ),
+    },
+    Family {
+        name: "webex_broadworks_target_external_identities",
+        help: help!(
+            "Webex",
+            "External users and machines in Webex Common Identity, summed over the target's enterprises."
+        ),
+    },
+    Family {
+        name: "webex_broadworks_target_contacts",
+        help: help!(
+            "Webex",
+            "User and org contacts in the Webex contact service, summed over the target's enterprises."
+        ),
+    },
+    Family {
+        name: "webex_broadworks_directory_sync_errors",
+        help: help!(
+            "Webex",
+            "Errors reported for the last directory sync attempt; absent when Webex sends no errors field."
+        ),
+    },
+    Family {
+        name: "webex_broadworks_directory_sync_last_changes",
+        help: help!(
+            "Webex",
+            "Objects changed by the last directory sync, by object and action."
         ),
     },
     Family {
@@ -114,6 +147,38 @@ static FAMILIES: [Family; 12] = [
     },
 ];
 
+/// Indexes into `FAMILIES`.
+mod fam {
+    pub const INFO: usize = 0;
+    pub const ENTERPRISES: usize = 1;
+    pub const SYNC_ENABLED: usize = 2;
+    pub const STATUS: usize = 3;
+    pub const LAST_START: usize = 4;
+    pub const LAST_END: usize = 5;
+    pub const LAST_SUCCESS: usize = 6;
+    pub const ERROR_INFO: usize = 7;
+    pub const SYNCS: usize = 8;
+    pub const CHANGES: usize = 9;
+    pub const TARGET_IDENTITIES: usize = 10;
+    pub const TARGET_CONTACTS: usize = 11;
+    pub const ERRORS: usize = 12;
+    pub const LAST_CHANGES: usize = 13;
+    pub const IDENTITIES: usize = 14;
+    pub const CONTACTS: usize = 15;
+}
+
+/// Families left out unless the config enables them: per-enterprise detail that the
+/// dashboards only sum per target (see the `target_*` and `_changes_total` families).
+pub const OPT_IN: [&str; 4] = [
+    "webex_broadworks_directory_sync_errors",
+    "webex_broadworks_directory_sync_last_changes",
+    "webex_broadworks_external_identities",
+    "webex_broadworks_contacts",
+];
+
+/// The longest error description exposed, in characters.
+const DESCRIPTION_MAX: usize = 200;
+
 /// One enterprise, reduced to what the metrics need.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Enterprise {
@@ -126,21 +191,58 @@ pub struct Enterprise {
     pub last_start: Option<f64>,
     pub last_end: Option<f64>,
     pub last_success: Option<f64>,
+    pub tracking_id: Option<Box<str>>,
     /// In the order of `CHANGE_KINDS`.
     pub changes: [Option<f64>; 12],
-    /// Distinct error codes of the last attempt; `None` when there is no sync status at all.
-    pub errors: Option<Vec<Box<str>>>,
+    /// Distinct error codes of the last attempt with their first description; `None` when
+    /// Webex sent no `errors` field.
+    pub errors: Option<Vec<SyncError>>,
     /// Errors of the last attempt, duplicates included.
     pub error_count: usize,
     pub external_users: Option<f64>,
     pub external_machines: Option<f64>,
     pub user_contacts: Option<f64>,
     pub org_contacts: Option<f64>,
+    /// Counted syncs: successful, failed. Set by the collector's `SyncTracker`.
+    pub syncs: [u64; 2],
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncError {
+    pub code: Box<str>,
+    pub description: Box<str>,
+}
+
+impl Enterprise {
+    /// A finished sync that did not succeed: it reported errors, is FAILED, or ended after
+    /// the last success.
+    fn last_sync_failed(&self) -> bool {
+        self.errors.as_ref().is_some_and(|e| !e.is_empty())
+            || self.status.as_deref() == Some("FAILED")
+            || matches!((self.last_end, self.last_success), (Some(end), Some(ok)) if end > ok)
+    }
+
+    /// What identifies the last sync: its tracking id, else its end time.
+    fn sync_key(&self) -> Option<SyncKey> {
+        match (&self.tracking_id, self.last_end) {
+            (Some(id), _) => Some(SyncKey::Tracking(id.clone())),
+            (None, Some(end)) => Some(SyncKey::End(end.to_bits())),
+            (None, None) => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SyncKey {
+    Tracking(Box<str>),
+    End(u64),
 }
 
 #[derive(Debug, Default)]
 pub struct Enterprises {
     pub items: Vec<Enterprise>,
+    /// Changes of the counted syncs per `CHANGE_KINDS`, summed over enterprises.
+    pub changes_total: [u64; 12],
 }
 
 /// Something in a payload that was skipped rather than failing the collection.
@@ -179,6 +281,7 @@ struct RawSyncStatus {
     last_sync_end_time: Option<String>,
     last_successful_sync_time: Option<String>,
     sync_status: Option<String>,
+    last_sync_tracking_id: Option<String>,
     #[serde(default, deserialize_with = "lenient::de::number")]
     users_added: Option<f64>,
     #[serde(default, deserialize_with = "lenient::de::number")]
@@ -226,6 +329,7 @@ struct RawSyncStatus {
 #[serde(rename_all = "camelCase")]
 struct RawError {
     error_code: Option<serde_json::Value>,
+    description: Option<serde_json::Value>,
 }
 
 /// Parses one page. An item that cannot be read is skipped and reported; a page that is not
@@ -292,6 +396,7 @@ fn convert(raw: RawEnterprise, skipped: &mut Vec<Skipped>) -> Option<Enterprise>
         last_start,
         last_end,
         last_success,
+        tracking_id: None,
         changes: [None; 12],
         errors: None,
         error_count: 0,
@@ -299,9 +404,14 @@ fn convert(raw: RawEnterprise, skipped: &mut Vec<Skipped>) -> Option<Enterprise>
         external_machines: None,
         user_contacts: None,
         org_contacts: None,
+        syncs: [0; 2],
     };
     if let Some(s) = status {
         e.status = s.sync_status.filter(|v| !v.is_empty()).map(Into::into);
+        e.tracking_id = s
+            .last_sync_tracking_id
+            .filter(|v| !v.is_empty())
+            .map(Into::into);
         e.changes = [
             s.users_added,
             s.users_updated,
@@ -316,24 +426,41 @@ fn convert(raw: RawEnterprise, skipped: &mut Vec<Skipped>) -> Option<Enterprise>
             s.org_contacts_updated,
             s.org_contacts_deleted,
         ];
-        let mut codes: Vec<Box<str>> = s
-            .errors
-            .unwrap_or_default()
-            .into_iter()
-            .map(|err| match err.error_code {
-                Some(serde_json::Value::Number(n)) => n.to_string().into(),
-                Some(serde_json::Value::String(s)) if !s.is_empty() => s.into(),
-                _ => "unknown".into(),
-            })
-            .collect();
-        e.error_count = codes.len();
-        codes.sort();
-        codes.dedup();
-        e.errors = Some(codes);
+        e.errors = s.errors.map(|raw| {
+            e.error_count = raw.len();
+            let mut errors: Vec<SyncError> = Vec::new();
+            for err in raw {
+                let code: Box<str> = match err.error_code {
+                    Some(serde_json::Value::Number(n)) => n.to_string().into(),
+                    Some(serde_json::Value::String(s)) if !s.is_empty() => s.into(),
+                    _ => "unknown".into(),
+                };
+                if errors.iter().any(|e| e.code == code) {
+                    continue;
+                }
+                let description = match err.description {
+                    Some(serde_json::Value::String(d)) => {
+                        crate::upstream::sanitize(d.trim(), DESCRIPTION_MAX - 1).into()
+                    }
+                    _ => "".into(),
+                };
+                errors.push(SyncError { code, description });
+            }
+            errors.sort_by(|a, b| a.code.cmp(&b.code));
+            errors
+        });
         e.external_users = s.total_external_users;
         e.external_machines = s.total_external_machines;
         e.user_contacts = s.total_user_contacts_in_contact_service;
         e.org_contacts = s.total_org_contacts_in_contact_service;
+        // Webex's own example of a good sync has no lastSuccessfulSyncTime: a sync that
+        // completed without errors is the last success.
+        if e.last_success.is_none()
+            && e.status.as_deref() == Some("COMPLETE")
+            && e.errors.as_ref().is_none_or(|v| v.is_empty())
+        {
+            e.last_success = e.last_end;
+        }
     }
     Some(e)
 }
@@ -349,7 +476,62 @@ impl Enterprises {
         items.sort_by(|a, b| a.sp_enterprise_id.cmp(&b.sp_enterprise_id));
         items.dedup_by(|dup, kept| dup.sp_enterprise_id == kept.sp_enterprise_id);
         items.shrink_to_fit();
-        Enterprises { items }
+        Enterprises {
+            items,
+            changes_total: [0; 12],
+        }
+    }
+}
+
+/// Counts directory syncs across collections: the last sync seen per enterprise, and what
+/// has been counted so far.
+#[derive(Debug, Default)]
+pub struct SyncTracker {
+    enterprises: std::collections::HashMap<Box<str>, Tracked>,
+    changes: [u64; 12],
+}
+
+#[derive(Debug)]
+struct Tracked {
+    last: Option<SyncKey>,
+    syncs: [u64; 2],
+}
+
+impl SyncTracker {
+    /// Counts the syncs that finished since the last collection and writes the totals into
+    /// `set`. An enterprise seen for the first time starts at 0 with its current sync taken
+    /// as already seen, so a restart never invents syncs; an IN_PROGRESS sync is counted
+    /// once it has finished. Enterprises that left the list are forgotten.
+    pub fn observe(&mut self, set: &mut Enterprises) {
+        let mut next = std::collections::HashMap::with_capacity(set.items.len());
+        for e in &mut set.items {
+            let key = e.sync_key();
+            let tracked = match self.enterprises.remove(&e.sp_enterprise_id) {
+                None => Tracked {
+                    last: key,
+                    syncs: [0; 2],
+                },
+                Some(mut t) => {
+                    let finished = e.status.as_deref() != Some("IN_PROGRESS");
+                    if finished && key.is_some() && key != t.last {
+                        t.syncs[usize::from(e.last_sync_failed())] += 1;
+                        for (total, v) in self.changes.iter_mut().zip(e.changes) {
+                            // Counts of objects; anything else (negative, fractional,
+                            // not a number) adds nothing.
+                            if let Some(v) = v.filter(|v| v.is_finite() && *v >= 0.0) {
+                                *total = total.saturating_add(v.round() as u64);
+                            }
+                        }
+                        t.last = key;
+                    }
+                    t
+                }
+            };
+            e.syncs = tracked.syncs;
+            next.insert(e.sp_enterprise_id.clone(), tracked);
+        }
+        self.enterprises = next;
+        set.changes_total = self.changes;
     }
 }
 
@@ -362,15 +544,52 @@ impl SampleSet for Enterprises {
         self.items.len()
     }
 
+    /// The defaults; the config's selection wraps the set (`sources::families`).
+    fn enabled(&self, family: usize) -> bool {
+        FAMILIES
+            .get(family)
+            .is_some_and(|f| !OPT_IN.contains(&f.name))
+    }
+
     fn encode(&self, family: usize, target: &str, enc: &mut MetricEncoder<'_>) -> fmt::Result {
-        if family == 1 {
-            return gauge(enc, &[("target", target)], self.items.len() as f64);
+        // Folded from +0.0: an empty f64 `sum()` is -0.0.
+        let sum = |f: fn(&Enterprise) -> Option<f64>| {
+            self.items.iter().filter_map(f).fold(0.0, |a, b| a + b)
+        };
+        match family {
+            fam::ENTERPRISES => return gauge(enc, &[("target", target)], self.items.len() as f64),
+            fam::CHANGES => {
+                for ((object, action), v) in CHANGE_KINDS.iter().zip(self.changes_total) {
+                    let l = [("target", target), ("object", object), ("action", action)];
+                    counter(enc, &l, v)?;
+                }
+                return Ok(());
+            }
+            fam::TARGET_IDENTITIES => {
+                for (object, v) in [
+                    ("user", sum(|e| e.external_users)),
+                    ("machine", sum(|e| e.external_machines)),
+                ] {
+                    gauge(enc, &[("target", target), ("object", object)], v)?;
+                }
+                return Ok(());
+            }
+            fam::TARGET_CONTACTS => {
+                for (object, v) in [
+                    ("user", sum(|e| e.user_contacts)),
+                    ("org", sum(|e| e.org_contacts)),
+                ] {
+                    gauge(enc, &[("target", target), ("object", object)], v)?;
+                }
+                return Ok(());
+            }
+            _ => {}
         }
         for e in &self.items {
             let id = &*e.sp_enterprise_id;
             let base = [("target", target), ("sp_enterprise_id", id)];
             match family {
-                0 => gauge(
+                fam::INFO => gauge(
                     enc,
                     &[
                         ("target", target),
@@ -381,12 +600,12 @@ impl SampleSet for Enterprises {
                     ],
                     1.0,
                 )?,
-                2 => {
+                fam::SYNC_ENABLED => {
                     if let Some(v) = e.sync_enabled {
                         gauge(enc, &base, if v { 1.0 } else { 0.0 })?
                     }
                 }
-                3 => {
+                fam::STATUS => {
                     let current = e.status.as_deref();
                     for s in KNOWN_STATUSES {
                         let v = if current == Some(s) { 1.0 } else { 0.0 };
@@ -404,13 +623,39 @@ impl SampleSet for Enterprises {
                         )?;
                     }
                 }
-                4..=6 => {
-                    let v = [e.last_start, e.last_end, e.last_success][family - 4];
+                fam::LAST_START | fam::LAST_END | fam::LAST_SUCCESS => {
+                    let v = [e.last_start, e.last_end, e.last_success][family - fam::LAST_START];
                     if let Some(v) = v {
                         gauge(enc, &base, v)?
                     }
                 }
-                7 => {
+                fam::ERROR_INFO => {
+                    for err in e.errors.iter().flatten() {
+                        gauge(
+                            enc,
+                            &[
+                                ("target", target),
+                                ("sp_enterprise_id", id),
+                                ("error_code", &err.code),
+                                ("description", &err.description),
+                                ("tracking_id", e.tracking_id.as_deref().unwrap_or("")),
+                            ],
+                            1.0,
+                        )?;
+                    }
+                }
+                fam::SYNCS => {
+                    for (result, v) in [("success", e.syncs[0]), ("failed", e.syncs[1])] {
+                        let l = [
+                            ("target", target),
+                            ("sp_enterprise_id", id),
+                            ("result", result),
+                        ];
+                        counter(enc, &l, v)?;
+                    }
+                }
+                fam::ERRORS if e.errors.is_some() => gauge(enc, &base, e.error_count as f64)?,
+                fam::LAST_CHANGES => {
                     for ((object, action), v) in CHANGE_KINDS.iter().zip(e.changes) {
                         if let Some(v) = v {
                             let l = [
@@ -423,39 +668,13 @@ impl SampleSet for Enterprises {
                         }
                     }
                 }
-                8 if e.errors.is_some() => gauge(enc, &base, e.error_count as f64)?,
-                9 => {
-                    for code in e.errors.iter().flatten() {
-                        gauge(
-                            enc,
-                            &[
-                                ("target", target),
-                                ("sp_enterprise_id", id),
-                                ("error_code", code),
-                            ],
-                            1.0,
-                        )?;
-                    }
-                }
-                10 => {
-                    for (object, v) in
+                fam::IDENTITIES | fam::CONTACTS => {
+                    let values = if family == fam::IDENTITIES {
                         [("user", e.external_users), ("machine", e.external_machines)]
-                    {
-                        if let Some(v) = v {
-                            gauge(
-                                enc,
-                                &[
-                                    ("target", target),
-                                    ("sp_enterprise_id", id),
-                                    ("object", object),
-                                ],
-                                v,
-                            )?;
-                        }
-                    }
-                }
-                11 => {
-                    for (object, v) in [("user", e.user_contacts), ("org", e.org_contacts)] {
+                    } else {
+                        [("user", e.user_contacts), ("org", e.org_contacts)]
+                    };
+                    for (object, v) in values {
                         if let Some(v) = v {
                             gauge(
                                 enc,
@@ -481,9 +700,30 @@ pub struct Broadworks {
     pub base_url: Url,
     pub auth: Arc<WebexAuth>,
     pub config: BroadworksConfig,
+    syncs: std::sync::Mutex<SyncTracker>,
 }
 
 impl Broadworks {
+    pub fn new(base_url: Url, auth: Arc<WebexAuth>, config: BroadworksConfig) -> Broadworks {
+        Broadworks {
+            base_url,
+            auth,
+            config,
+            syncs: Default::default(),
+        }
+    }
+
+    /// The sample set of a complete enterprise list, with the syncs counted.
+    fn samples(&self, items: Vec<Enterprise>) -> Enterprises {
+        let mut set = Enterprises::new(items);
+        // A panic while counting leaves at worst one collection's counts half applied.
+        self.syncs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .observe(&mut set);
+        set
+    }
+
     fn first_url(&self) -> Url {
         let mut url = crate::sources::endpoint(&self.base_url, "broadworks/enterprises");
         self.ensure_params(&mut url);
@@ -530,7 +770,7 @@ impl Broadworks {
                             "skipped unreadable values in the enterprise list"
                         );
                     }
-                    return Ok(Collected::complete(Arc::new(Enterprises::new(items))));
+                    return Ok(Collected::complete(Arc::new(self.samples(items))));
                 }
                 Some(mut next) => {
                     self.ensure_params(&mut next);

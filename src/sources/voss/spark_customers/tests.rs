@@ -52,6 +52,7 @@ fn target(base_url: &str, password: &str, page_size: u32) -> VossTarget {
         page_size,
         interval: Duration::from_secs(60),
         tls: TlsConfig::default(),
+        metrics: Default::default(),
     }
 }
 

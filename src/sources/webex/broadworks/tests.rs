@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::sources::families::{FamilySelection, Selected};
 use crate::sources::testing::*;
 
 const SEED: &str =
@@ -17,51 +18,310 @@ fn exposition(items: Vec<Enterprise>) -> String {
     exposition_of(COLLECTOR, "sp1", Arc::new(Enterprises::new(items)))
 }
 
+/// The exposition with every family enabled, opt-in ones included.
+fn exposition_all(items: Vec<Enterprise>) -> String {
+    let all = FamilySelection::new(OPT_IN.iter().map(|f| (f.to_string(), true)).collect());
+    let set = Selected::new(Arc::new(Enterprises::new(items)), &all);
+    exposition_of(COLLECTOR, "sp1", Arc::new(set))
+}
+
+/// The counters of the target's changes, all 0 but the given ones.
+fn changes_lines(nonzero: &[(&str, &str, u64)]) -> Vec<String> {
+    CHANGE_KINDS
+        .iter()
+        .map(|(object, action)| {
+            let v = nonzero
+                .iter()
+                .find(|(o, a, _)| o == object && a == action)
+                .map_or(0, |(_, _, v)| *v);
+            format!(
+                r#"webex_broadworks_directory_sync_changes_total{{target="sp1",object="{object}",action="{action}"}} {v}"#
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn vendor_example_gives_exact_exposition() {
     let (items, skipped) = parse(SEED);
     assert!(skipped.is_empty(), "{skipped:?}");
     let text = exposition(items);
     let id = r#"target="sp1",sp_enterprise_id="Reseller1+acme""#;
-    let expected = format!(
-        r#"webex_broadworks_enterprise_info{{{id},enterprise_id="Y2lzY29zcGFyazovL3VzL0VOVEVSUFJJU0UvOTZhYmMyYWEtM2RjYy0xMWU1LWExNTItZmUzNDgxOWNkYzlh",org_id="Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi85NmFiYzJhYS0zZGNjLTExZTUtYTE1Mi1mZTM0ODE5Y2RjOWE",provisioning_id="ZjViMzYxODctYzhkZC00NzI3LThiMmYtZjljNDQ3ZjI5MDQ2OjQyODVmNTk0LTViNTEtNDdiZS05Mzk2LTZjMzZlMmFkODNhNQ"}} 1.0
-webex_broadworks_enterprises{{target="sp1"}} 1.0
-webex_broadworks_directory_sync_enabled{{{id}}} 1.0
-webex_broadworks_directory_sync_status{{{id},status="COMPLETE"}} 1.0
-webex_broadworks_directory_sync_status{{{id},status="IN_PROGRESS"}} 0.0
-webex_broadworks_directory_sync_status{{{id},status="NOT_SYNCED"}} 0.0
-webex_broadworks_directory_sync_status{{{id},status="FAILED"}} 0.0
-webex_broadworks_directory_sync_last_start_timestamp_seconds{{{id}}} 1617809200.704911
-webex_broadworks_directory_sync_last_end_timestamp_seconds{{{id}}} 1617809202.69506
-webex_broadworks_directory_sync_last_changes{{{id},object="user",action="added"}} 0.0
-webex_broadworks_directory_sync_last_changes{{{id},object="user",action="updated"}} 0.0
-webex_broadworks_directory_sync_last_changes{{{id},object="user",action="deleted"}} 0.0
-webex_broadworks_directory_sync_last_changes{{{id},object="machine",action="added"}} 0.0
-webex_broadworks_directory_sync_last_changes{{{id},object="machine",action="updated"}} 0.0
-webex_broadworks_directory_sync_last_changes{{{id},object="machine",action="deleted"}} 0.0
-webex_broadworks_directory_sync_errors{{{id}}} 0.0
-webex_broadworks_external_identities{{{id},object="user"}} 2.0
-webex_broadworks_external_identities{{{id},object="machine"}} 1.0"#
+    let mut expected = vec![
+        format!(
+            r#"webex_broadworks_enterprise_info{{{id},enterprise_id="Y2lzY29zcGFyazovL3VzL0VOVEVSUFJJU0UvOTZhYmMyYWEtM2RjYy0xMWU1LWExNTItZmUzNDgxOWNkYzlh",org_id="Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi85NmFiYzJhYS0zZGNjLTExZTUtYTE1Mi1mZTM0ODE5Y2RjOWE",provisioning_id="ZjViMzYxODctYzhkZC00NzI3LThiMmYtZjljNDQ3ZjI5MDQ2OjQyODVmNTk0LTViNTEtNDdiZS05Mzk2LTZjMzZlMmFkODNhNQ"}} 1.0"#
+        ),
+        r#"webex_broadworks_enterprises{target="sp1"} 1.0"#.to_string(),
+        format!("webex_broadworks_directory_sync_enabled{{{id}}} 1.0"),
+        format!(r#"webex_broadworks_directory_sync_status{{{id},status="COMPLETE"}} 1.0"#),
+        format!(r#"webex_broadworks_directory_sync_status{{{id},status="IN_PROGRESS"}} 0.0"#),
+        format!(r#"webex_broadworks_directory_sync_status{{{id},status="NOT_SYNCED"}} 0.0"#),
+        format!(r#"webex_broadworks_directory_sync_status{{{id},status="FAILED"}} 0.0"#),
+        format!("webex_broadworks_directory_sync_last_start_timestamp_seconds{{{id}}} 1617809200.704911"),
+        format!("webex_broadworks_directory_sync_last_end_timestamp_seconds{{{id}}} 1617809202.69506"),
+        // COMPLETE without errors and without lastSuccessfulSyncTime: the end is the success.
+        format!("webex_broadworks_directory_sync_last_success_timestamp_seconds{{{id}}} 1617809202.69506"),
+        format!(r#"webex_broadworks_directory_syncs_total{{{id},result="success"}} 0"#),
+        format!(r#"webex_broadworks_directory_syncs_total{{{id},result="failed"}} 0"#),
+    ];
+    expected.extend(changes_lines(&[]));
+    expected.extend([
+        r#"webex_broadworks_target_external_identities{target="sp1",object="user"} 2.0"#.into(),
+        r#"webex_broadworks_target_external_identities{target="sp1",object="machine"} 1.0"#.into(),
+        r#"webex_broadworks_target_contacts{target="sp1",object="user"} 0.0"#.into(),
+        r#"webex_broadworks_target_contacts{target="sp1",object="org"} 0.0"#.into(),
+    ]);
+    assert_eq!(samples(&text), expected);
+    // At most 12 series for an enterprise whose last sync had no error, by default.
+    assert_eq!(
+        samples(&text)
+            .iter()
+            .filter(|l| l.contains("sp_enterprise_id="))
+            .count(),
+        11
     );
-    assert_eq!(samples(&text).join("\n"), expected);
     // Every family is described once, with a HELP that says the values are cached.
-    assert_cached_gauges(&text, &FAMILIES);
+    assert_cached_families(&text, &FAMILIES, |i| Enterprises::default().enabled(i));
+}
+
+#[test]
+fn vendor_example_with_every_family_has_no_errors_sample() {
+    let (items, _) = parse(SEED);
+    let text = exposition_all(items);
+    let id = r#"target="sp1",sp_enterprise_id="Reseller1+acme""#;
+    let mut expected: Vec<String> = [
+        ("user", "added"),
+        ("user", "updated"),
+        ("user", "deleted"),
+        ("machine", "added"),
+        ("machine", "updated"),
+        ("machine", "deleted"),
+    ]
+    .iter()
+    .map(|(o, a)| {
+        format!(
+            r#"webex_broadworks_directory_sync_last_changes{{{id},object="{o}",action="{a}"}} 0.0"#
+        )
+    })
+    .collect();
+    expected.push(format!(
+        r#"webex_broadworks_external_identities{{{id},object="user"}} 2.0"#
+    ));
+    expected.push(format!(
+        r#"webex_broadworks_external_identities{{{id},object="machine"}} 1.0"#
+    ));
+    let opt_in: Vec<&str> = samples(&text)
+        .into_iter()
+        .filter(|l| OPT_IN.iter().any(|f| l.starts_with(&format!("{f}{{"))))
+        .collect();
+    // Webex sent no `errors` field: no errors sample rather than a made-up 0.
+    assert_eq!(opt_in, expected);
+    assert_cached_families(&text, &FAMILIES, |_| true);
+}
+
+#[test]
+fn counters_are_described_per_format() {
+    let (items, _) = parse(SEED);
+    let snap = crate::snapshot::Snapshot::encode(vec![crate::snapshot::TargetSamples {
+        collector: COLLECTOR,
+        target: "sp1".into(),
+        samples: Arc::new(Enterprises::new(items)),
+    }]);
+    let om = snap.text_of(crate::snapshot::Exposition::OpenMetrics);
+    let text = snap.text_of(crate::snapshot::Exposition::Text);
+    assert!(om.contains("# TYPE webex_broadworks_directory_syncs counter\nwebex_broadworks_directory_syncs_total{"), "{om}");
+    assert!(text.contains("# TYPE webex_broadworks_directory_syncs_total counter\nwebex_broadworks_directory_syncs_total{"), "{text}");
+    assert!(om.contains("# HELP webex_broadworks_directory_sync_changes Objects"));
+    assert!(text.contains("# HELP webex_broadworks_directory_sync_changes_total Objects"));
+    // Only the counters' descriptors differ.
+    assert_eq!(samples(&om), samples(&text));
 }
 
 #[test]
 fn missing_fields_produce_no_samples_rather_than_zeros() {
     let (items, skipped) = parse(r#"{"items":[{"spEnterpriseId":"bare"}]}"#);
     assert!(skipped.is_empty());
-    let text = exposition(items);
+    let text = exposition_all(items);
+    let id = r#"target="sp1",sp_enterprise_id="bare""#;
+    let mut expected = vec![
+        format!(
+            r#"webex_broadworks_enterprise_info{{{id},enterprise_id="",org_id="",provisioning_id=""}} 1.0"#
+        ),
+        r#"webex_broadworks_enterprises{target="sp1"} 1.0"#.to_string(),
+        format!(r#"webex_broadworks_directory_sync_status{{{id},status="COMPLETE"}} 0.0"#),
+        format!(r#"webex_broadworks_directory_sync_status{{{id},status="IN_PROGRESS"}} 0.0"#),
+        format!(r#"webex_broadworks_directory_sync_status{{{id},status="NOT_SYNCED"}} 0.0"#),
+        format!(r#"webex_broadworks_directory_sync_status{{{id},status="FAILED"}} 0.0"#),
+        // Counters exist from the start, so the first sync shows in increase().
+        format!(r#"webex_broadworks_directory_syncs_total{{{id},result="success"}} 0"#),
+        format!(r#"webex_broadworks_directory_syncs_total{{{id},result="failed"}} 0"#),
+    ];
+    expected.extend(changes_lines(&[]));
+    expected.extend([
+        r#"webex_broadworks_target_external_identities{target="sp1",object="user"} 0.0"#.into(),
+        r#"webex_broadworks_target_external_identities{target="sp1",object="machine"} 0.0"#.into(),
+        r#"webex_broadworks_target_contacts{target="sp1",object="user"} 0.0"#.into(),
+        r#"webex_broadworks_target_contacts{target="sp1",object="org"} 0.0"#.into(),
+    ]);
+    assert_eq!(samples(&text), expected);
+}
+
+#[test]
+fn errors_carry_code_description_and_tracking_id() {
+    let long = "x".repeat(300);
+    let (items, _) = parse(&format!(
+        r#"{{"items":[{{"spEnterpriseId":"e1","broadworksDirectorySync":{{"directorySyncStatus":{{
+            "syncStatus":"FAILED","lastSuccessfulSyncTime":"2021-04-01T00:00:00Z",
+            "lastSyncTrackingId":"BROADWORKS_1f2e_7",
+            "errors":[{{"errorCode":6003,"description":"Failure connecting\nto \"cluster\""}},
+                      {{"errorCode":6003,"description":"again"}},
+                      {{"errorCode":"6011","description":"{long}"}},
+                      {{"description":"no code"}}]}}}}}}]}}"#
+    ));
+    let text = exposition_all(items);
+    let id = r#"target="sp1",sp_enterprise_id="e1""#;
+    let capped = format!("{}…", "x".repeat(199));
+    assert_eq!(capped.chars().count(), 200);
     assert_eq!(
-        samples(&text),
+        samples_starting(&text, "webex_broadworks_directory_sync_error"),
         [
-            r#"webex_broadworks_enterprise_info{target="sp1",sp_enterprise_id="bare",enterprise_id="",org_id="",provisioning_id=""} 1.0"#,
-            r#"webex_broadworks_enterprises{target="sp1"} 1.0"#,
-            r#"webex_broadworks_directory_sync_status{target="sp1",sp_enterprise_id="bare",status="COMPLETE"} 0.0"#,
-            r#"webex_broadworks_directory_sync_status{target="sp1",sp_enterprise_id="bare",status="IN_PROGRESS"} 0.0"#,
-            r#"webex_broadworks_directory_sync_status{target="sp1",sp_enterprise_id="bare",status="NOT_SYNCED"} 0.0"#,
-            r#"webex_broadworks_directory_sync_status{target="sp1",sp_enterprise_id="bare",status="FAILED"} 0.0"#,
+            format!(
+                r#"webex_broadworks_directory_sync_error_info{{{id},error_code="6003",description="Failure connecting to \"cluster\"",tracking_id="BROADWORKS_1f2e_7"}} 1.0"#
+            ),
+            format!(
+                r#"webex_broadworks_directory_sync_error_info{{{id},error_code="6011",description="{capped}",tracking_id="BROADWORKS_1f2e_7"}} 1.0"#
+            ),
+            format!(
+                r#"webex_broadworks_directory_sync_error_info{{{id},error_code="unknown",description="no code",tracking_id="BROADWORKS_1f2e_7"}} 1.0"#
+            ),
+            format!("webex_broadworks_directory_sync_errors{{{id}}} 4.0"),
+        ]
+    );
+    assert_eq!(
+        samples_starting(&text, "webex_broadworks_directory_sync_last_success"),
+        [format!(
+            "webex_broadworks_directory_sync_last_success_timestamp_seconds{{{id}}} 1617235200.0"
+        )]
+    );
+}
+
+#[test]
+fn last_success_falls_back_to_the_end_only_for_a_clean_complete_sync() {
+    let end = "2021-04-07T15:26:42Z";
+    for (status, errors, expected) in [
+        ("COMPLETE", "", Some(1617809202.0)),
+        ("COMPLETE", r#","errors":[]"#, Some(1617809202.0)),
+        ("COMPLETE", r#","errors":[{"errorCode":6011}]"#, None),
+        ("FAILED", "", None),
+        ("IN_PROGRESS", "", None),
+    ] {
+        let (items, _) = parse(&format!(
+            r#"{{"items":[{{"spEnterpriseId":"e1","broadworksDirectorySync":{{"directorySyncStatus":{{
+                "syncStatus":"{status}","lastSyncEndTime":"{end}"{errors}}}}}}}]}}"#
+        ));
+        assert_eq!(items[0].last_success, expected, "{status} {errors}");
+    }
+}
+
+/// One collection through the tracker, as `Broadworks::samples` does it.
+fn observe(tracker: &mut SyncTracker, pages: &[&str]) -> String {
+    let mut items = Vec::new();
+    let mut skipped = Vec::new();
+    for page in pages {
+        parse_page(page.as_bytes(), &mut items, &mut skipped).expect("page parses");
+    }
+    let mut set = Enterprises::new(items);
+    tracker.observe(&mut set);
+    exposition_of(COLLECTOR, "sp1", Arc::new(set))
+}
+
+fn sync_page(id: &str, tracking: &str, status: &str, errors: &str, users_added: u32) -> String {
+    format!(
+        r#"{{"items":[{{"spEnterpriseId":"{id}","broadworksDirectorySync":{{"directorySyncStatus":{{
+            "syncStatus":"{status}","lastSyncTrackingId":"{tracking}","usersAdded":{users_added},
+            "lastSyncEndTime":"2021-04-07T15:26:42Z","errors":[{errors}]}}}}}}]}}"#
+    )
+}
+
+fn syncs(text: &str, id: &str) -> Vec<String> {
+    samples_starting(text, "webex_broadworks_directory_syncs_total")
+        .into_iter()
+        .filter(|l| l.contains(&format!(r#"sp_enterprise_id="{id}""#)))
+        .map(|l| l.rsplit_once('{').unwrap().1.to_string())
+        .collect()
+}
+
+#[test]
+fn syncs_are_counted_once_per_tracking_id() {
+    let mut t = SyncTracker::default();
+    let counts = |s: u64, f: u64| {
+        vec![
+            format!(r#"target="sp1",sp_enterprise_id="e1",result="success"}} {s}"#),
+            format!(r#"target="sp1",sp_enterprise_id="e1",result="failed"}} {f}"#),
+        ]
+    };
+    // First sight: the sync that already happened is not counted.
+    let text = observe(&mut t, &[&sync_page("e1", "T1", "COMPLETE", "", 5)]);
+    assert_eq!(syncs(&text, "e1"), counts(0, 0));
+    assert_eq!(
+        samples_starting(&text, "webex_broadworks_directory_sync_changes_total"),
+        changes_lines(&[])
+    );
+    // The same sync again: nothing new.
+    let text = observe(&mut t, &[&sync_page("e1", "T1", "COMPLETE", "", 5)]);
+    assert_eq!(syncs(&text, "e1"), counts(0, 0));
+    // A new sync still running is counted once it has finished.
+    let text = observe(&mut t, &[&sync_page("e1", "T2", "IN_PROGRESS", "", 1)]);
+    assert_eq!(syncs(&text, "e1"), counts(0, 0));
+    // The same enterprise on two pages (the list moved while paging) is counted once.
+    let page = sync_page("e1", "T2", "COMPLETE", "", 3);
+    let text = observe(&mut t, &[&page, &page]);
+    assert_eq!(syncs(&text, "e1"), counts(1, 0));
+    assert_eq!(
+        samples_starting(&text, "webex_broadworks_directory_sync_changes_total"),
+        changes_lines(&[("user", "added", 3)])
+    );
+    // A sync with errors is a failure; its changes count too.
+    let text = observe(
+        &mut t,
+        &[&sync_page(
+            "e1",
+            "T3",
+            "COMPLETE",
+            r#"{"errorCode":6011}"#,
+            2,
+        )],
+    );
+    assert_eq!(syncs(&text, "e1"), counts(1, 1));
+    assert_eq!(
+        samples_starting(&text, "webex_broadworks_directory_sync_changes_total"),
+        changes_lines(&[("user", "added", 5)])
+    );
+    let text = observe(&mut t, &[&sync_page("e1", "T4", "FAILED", "", 0)]);
+    assert_eq!(syncs(&text, "e1"), counts(1, 2));
+    // An enterprise that leaves and comes back starts again at 0, its current sync uncounted.
+    observe(&mut t, &[r#"{"items":[]}"#]);
+    let text = observe(&mut t, &[&sync_page("e1", "T5", "COMPLETE", "", 9)]);
+    assert_eq!(syncs(&text, "e1"), counts(0, 0));
+}
+
+#[test]
+fn a_sync_ending_after_the_last_success_is_a_failure() {
+    let mut t = SyncTracker::default();
+    let page = |tracking: &str, success: &str| {
+        format!(
+            r#"{{"items":[{{"spEnterpriseId":"e1","broadworksDirectorySync":{{"directorySyncStatus":{{
+                "syncStatus":"COMPLETE","lastSyncTrackingId":"{tracking}",
+                "lastSyncEndTime":"2021-04-07T15:26:42Z","lastSuccessfulSyncTime":"{success}"}}}}}}]}}"#
+        )
+    };
+    observe(&mut t, &[&page("T1", "2021-04-07T15:26:42Z")]);
+    let text = observe(&mut t, &[&page("T2", "2021-04-01T00:00:00Z")]);
+    assert_eq!(
+        syncs(&text, "e1"),
+        [
+            r#"target="sp1",sp_enterprise_id="e1",result="success"} 0"#,
+            r#"target="sp1",sp_enterprise_id="e1",result="failed"} 1"#
         ]
     );
 }
@@ -84,37 +344,6 @@ fn unknown_status_is_passed_through_as_data() {
             r#"webex_broadworks_directory_sync_status{target="sp1",sp_enterprise_id="e1",status="PARTIALLY_SYNCED"} 1.0"#,
         ]
     );
-}
-
-#[test]
-fn errors_list_counts_every_error_and_lists_each_code_once() {
-    let (items, _) = parse(
-        r#"{"items":[{"spEnterpriseId":"e1","broadworksDirectorySync":{"directorySyncStatus":{
-            "syncStatus":"FAILED","lastSuccessfulSyncTime":"2021-04-01T00:00:00Z",
-            "errors":[{"errorCode":6003,"description":"Failure connecting"},
-                      {"errorCode":6003,"description":"again"},
-                      {"errorCode":"6011"},
-                      {"description":"no code"}]}}}]}"#,
-    );
-    let text = exposition(items);
-    let lines = samples(&text);
-    let id = r#"target="sp1",sp_enterprise_id="e1""#;
-    for expected in [
-        format!("webex_broadworks_directory_sync_errors{{{id}}} 4.0"),
-        format!(r#"webex_broadworks_directory_sync_error_info{{{id},error_code="6003"}} 1.0"#),
-        format!(r#"webex_broadworks_directory_sync_error_info{{{id},error_code="6011"}} 1.0"#),
-        format!(r#"webex_broadworks_directory_sync_error_info{{{id},error_code="unknown"}} 1.0"#),
-        format!(r#"webex_broadworks_directory_sync_status{{{id},status="FAILED"}} 1.0"#),
-        format!(
-            "webex_broadworks_directory_sync_last_success_timestamp_seconds{{{id}}} 1617235200.0"
-        ),
-    ] {
-        assert!(
-            lines.contains(&expected.as_str()),
-            "missing {expected}\n{text}"
-        );
-    }
-    assert_eq!(lines.iter().filter(|l| l.contains("error_info")).count(), 3);
 }
 
 #[test]
@@ -195,17 +424,17 @@ fn label_values_are_escaped() {
 
 #[test]
 fn next_links_get_back_the_dropped_parameters() {
-    let b = Broadworks {
-        base_url: "https://webexapis.com/v1".parse().unwrap(),
-        auth: Arc::new(super::super::WebexAuth::bearer(crate::config::Secret::new(
+    let b = Broadworks::new(
+        "https://webexapis.com/v1".parse().unwrap(),
+        Arc::new(super::super::WebexAuth::bearer(crate::config::Secret::new(
             "t",
         ))),
-        config: BroadworksConfig {
+        BroadworksConfig {
             starts_with: Some("Reseller1+".into()),
             interval: std::time::Duration::from_secs(60),
             page_size: 500,
         },
-    };
+    );
     assert_eq!(
         b.first_url().as_str(),
         "https://webexapis.com/v1/broadworks/enterprises?max=500&startsWith=Reseller1%2B"
