@@ -190,7 +190,8 @@ def main(argv):
             if v.get("type") != "query":
                 continue
             name, query = v["name"], substitute(variable_query(v), values)
-            gone = names_missing(query)
+            lv = LABEL_VALUES.match(query)
+            gone = names_missing(lv.group(1) or "" if lv else query)
             if gone:
                 failed.append(f"{path.name}: variable ${name}: no such metric {', '.join(gone)}: {query}")
             m = LABEL_VALUES.match(query)

@@ -10,6 +10,17 @@ local g = import 'grafana.libsonnet';
   local targetVar(metrics) = g.variable('target', 'Target', 'label_values({__name__=~"%s",job=~"$job"}, target)' % metrics),
   local f(text) = text % { F: F, topn: c.topN },
 
+  // Rows: enterprises failing now or with a failed sync counted in the last 24 hours (the
+  // counters do not count the sync already finished when the exporter first saw it).
+  local rows = |||
+    (
+      max by (target, sp_enterprise_id) (enterprise:webex_broadworks_directory_sync_failing:bool{%(F)s} == 1)
+      or on (target, sp_enterprise_id)
+        (sum by (target, sp_enterprise_id) (increase(webex_broadworks_directory_syncs_total{%(F)s,result="failed"}[1d])) > 0)
+    )
+  |||,
+  local counted(result) = f('sum by (target, sp_enterprise_id) (increase(webex_broadworks_directory_syncs_total{%(F)s,result="' + result + '"}[1d])) and on (target, sp_enterprise_id) ' + rows),
+
   grafanaDashboards:: {
     // -------------------------------------------------------------------------------------
     overview: g.dashboard(c, 'overview', 'Start here: what is firing, and every target with its objects, failures, staleness and last successful collection. See alerts/runbook.md.', ['overview'], [
@@ -65,13 +76,13 @@ local g = import 'grafana.libsonnet';
       g.stat('In progress', 'Enterprises whose sync is running now.', f('sum(target_status:webex_broadworks_directory_sync_status:sum{%(F)s,status="IN_PROGRESS"})'), bad=null),
       g.stat('Sync disabled', 'Enterprises with directory sync switched off.', f('sum(enterprise:webex_broadworks_directory_sync_enabled:max{%(F)s} == bool 0)'), bad=null),
       g.row('Failures'),
-      g.table('Failed syncs in the last 24 hours', 'Every enterprise with at least one failed sync in the last 24 hours, its successful syncs, the current error with its description and lastSyncTrackingId (quote it to Cisco TAC), and how long ago it last succeeded.', [
-        f('sum by (target, sp_enterprise_id) (increase(webex_broadworks_directory_syncs_total{%(F)s,result="failed"}[1d])) > 0'),
-        f('sum by (target, sp_enterprise_id) (increase(webex_broadworks_directory_syncs_total{%(F)s,result="success"}[1d])) and on (target, sp_enterprise_id) (sum by (target, sp_enterprise_id) (increase(webex_broadworks_directory_syncs_total{%(F)s,result="failed"}[1d])) > 0)'),
-        f('group by (target, sp_enterprise_id, error_code, description, tracking_id) (webex_broadworks_directory_sync_error_info{%(F)s})'),
-        f('max by (target, sp_enterprise_id) (enterprise:webex_broadworks_directory_sync_since_last_success:seconds{%(F)s}) and on (target, sp_enterprise_id) (sum by (target, sp_enterprise_id) (increase(webex_broadworks_directory_syncs_total{%(F)s,result="failed"}[1d])) > 0)'),
+      g.table('Failed syncs in the last 24 hours', 'Every enterprise failing now or with a failed sync in the last 24 hours: failed and successful syncs counted in 24 hours, the current error with its description and lastSyncTrackingId (quote it to Cisco TAC), and how long ago it last succeeded.', [
+        counted('failed'),
+        counted('success'),
+        f('group by (target, sp_enterprise_id, error_code, description, tracking_id) (webex_broadworks_directory_sync_error_info{%(F)s}) and on (target, sp_enterprise_id) ' + rows),
+        f('max by (target, sp_enterprise_id) (enterprise:webex_broadworks_directory_sync_since_last_success:seconds{%(F)s}) and on (target, sp_enterprise_id) ' + rows),
       ], columns={ target: 'Target', sp_enterprise_id: 'Enterprise', error_code: 'Error', description: 'Description', tracking_id: 'Tracking id', 'Value #A': 'Failed (24h)', 'Value #B': 'Succeeded (24h)', 'Value #D': 'Since last success' },
-         hide=['Value #C'], sortBy='Failed (24h)', desc=true, units={ 'Since last success': 's' }, h=10, links=[runbook('TenantExporterBroadworksDirectorySyncFailed')]),
+         hide=['Value #C'], sortBy='Since last success', desc=true, units={ 'Since last success': 's' }, h=10, links=[runbook('TenantExporterBroadworksDirectorySyncFailed')]),
       g.table('Per target', 'Enterprises listed and enabled, failing now, and the failing share that TenantExporterBroadworksDirectorySyncFailingWidely pages on.', [
         f('max by (target) (target:webex_broadworks_enterprises:max{%(F)s})'),
         f('max by (target) (target:webex_broadworks_directory_sync_enabled:sum{%(F)s})'),
@@ -121,9 +132,8 @@ local g = import 'grafana.libsonnet';
         f('min by (target, credential) (tenant_exporter_credential_expiry_timestamp_seconds{%(F)s}) - time()'),
       ], columns={ target: 'Target', credential: 'Credential', Value: 'Time left' }, sortBy='Time left', units={ 'Time left': 's' }, w=12, h=8,
          links=[runbook('TenantExporterCredentialExpiringSoon')]),
-      g.timeseries('Exporter credential refreshes', 'OAuth refreshes, Commvault logins and their failures.', [
+      g.timeseries('Exporter credential refreshes', 'OAuth refreshes and rotations, Commvault logins and renewals.', [
         g.target(f('sum by (target, credential) (increase(tenant_exporter_credential_refreshes_total{%(F)s}[$__rate_interval]))'), legend='{{target}} {{credential}}'),
-        g.target(f('sum by (target, credential) (increase(tenant_exporter_credential_refresh_failures_total{%(F)s}[$__rate_interval]))'), 'B', legend='{{target}} {{credential}} failed'),
       ]),
     ]),
 
@@ -147,13 +157,12 @@ local g = import 'grafana.libsonnet';
         g.target(f('topk(%(topn)d, target_admin:webex_partner_managed_orgs:max{%(F)s})'), legend='{{target}} {{admin}}'),
       ], w=24),
       g.row('Commvault organizations'),
-      g.table('Organizations', 'One row per organization with its company name (what Commvault support asks for), users, devices and when its details were last read.', [
+      g.table('Organizations', 'One row per organization with its company name (what Commvault support asks for), users and devices.', [
         f('group by (target, organization_id, organization, company) (commvault_organization_info{%(F)s,organization=~"$organization"})'),
         f('max by (target, organization_id, organization) (organization:commvault_organization_users:max{%(F)s,organization=~"$organization"})'),
         f('max by (target, organization_id, organization) (organization:commvault_organization_devices:max{%(F)s,organization=~"$organization"})'),
-        f('time() - max by (target, organization_id, organization) (commvault_organization_last_success_timestamp_seconds{%(F)s,organization=~"$organization"})'),
-      ], columns={ target: 'Target', organization_id: 'Id', organization: 'Organization', company: 'Company', 'Value #B': 'Users', 'Value #C': 'Devices', 'Value #D': 'Details read' },
-         hide=['Value #A'], sortBy='Details read', desc=true, units={ 'Details read': 's' }, h=10, links=[runbook('TenantExporterCommvaultOrganizationNotRefreshed')]),
+      ], columns={ target: 'Target', organization_id: 'Id', organization: 'Organization', company: 'Company', 'Value #B': 'Users', 'Value #C': 'Devices' },
+         hide=['Value #A'], sortBy='Devices', desc=true, h=10, links=[runbook('TenantExporterCommvaultOrganizationNotRefreshed')]),
       g.timeseries('Devices per organization (top %d)' % c.topN, 'Devices of the largest organizations (of the Organization variable).', [
         g.target(f('topk(%(topn)d, organization:commvault_organization_devices:max{%(F)s,organization=~"$organization"})'), legend='{{target}} {{organization}}'),
       ], links=[runbook('TenantExporterCommvaultDevicesDropped')]),
@@ -171,8 +180,6 @@ local g = import 'grafana.libsonnet';
       g.stat('Scrape', 'up of the selected instances (1: scraped).', 'min(up{job=~"$job",instance=~"$instance"})', bad=null, links=[runbook('TenantExporterDown')]),
       g.stat('Collectors failing', 'Collectors that missed their configured polls: TenantExporterCollectorFailing.', f('sum(target_collector:tenant_exporter_collector_failing:bool{%(F)s})'), color='orange', links=[runbook('TenantExporterCollectorFailing')]),
       g.stat('Stale targets', 'Targets whose samples were dropped: TenantExporterCollectorStale.', f('sum(tenant_exporter_collector_stale{%(F)s,instance=~"$instance"})'), links=[runbook('TenantExporterCollectorStale')]),
-      g.stat('Rejected connections', 'Scrape connections refused at the connection cap, over the range.', 'sum(increase(tenant_exporter_http_connections_rejected_total{job=~"$job",instance=~"$instance"}[$__range]))', color='orange'),
-      g.stat('Collector panics', 'Collector tasks that panicked and were restarted, over the range.', f('sum(increase(tenant_exporter_collector_panics_total{%(F)s,instance=~"$instance"}[$__range]))')),
       g.stat('Version', 'Versions running.', 'count by (version, revision) (tenant_exporter_build_info{job=~"$job",instance=~"$instance"})', bad=null) { options+: { textMode: 'name' } },
       g.timeseries('Polls since the last success', 'Per collector and target, in units of its own interval; TenantExporterCollectorFailing fires at %d.' % c.collectorMissedPolls, [
         g.target(f('target_collector:tenant_exporter_polls_since_success:ratio{%(F)s}'), legend='{{collector}} {{target}}'),
@@ -188,9 +195,8 @@ local g = import 'grafana.libsonnet';
         g.target(f('histogram_quantile(0.95, sum by (collector, le) (rate(tenant_exporter_upstream_request_duration_seconds_bucket{%(F)s,instance=~"$instance"}[$__rate_interval])))'), legend='{{collector}} p95'),
         g.target(f('histogram_quantile(0.5, sum by (collector, le) (rate(tenant_exporter_upstream_request_duration_seconds_bucket{%(F)s,instance=~"$instance"}[$__rate_interval])))'), 'B', legend='{{collector}} p50'),
       ], unit='s', w=8),
-      g.timeseries('Upstream retries and failed collections', 'Retries by reason and failed collections, per second (the counters start at 0).', [
-        g.target(f('sum by (collector, reason) (rate(tenant_exporter_upstream_retries_total{%(F)s,instance=~"$instance"}[$__rate_interval]))'), legend='{{collector}} {{reason}}'),
-        g.target(f('sum by (collector, target) (rate(tenant_exporter_collection_failures_total{%(F)s,instance=~"$instance"}[$__rate_interval]))'), 'B', legend='{{collector}} {{target}} failed collections'),
+      g.timeseries('Failed collections', 'Failed collections per second (the counter starts at 0, so the first failure shows).', [
+        g.target(f('sum by (collector, target) (rate(tenant_exporter_collection_failures_total{%(F)s,instance=~"$instance"}[$__rate_interval]))'), legend='{{collector}} {{target}}'),
       ], unit='ops', w=8),
       g.row('Process'),
       g.timeseries('Resident memory', '', [g.target('process_resident_memory_bytes{job=~"$job",instance=~"$instance"}', legend='{{instance}}')], unit='bytes', w=8, h=7),
