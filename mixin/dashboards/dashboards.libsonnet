@@ -31,7 +31,7 @@ local g = import 'grafana.libsonnet';
       g.table('Alerts by target', 'ALERTS of this job, one row per alert and target; the runbook of each alert name is linked.', [
         f('count by (alertname, severity, target, alertstate) (ALERTS{%(F)s})'),
       ], columns={ alertname: 'Alert', severity: 'Severity', target: 'Target', alertstate: 'State', 'Value': 'Alerts' }, sortBy='Severity', w=12, h=8,
-         cellLinks={ Alert: { title: 'Runbook', url: std.strReplace(c.runbookURL, '%s', '${__value.text:lowercase}'), targetBlank: true } }),
+         links=[g.link('Runbook (one section per alert name)', std.strReplace(c.runbookURL, '#%s', ''))]),
       g.row('Targets'),
       g.table('Per-target summary', 'One row per target and collector: tenants listed, tenants failing (BroadWorks syncs failing, VOSS access tokens expired), whether the collection fails or is stale, and how long ago it last succeeded.', [
         f('max by (target, collector) (tenant_exporter_collector_success{%(F)s})'),

@@ -74,7 +74,7 @@ local lib = import '../lib.libsonnet';
 
   // A table of instant queries merged on their common labels. `columns` renames labels and
   // values ("Value #B"), `hide` drops columns, `sortBy` orders rows, `units` per column.
-  table(title, description, targets, columns={}, hide=[], sortBy=null, desc=false, units={}, w=24, h=9, links=[], cellLinks={})::
+  table(title, description, targets, columns={}, hide=[], sortBy=null, desc=false, units={}, w=24, h=9, links=[])::
     $.panel('table', title, description, targets, w, h, links) {
       transformations: [
         { id: 'merge', options: {} },
@@ -89,9 +89,6 @@ local lib = import '../lib.libsonnet';
         overrides: [
           { matcher: { id: 'byName', options: c }, properties: [{ id: 'unit', value: units[c] }] }
           for c in std.objectFields(units)
-        ] + [
-          { matcher: { id: 'byName', options: c }, properties: [{ id: 'links', value: [cellLinks[c]] }] }
-          for c in std.objectFields(cellLinks)
         ],
       },
       options: { showHeader: true, cellHeight: 'sm', footer: { show: false, reducer: ['sum'], fields: '' } },
