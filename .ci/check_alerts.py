@@ -16,7 +16,7 @@ disabled. VOSS expectations are computed from the token expiry series in Prometh
 Alerts carry no `instance` (their identity survives a pod rename). The example routes a
 critical alert to noc-pager and to its team's queue, warning and info to the team's queue.
 
-    check_alerts.py PROMETHEUS_URL ALERTMANAGER_URL WEBHOOK_FILE EXPORTER_INSTANCE [DEADLINE]
+    check_alerts.py PROMETHEUS_URL ALERTMANAGER_URL WEBHOOK_FILE [DEADLINE]
 """
 
 import json
@@ -81,7 +81,7 @@ class Expect:
         return out
 
 
-def broadworks(instance):
+def broadworks():
     """(must reach the webhook, allowed, must be active and inhibited in Alertmanager)"""
     base = {"job": "tenant-exporter", "target": "demo"}
     must, allowed, inhibited = [], set(), []
@@ -102,7 +102,7 @@ def broadworks(instance):
     return must, allowed, inhibited
 
 
-def voss(prom, instance):
+def voss(prom):
     """Expected VOSS alerts from the token expiry series; (must, allowed, problems)."""
     must, allowed, problems = [], set(), []
     kinds = [
@@ -153,12 +153,12 @@ def voss(prom, instance):
 
 
 def main(argv):
-    prom, am, webhook_file, instance = argv[1:5]
-    deadline = time.monotonic() + (float(argv[5]) if len(argv) > 5 else 90)
+    prom, am, webhook_file = argv[1:4]
+    deadline = time.monotonic() + (float(argv[4]) if len(argv) > 4 else 90)
     problems = []
 
-    must, allowed, inhibited_keys = broadworks(instance)
-    m, a, p = voss(prom, instance)
+    must, allowed, inhibited_keys = broadworks()
+    m, a, p = voss(prom)
     if not m:
         problems.append("no VOSS token alert expected: the demo's voss_* series are missing")
     must += m
