@@ -12,6 +12,18 @@ mkdir -p "$out/alerts" "$out/dashboards"
 jsonnet -J mixin -S -m "$out" mixin/build.jsonnet >/dev/null
 generated() { (cd "$1" && ls alerts/*.yml dashboards/*.json 2>/dev/null | sort); }
 if [ "${1:-}" = --check ]; then
+  # Nothing bypasses _config.selector: rendered with another job, no rule and no dashboard
+  # names the default job any more, and the new one is in every rule file and dashboard.
+  mkdir -p "$out/other/alerts" "$out/other/dashboards"
+  jsonnet -J mixin -S -m "$out/other" --tla-code 'config={selector: "job=\"selector-under-test\""}' mixin/build.jsonnet >/dev/null
+  if grep -n 'job=\\\?"tenant-exporter' "$out"/other/alerts/*.yml "$out"/other/dashboards/*.json >"$out/hardcoded"; then
+    head "$out/hardcoded" >&2
+    echo "mixin: these ignore _config.selector (the default job is hard-coded)" >&2
+    exit 1
+  fi
+  for f in "$out"/other/alerts/*.yml "$out"/other/dashboards/*.json; do
+    grep -q 'selector-under-test' "$f" || { echo "mixin: $(basename "$f") does not use _config.selector" >&2; exit 1; }
+  done
   if diff -u <(generated .) <(generated "$out") >"$out/files.diff" \
      && diff -ru --exclude=tests --exclude=runbook.md --exclude=provisioning.yml alerts "$out/alerts" >"$out/alerts.diff" \
      && diff -ru --exclude=provisioning.yml dashboards "$out/dashboards" >"$out/dashboards.diff"; then
