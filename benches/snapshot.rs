@@ -3,8 +3,14 @@
 //! Run with `cargo bench --bench snapshot`; see `benches/README.md` for what the numbers mean.
 //! The figures that matter are:
 //!
-//! - `encode_10k`: `Snapshot::encode`, i.e. one publish after a collection (text encoding and
-//!   gzip level 1 in one pass). Target: ≤ 400 ms.
+//! - `encode_10k`: `Snapshot::encode`, i.e. a full encode (text encoding and deflate level 6
+//!   of every (target, family) piece).
+//! - `update_failed_10k`: `Snapshot::update` after a failed collection (the same sample set
+//!   again): nothing is encoded.
+//! - `update_same_values_10k`: `Snapshot::update` after a collection that returned the same
+//!   values: text is encoded and hashed, nothing is compressed.
+//! - `update_small_beside_50k`: a poll of a 25-enterprise target in a process that also
+//!   holds a 50,000-enterprise target.
 //! - `gzip_with_tail`: the per-scrape work of a gzip scrape (compress the live self-metrics
 //!   and splice them after the cached deflate stream).
 //! - `parse_page_1000`: parsing one 1000-item page of the Webex enterprise list.
@@ -17,7 +23,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::{json, Value};
 
 use tenant_exporter::metrics::{collector_labels, SelfMetrics};
-use tenant_exporter::snapshot::{Snapshot, TargetSamples};
+use tenant_exporter::snapshot::{Exposition, Snapshot, TargetSamples};
+use tenant_exporter::sources::families::{FamilySelection, Selected};
 use tenant_exporter::sources::webex::broadworks::{parse_page, Enterprise, Enterprises, SyncError};
 
 const ENTERPRISES: usize = 10_000;
@@ -232,6 +239,44 @@ fn enterprises() -> Vec<Enterprise> {
     (0..ENTERPRISES).map(enterprise).collect()
 }
 
+fn target(name: &str, samples: Arc<dyn tenant_exporter::snapshot::SampleSet>) -> TargetSamples {
+    TargetSamples {
+        collector: "webex_broadworks",
+        target: name.into(),
+        samples,
+    }
+}
+
+/// Sizes of the cached body against gzip of the whole text at fixed levels.
+fn levels(snapshot: &Snapshot) {
+    use std::io::Write as _;
+    let text = snapshot.text_of(Exposition::Text);
+    let mut line = format!(
+        "compression: text {} bytes; cached pieces {} bytes",
+        text.len(),
+        snapshot.compressed_len()
+    );
+    let mut level6 = 0;
+    for level in [1, 4, 5, 6, 9] {
+        let started = std::time::Instant::now();
+        let mut enc =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(level));
+        enc.write_all(text.as_bytes()).expect("in memory");
+        let n = enc.finish().expect("in memory").len();
+        if level == 6 {
+            level6 = n;
+        }
+        line += &format!(
+            "; whole text level {level}: {n} bytes in {} ms",
+            started.elapsed().as_millis()
+        );
+    }
+    eprintln!(
+        "{line}; cached / level 6 = {:.3}",
+        snapshot.compressed_len() as f64 / level6 as f64
+    );
+}
+
 fn sets(samples: &Arc<Enterprises>) -> Vec<TargetSamples> {
     vec![TargetSamples {
         collector: "webex_broadworks",
@@ -312,6 +357,39 @@ fn bench(c: &mut Criterion) {
         eprintln!("page: {PAGE} items, {} bytes of JSON", page.len());
     }
 
+    levels(&snapshot);
+    let all = FamilySelection::new(
+        tenant_exporter::sources::webex::broadworks::OPT_IN
+            .iter()
+            .map(|f| (f.to_string(), true))
+            .collect(),
+    );
+    let every = Snapshot::encode(vec![target(
+        "bench",
+        Arc::new(Selected::new(samples.clone(), &all)),
+    )]);
+    eprintln!(
+        "series: {} with the default families, {} with every family ({ENTERPRISES} enterprises)",
+        snapshot
+            .series("webex_broadworks", "bench")
+            .unwrap_or_default(),
+        every
+            .series("webex_broadworks", "bench")
+            .unwrap_or_default(),
+    );
+
+    // 50,000 enterprises in one target beside a 25-enterprise one.
+    let big: Arc<Enterprises> = Arc::new(Enterprises::new((0..50_000).map(enterprise).collect()));
+    let small = || Arc::new(Enterprises::new((0..25).map(enterprise).collect()));
+    let started = std::time::Instant::now();
+    let with_big = Snapshot::encode(vec![target("big", big.clone()), target("small", small())]);
+    eprintln!(
+        "50k: full encode {} ms, text {} bytes, cached {} bytes",
+        started.elapsed().as_millis(),
+        with_big.text_len(),
+        with_big.compressed_len()
+    );
+
     let mut g = c.benchmark_group("snapshot");
     g.sample_size(10)
         .warm_up_time(Duration::from_secs(1))
@@ -320,6 +398,23 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(snapshot.text_len()));
     g.bench_function("encode_10k", |b| {
         b.iter(|| Snapshot::encode(black_box(sets(&samples))))
+    });
+
+    g.bench_function("update_failed_10k", |b| {
+        b.iter(|| black_box(&snapshot).update(black_box(sets(&samples))))
+    });
+    g.bench_function("update_same_values_10k", |b| {
+        b.iter(|| {
+            // A new set with the same values, as a collection that saw no change returns.
+            let again = Arc::new(Enterprises::new(samples.items.clone()));
+            black_box(&snapshot).update(black_box(sets(&again)))
+        })
+    });
+    g.bench_function("update_small_beside_50k", |b| {
+        b.iter(|| {
+            let sets = vec![target("big", big.clone()), target("small", small())];
+            black_box(&with_big).update(black_box(sets))
+        })
     });
 
     g.throughput(Throughput::Bytes(tail.len() as u64));

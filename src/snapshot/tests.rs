@@ -227,3 +227,138 @@ fn series_are_counted_per_target() {
     assert_eq!(snap.series("fake", "b"), Some(2));
     assert_eq!(snap.series("fake", "c"), None);
 }
+
+/// A set that counts how often it is encoded, to see what an update re-encodes.
+#[derive(Debug)]
+struct Counting {
+    inner: Fake,
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SampleSet for Counting {
+    fn families(&self) -> &'static [Family] {
+        self.inner.families()
+    }
+    fn objects(&self) -> usize {
+        self.inner.objects()
+    }
+    fn encode(&self, family: usize, target: &str, enc: &mut MetricEncoder<'_>) -> fmt::Result {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.encode(family, target, enc)
+    }
+}
+
+fn counting(
+    target: &str,
+    samples: Vec<(&'static str, f64)>,
+) -> (TargetSamples, Arc<std::sync::atomic::AtomicUsize>) {
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let set = TargetSamples {
+        collector: "fake",
+        target: target.into(),
+        samples: Arc::new(Counting {
+            inner: Fake(samples),
+            calls: calls.clone(),
+        }),
+    };
+    (set, calls)
+}
+
+fn calls(c: &std::sync::atomic::AtomicUsize) -> usize {
+    c.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The deflate data of a target's family piece, to see whether it was compressed again.
+fn piece_ptr(snap: &Snapshot, target: &str, family: usize) -> *const u8 {
+    let t = snap.targets.iter().find(|t| t.target == target).unwrap();
+    t.pieces[family].as_ref().unwrap().deflate.as_ptr()
+}
+
+#[test]
+fn incremental_update_equals_a_full_encode() {
+    let (a, a_calls) = counting("a", vec![("x", 1.0), ("y", 2.0)]);
+    let (b, b_calls) = counting("b", vec![("x", 3.0)]);
+    let other = set("other", "c", vec![("z", 4.0)]);
+    let first = Snapshot::encode(vec![a.clone(), b.clone(), other.clone()]);
+    let after_first = (calls(&a_calls), calls(&b_calls));
+
+    // A failed collection of every target: the same sets again. Nothing is encoded.
+    let same = first.update(vec![b.clone(), other.clone(), a.clone()]);
+    assert_eq!((calls(&a_calls), calls(&b_calls)), after_first);
+    assert_eq!(same.text(), first.text());
+
+    // Target b collected again: new values for fake_value, the same fake_items. Only b is
+    // encoded, and only its changed families are compressed again.
+    let (b2, b2_calls) = counting("b", vec![("x", 5.0)]);
+    let updated = same.update(vec![a.clone(), b2.clone(), other.clone()]);
+    assert_eq!(calls(&a_calls), after_first.0);
+    assert!(calls(&b2_calls) > 0);
+    assert_eq!(piece_ptr(&updated, "a", 0), piece_ptr(&first, "a", 0));
+    assert_eq!(piece_ptr(&updated, "b", 1), piece_ptr(&first, "b", 1));
+    assert_ne!(piece_ptr(&updated, "b", 0), piece_ptr(&first, "b", 0));
+
+    // A target left, one came.
+    let (d, _) = counting("d", vec![("w", 6.0)]);
+    let updated = updated.update(vec![a.clone(), b2.clone(), d.clone(), other.clone()]);
+    let updated = updated.update(vec![b2.clone(), d.clone(), other.clone()]);
+
+    let full = Snapshot::encode(vec![b2, d, other]);
+    for format in [Exposition::OpenMetrics, Exposition::Text] {
+        let text = updated.text_of(format);
+        assert_eq!(text, full.text_of(format));
+        assert_eq!(
+            gunzip(&updated.gzip_of(format, "# EOF\n")),
+            gunzip(&full.gzip_of(format, "# EOF\n"))
+        );
+        // Each family once, all its samples together.
+        let mut described: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .collect();
+        let n = described.len();
+        described.sort();
+        described.dedup();
+        assert_eq!(described.len(), n, "{text}");
+        let mut current = "";
+        let mut seen = Vec::new();
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = l.split(['{', ' ']).next().unwrap();
+            if name != current {
+                assert!(!seen.contains(&name), "{name} split:\n{text}");
+                seen.push(name);
+                current = name;
+            }
+        }
+    }
+    assert_eq!(updated.series("fake", "a"), None);
+    assert_eq!(updated.series("fake", "d"), Some(3));
+}
+
+#[test]
+fn a_family_left_out_everywhere_is_not_described() {
+    #[derive(Debug)]
+    struct NoItems(Fake);
+    impl SampleSet for NoItems {
+        fn families(&self) -> &'static [Family] {
+            self.0.families()
+        }
+        fn objects(&self) -> usize {
+            self.0.objects()
+        }
+        fn encode(&self, f: usize, t: &str, enc: &mut MetricEncoder<'_>) -> fmt::Result {
+            self.0.encode(f, t, enc)
+        }
+        fn enabled(&self, family: usize) -> bool {
+            family != 1
+        }
+    }
+    let snap = Snapshot::encode(vec![TargetSamples {
+        collector: "fake",
+        target: "a".into(),
+        samples: Arc::new(NoItems(Fake(vec![("x", 1.0)]))),
+    }]);
+    let text = snap.text();
+    assert!(!text.contains("fake_items"), "{text}");
+    assert!(text.contains("fake_value{"), "{text}");
+}

@@ -453,3 +453,65 @@ fn next_links_get_back_the_dropped_parameters() {
         "https://webexapis.com/v1/broadworks/enterprises?max=20&cursor=abc&startsWith=Reseller1%2B"
     );
 }
+
+/// An estate of `n` enterprises shaped like the simulator's, as one page.
+fn estate(n: u64) -> String {
+    let mix = |a: u64, b: u64| {
+        let mut z = a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_add(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let items: Vec<String> = (0..n)
+        .map(|i| {
+            let (h, t) = (mix(i, 1), 1_748_736_000 + mix(i, 2) % 600);
+            let (status, errors) = match i % 20 {
+                2 => ("FAILED", r#"{"errorCode":6003,"description":"Failure connecting."}"#),
+                12 => ("COMPLETE", r#"{"errorCode":6011,"description":"Duplicate email."}"#),
+                _ => ("COMPLETE", ""),
+            };
+            format!(
+                r#"{{"id":"Y2lzY29zcGFyazovL3VzL0VOVEVSUFJJU0Uv{h:016x}","orgId":"Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi8{:016x}",
+                "spEnterpriseId":"Reseller{}+tenant-{i:05}","provisioningId":"ZjViMzYxODctYzhkZC00NzI3LThiMmYt{:016x}",
+                "broadworksDirectorySync":{{"enableDirSync":true,"directorySyncStatus":{{
+                "lastSyncStartTime":"{}","lastSyncEndTime":"{}","lastSuccessfulSyncTime":"{}",
+                "syncStatus":"{status}","usersAdded":{},"usersUpdated":{},"totalExternalUsersInCI":{},
+                "totalExternalMachinesInCI":{},"lastSyncTrackingId":"BROADWORKS_SIM_{:08x}_2914","errors":[{errors}]}}}}}}"#,
+                mix(i, 3),
+                1 + i % 3,
+                mix(i, 4),
+                humantime::format_rfc3339_micros(std::time::UNIX_EPOCH + std::time::Duration::from_micros(t * 1_000_000 + h % 1_000_000)),
+                humantime::format_rfc3339_micros(std::time::UNIX_EPOCH + std::time::Duration::from_micros((t + 30) * 1_000_000 + h % 999_983)),
+                humantime::format_rfc3339_micros(std::time::UNIX_EPOCH + std::time::Duration::from_micros((t + 30) * 1_000_000 + h % 999_983)),
+                h % 4,
+                h % 12,
+                20 + h % 500,
+                2 + h % 40,
+                h as u32,
+            )
+        })
+        .collect();
+    format!(r#"{{"items":[{}]}}"#, items.join(","))
+}
+
+#[test]
+fn cached_gzip_is_within_5_percent_of_level_6() {
+    use std::io::Write as _;
+    let (items, skipped) = parse(&estate(2_000));
+    assert!(skipped.is_empty(), "{skipped:?}");
+    let snap = crate::snapshot::Snapshot::encode(vec![crate::snapshot::TargetSamples {
+        collector: COLLECTOR,
+        target: "sp1".into(),
+        samples: Arc::new(Enterprises::new(items)),
+    }]);
+    let text = snap.text();
+    let mut level6 = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
+    level6.write_all(text.as_bytes()).unwrap();
+    let level6 = level6.finish().unwrap().len();
+    let ratio = snap.compressed_len() as f64 / level6 as f64;
+    assert!(
+        ratio <= 1.05,
+        "cached {} bytes, level 6 {level6} bytes: {ratio:.3}",
+        snap.compressed_len()
+    );
+}
