@@ -8,11 +8,15 @@ Prometheus (pending or firing) or at the webhook, that is not expected.
 
 BroadWorks expectations are fixed by the demo's data: Reseller3+tenant-00002 and
 Reseller2+tenant-00022 fail every sync with error 6003, last success three days before the
-demo started; Reseller1+tenant-00012 completes with errors; Reseller1+tenant-00007 is
-NOT_SYNCED with sync disabled. VOSS expectations are computed from the token expiry series in
-Prometheus.
+demo started: TenantExporterBroadworksDirectorySyncNoRecentSuccess reaches the webhook, and
+the example inhibits their ...SyncFailed (active in Alertmanager, muted);
+Reseller1+tenant-00012 completes with errors; Reseller1+tenant-00007 is NOT_SYNCED with sync
+disabled. VOSS expectations are computed from the token expiry series in Prometheus.
 
-    check_alerts.py PROMETHEUS_URL ALERTMANAGER_URL WEBHOOK_FILE EXPORTER_INSTANCE [DEADLINE]
+Alerts carry no `instance` (their identity survives a pod rename). The example routes a
+critical alert to noc-pager and to its team's queue, warning and info to the team's queue.
+
+    check_alerts.py PROMETHEUS_URL ALERTMANAGER_URL WEBHOOK_FILE [DEADLINE]
 """
 
 import json
@@ -23,7 +27,11 @@ import urllib.parse
 import urllib.request
 
 RUNBOOK = "https://git.example.com/noc/tenant-exporter/blob/main/alerts/runbook.md#"
-RECEIVER = {"critical": "noc-pager", "warning": "noc-tickets", "info": "noc-tickets"}
+TEAM_RECEIVER = {"noc": "noc-tickets", "broadworks": "broadworks-tickets", "voss": "voss-tickets", "backup": "backup-tickets"}
+
+
+def receivers(severity, team):
+    return {"noc-pager", TEAM_RECEIVER[team]} if severity == "critical" else {TEAM_RECEIVER[team]}
 QUIET_SECONDS = 6  # keep watching after the expected alerts arrived: `for:` is 3 s in the e2e
 BORDER = 300  # tokens this close to a threshold may be on either side of it: not asserted
 DAY = 86400
@@ -41,20 +49,20 @@ def query(prom, expr):
 
 
 def key(alertname, labels):
-    return (alertname, tuple(sorted((k, v) for k, v in labels.items() if k not in ("alertname", "severity"))))
+    return (alertname, tuple(sorted((k, v) for k, v in labels.items() if k not in ("alertname", "severity", "team", "scope"))))
 
 
 class Expect:
     """One alert that must reach the webhook: exact labels, summary and runbook, and a
     description matching `description` (a regular expression, anchored)."""
 
-    def __init__(self, alertname, severity, labels, summary, description):
-        self.alertname, self.severity = alertname, severity
-        self.labels = dict(labels, alertname=alertname, severity=severity)
+    def __init__(self, alertname, severity, labels, summary, description, team, scope="tenant"):
+        self.alertname, self.severity, self.team = alertname, severity, team
+        self.labels = dict(labels, alertname=alertname, severity=severity, team=team, scope=scope)
         self.summary, self.description = summary, description
         self.runbook = RUNBOOK + alertname.lower()
 
-    def problems(self, alert, receiver):
+    def problems(self, alert, got_receivers):
         out = []
         if alert["labels"] != self.labels:
             out.append(f"labels {alert['labels']} != {self.labels}")
@@ -67,34 +75,34 @@ class Expect:
             out.append(f"runbook_url {a.get('runbook_url')!r} != {self.runbook!r}")
         if set(a) != {"summary", "description", "runbook_url"}:
             out.append(f"annotations {sorted(a)}")
-        if receiver != RECEIVER[self.severity]:
-            out.append(f"delivered to receiver {receiver!r}, the example routes {self.severity} to {RECEIVER[self.severity]!r}")
+        want = receivers(self.severity, self.team)
+        if got_receivers != want:
+            out.append(f"delivered to {sorted(got_receivers)}, the example routes {self.severity} of team {self.team} to {sorted(want)}")
         return out
 
 
-def broadworks(instance):
-    base = {"job": "tenant-exporter", "instance": instance, "target": "demo"}
-    must, allowed = [], set()
+def broadworks():
+    """(must reach the webhook, allowed, must be active and inhibited in Alertmanager)"""
+    base = {"job": "tenant-exporter", "target": "demo"}
+    must, allowed, inhibited = [], set(), []
     for sp in ("Reseller3+tenant-00002", "Reseller2+tenant-00022"):
         labels = dict(base, sp_enterprise_id=sp)
         esc = re.escape(sp)
         must.append(Expect(
-            "TenantExporterBroadworksDirectorySyncFailed", "warning", labels,
-            "A BroadWorks enterprise's last directory sync failed.",
-            rf"The last directory sync of BroadWorks enterprise {esc} \(target demo\) failed with status FAILED "
-            rf"and error codes 6003; last success 3d \d+h \d+m \d+s ago\."))
-        must.append(Expect(
             "TenantExporterBroadworksDirectorySyncNoRecentSuccess", "critical", labels,
             "A BroadWorks enterprise has had no successful directory sync for a day.",
             rf"Directory sync of BroadWorks enterprise {esc} \(target demo\) is enabled but last succeeded "
-            rf"3d \d+h \d+m \d+s ago: changes in BroadWorks are not reaching Webex\."))
-    # Completes with errors: fires once a completed attempt has been seen, not while the
-    # first attempt the exporter sees is still running; allowed, not required.
-    allowed.add(key("TenantExporterBroadworksDirectorySyncErrors", dict(base, sp_enterprise_id="Reseller1+tenant-00012")))
-    return must, allowed
+            rf"3d \d+h \d+m \d+s ago; error 6003 Failure connecting to the BroadWorks cluster\. "
+            rf"\(tracking id BROADWORKS_SIM_\w+\): changes in BroadWorks are not reaching Webex\.", "broadworks"))
+        inhibited.append(key("TenantExporterBroadworksDirectorySyncFailed", labels))
+    # Completes with errors: a failed sync or reported errors, depending on whether the
+    # simulator's sync reports a success time; fires once a finished sync has been seen.
+    for name in ("TenantExporterBroadworksDirectorySyncErrors", "TenantExporterBroadworksDirectorySyncFailed"):
+        allowed.add(key(name, dict(base, sp_enterprise_id="Reseller1+tenant-00012")))
+    return must, allowed, inhibited
 
 
-def voss(prom, instance):
+def voss(prom):
     """Expected VOSS alerts from the token expiry series; (must, allowed, problems)."""
     must, allowed, problems = [], set(), []
     kinds = [
@@ -106,26 +114,28 @@ def voss(prom, instance):
         for r in query(prom, f"{metric} - time()"):
             m = r["metric"]
             left = float(r["value"][1])
-            labels = {k: m[k] for k in ("job", "instance", "target", "hierarchy", "customer_name")}
-            who = rf"customer {re.escape(m['customer_name'])} \({re.escape(m['hierarchy'])}\) on VOSS target {re.escape(m['target'])}"
+            labels = {k: m[k] for k in ("job", "target", "hierarchy", "customer_name")}
+            who = (rf"customer {re.escape(m['customer_name'])} \({re.escape(m['hierarchy'])}(, pkid [^)]+)?\) "
+                   rf"on VOSS target {re.escape(m['target'])}")
             rules = []  # (alertname, severity, is_due, summary, description)
             if kind == "access":
-                rules.append(("TenantExporterVossAccessTokenExpired", "critical", left <= 0, 0,
+                rules.append(("TenantExporterVossAccessTokenExpired", "critical", -30 * DAY < left <= 0, 0,
                               "A VOSS SparkCustomer's Webex access token has expired.",
                               rf"The Webex access token of {who} expired .+ ago: VOSS cannot manage that customer's "
                               rf"Webex organization until the token is refreshed\."))
                 rules.append(("TenantExporterVossAccessTokenExpiring", "warning", 0 < left < 2 * DAY, 2 * DAY,
-                              "A VOSS SparkCustomer's Webex access token expires within 2 days.",
+                              "A VOSS SparkCustomer's Webex access token expires soon.",
                               rf"The Webex access token of {who} expires in .+ and VOSS has not refreshed it yet\."))
                 expired_access += left <= 0
             else:
-                rules.append(("TenantExporterVossRefreshTokenExpired", "critical", left <= 0, 0,
+                rules.append(("TenantExporterVossRefreshTokenExpired", "critical", -30 * DAY < left <= 0, 0,
                               "A VOSS SparkCustomer's Webex refresh token has expired.",
                               rf"The Webex refresh token of {who} expired .+ ago: the customer must authorize VOSS "
                               rf"again before VOSS can manage their Webex organization\."))
                 for sev, days in (("warning", 14), ("critical", 3)):
                     rules.append(("TenantExporterVossRefreshTokenExpiring", sev, 0 < left < days * DAY, days * DAY,
-                                  f"A VOSS SparkCustomer's Webex refresh token expires within {days} days.",
+                                  "A VOSS SparkCustomer's Webex refresh token expires within "
+                                  + ("weeks." if sev == "warning" else "days."),
                                   rf"The Webex refresh token of {who} expires in .+; after that the customer must "
                                   rf"authorize VOSS again\."))
             for alertname, sev, due, threshold, summary, desc in rules:
@@ -136,19 +146,19 @@ def voss(prom, instance):
                 if near or muted:
                     allowed.add(key(alertname, labels) + (sev,))
                 elif due:
-                    must.append(Expect(alertname, sev, labels, summary, desc))
+                    must.append(Expect(alertname, sev, labels, summary, desc, "voss"))
     if expired_access != 1:
         problems.append(f"the VOSS demo should have exactly one expired access token, Prometheus shows {expired_access}")
     return must, allowed, problems
 
 
 def main(argv):
-    prom, am, webhook_file, instance = argv[1:5]
-    deadline = time.monotonic() + (float(argv[5]) if len(argv) > 5 else 90)
+    prom, am, webhook_file = argv[1:4]
+    deadline = time.monotonic() + (float(argv[4]) if len(argv) > 4 else 90)
     problems = []
 
-    must, allowed = broadworks(instance)
-    m, a, p = voss(prom, instance)
+    must, allowed, inhibited_keys = broadworks()
+    m, a, p = voss(prom)
     if not m:
         problems.append("no VOSS token alert expected: the demo's voss_* series are missing")
     must += m
@@ -172,7 +182,8 @@ def main(argv):
     seen = {}
     while True:
         for a, receiver in received():
-            seen.setdefault(key(a["labels"]["alertname"], a["labels"]) + (a["labels"].get("severity"),), (a, receiver))
+            k = key(a["labels"]["alertname"], a["labels"]) + (a["labels"].get("severity"),)
+            seen.setdefault(k, (a, set()))[1].add(receiver)
         missing = [e for e in must if key(e.alertname, e.labels) + (e.severity,) not in seen]
         if not missing or time.monotonic() > deadline:
             break
@@ -186,7 +197,7 @@ def main(argv):
                 problems.append(f"{e.alertname} {e.labels.get('sp_enterprise_id') or e.labels.get('customer_name')}: {p}")
             if not e.problems(*got):
                 print(f"ok   {e.alertname} ({e.severity}) for {e.labels.get('sp_enterprise_id') or e.labels.get('customer_name')} "
-                      f"reached {got[1]}: {got[0]['annotations']['description']}")
+                      f"reached {sorted(got[1])}: {got[0]['annotations']['description']}")
 
     # 2. Nothing else fires, in Prometheus or at the webhook.
     time.sleep(QUIET_SECONDS)
@@ -195,7 +206,7 @@ def main(argv):
     def unexpected(alertname, labels, state):
         k = key(alertname, labels)
         sev = labels.get("severity")
-        if k + (sev,) in expected or k + (sev,) in allowed or k in allowed:
+        if k + (sev,) in expected or k + (sev,) in allowed or k in allowed or k in inhibited_keys:
             return None
         return f"unexpected alert ({state}): {alertname} {sev} {dict(labels)}"
 
@@ -227,6 +238,21 @@ def main(argv):
         k = key(a["labels"]["alertname"], a["labels"])
         if k in crit and a["labels"].get("severity") == "warning":
             problems.append(f"the inhibited refresh-token warning of {dict(k[1]).get('customer_name')} reached {receiver}")
+
+    # NoRecentSuccess mutes the failed-sync warning of the same enterprise: active, inhibited,
+    # never delivered.
+    muted = {key(a["labels"]["alertname"], a["labels"])
+             for a in get(am, "/api/v2/alerts", {"active": "true", "inhibited": "true", "silenced": "true"})
+             if a["status"].get("inhibitedBy")}
+    for k in inhibited_keys:
+        who = dict(k[1]).get("sp_enterprise_id")
+        if k in muted:
+            print(f"ok   {k[0]} of {who} is active in Alertmanager, inhibited by ...NoRecentSuccess")
+        else:
+            problems.append(f"{k[0]} of {who} is not active and inhibited in Alertmanager")
+    for a, receiver in received():
+        if key(a["labels"]["alertname"], a["labels"]) in inhibited_keys:
+            problems.append(f"the inhibited {a['labels']['alertname']} of {a['labels'].get('sp_enterprise_id')} reached {receiver}")
 
     for p in problems:
         print(f"FAIL {p}")

@@ -4,11 +4,16 @@
 #   alerts/*.yml with `for:` shortened to 3 s)  ->  Alertmanager (Debian
 #   `prometheus-alertmanager`, deploy/alertmanager/alertmanager.example.yml with its receivers
 #   pointed at a webhook)  ->  .ci/webhook_receiver.py
+# and, alongside, a second Prometheus at the shipped scrape and evaluation interval (1 minute)
+# with the shipped rules, as production runs it.
 # Everything listens on 127.0.0.1 on ephemeral ports; every wait is bounded; every process
 # started here is stopped on exit. Asserts: the exporter is `up`; `promtool check metrics`
-# passes on the live exposition; every dashboard query returns data (check_dashboard_queries.py);
-# the alerts the demo must trigger reach the webhook with their labels and annotations, and no
-# other alert fires (check_alerts.py).
+# passes on the live exposition; every dashboard query returns data and names only metrics
+# Prometheus has (check_dashboard_queries.py), which a deliberately broken copy of the
+# dashboards must fail; the alerts the demo must trigger reach the webhook with their labels
+# and annotations, the ones the example inhibits stay muted, and no other alert fires
+# (check_alerts.py); finally every dashboard query returns data on the production-interval
+# Prometheus with Grafana's $__rate_interval for that scrape interval.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -63,6 +68,7 @@ wait_for() {
 cargo build --locked --quiet
 exporter_port=$(free_port)
 prometheus_port=$(free_port)
+prod_port=$(free_port)
 alertmanager_port=$(free_port)
 
 python3 -B .ci/webhook_receiver.py "$tmp/webhook.port" "$tmp/webhook.jsonl" >"$tmp/webhook.log" 2>&1 &
@@ -82,6 +88,7 @@ echo "e2e: promtool check metrics passed on the live exposition"
 python3 -B .ci/e2e_config.py "$tmp" "127.0.0.1:$exporter_port" "127.0.0.1:$alertmanager_port" \
   "http://127.0.0.1:$webhook_port/alerts" 3s
 promtool check config "$tmp/prometheus.yml" >/dev/null
+promtool check config "$tmp/prometheus-prod.yml" >/dev/null
 amtool check-config "$tmp/alertmanager.yml" >/dev/null
 
 prometheus-alertmanager --config.file="$tmp/alertmanager.yml" --storage.path="$tmp/alertmanager" \
@@ -94,6 +101,11 @@ prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/prometh
   --web.listen-address="127.0.0.1:$prometheus_port" >"$tmp/prometheus.log" 2>&1 &
 pids+=($!)
 prom="http://127.0.0.1:$prometheus_port"
+prometheus --config.file="$tmp/prometheus-prod.yml" --storage.tsdb.path="$tmp/prometheus-prod" \
+  --web.listen-address="127.0.0.1:$prod_port" >"$tmp/prometheus-prod.log" 2>&1 &
+pids+=($!)
+prod="http://127.0.0.1:$prod_port"
+prod_started=$(date +%s)
 wait_for 30 "Prometheus ready on 127.0.0.1:$prometheus_port" fetch "$prom/-/ready"
 
 target_up() {
@@ -106,5 +118,47 @@ rules_loaded() {
 wait_for 10 "Prometheus loaded the rules" rules_loaded
 
 python3 -B .ci/check_dashboard_queries.py "$prom" 60
-python3 -B .ci/check_alerts.py "$prom" "http://127.0.0.1:$alertmanager_port" "$tmp/webhook.jsonl" \
-  "127.0.0.1:$exporter_port" 90
+python3 -B .ci/check_alerts.py "$prom" "http://127.0.0.1:$alertmanager_port" "$tmp/webhook.jsonl" 90
+
+# The query check must be able to fail: every selector renamed in turn is reported, and a copy
+# of the dashboards with one metric name broken in each fails on exactly those names.
+python3 -B .ci/check_dashboard_queries.py --self-test "$prom" 10
+mkdir -p "$tmp/broken"
+python3 - "$tmp/broken" <<'PY'
+import json, pathlib, re, sys
+sys.path.insert(0, ".ci")
+import promql
+for path in sorted(pathlib.Path("dashboards").glob("*.json")):
+    d = json.loads(path.read_text())
+    # The last query's last metric name: often inside an `or`/`and` branch.
+    for p in reversed([p for p in d["panels"] if p.get("targets")]):
+        t = p["targets"][-1]
+        names = [n for n, _ in promql.selectors(t["expr"]) if n]
+        if names:
+            t["expr"] = re.sub(rf"\b{re.escape(names[-1])}\b", names[-1] + "_broken", t["expr"])
+            print(f"broken: {path.name} panel {p['title']!r}: {names[-1]}")
+            break
+    (pathlib.Path(sys.argv[1]) / path.name).write_text(json.dumps(d))
+PY
+if python3 -B .ci/check_dashboard_queries.py "$prom" 5 "$tmp/broken" >"$tmp/broken.log" 2>&1; then
+  cat "$tmp/broken.log" >&2
+  echo "e2e: the dashboard query check passed on deliberately broken dashboards" >&2
+  exit 1
+fi
+broken=$(grep -c '^FAIL .*no such metric [a-z_:]*_broken' "$tmp/broken.log" || true)
+dashboards=$(ls dashboards/*.json | wc -l)
+if [ "$broken" -ne "$dashboards" ]; then
+  cat "$tmp/broken.log" >&2
+  echo "e2e: expected $dashboards broken-metric failures, got $broken" >&2
+  exit 1
+fi
+echo "e2e: the dashboard query check fails on the broken copy ($broken broken metric names reported)"
+
+# Production interval: the shipped scrape interval, Grafana's $__rate_interval for it.
+scrape=$(cat "$tmp/scrape_seconds")
+prod_up() {
+  fetch "$prod/api/v1/query?query=count(count_over_time(up%7Bjob%3D%22tenant-exporter%22%7D%5B10m%5D)%20%3E%3D%202)" | grep -q '"value"'
+}
+wait_for $(( 3 * scrape + 30 )) "the production-interval Prometheus has two scrapes" prod_up
+python3 -B .ci/check_dashboard_queries.py "$prod" $(( 2 * scrape + 30 )) dashboards "$scrape"
+echo "e2e: production-interval Prometheus ran $(( $(date +%s) - prod_started )) s"

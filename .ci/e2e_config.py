@@ -7,6 +7,9 @@
   fire within the test's bounded waits. The shipped rules keep their real durations.
 - OUT/alertmanager.yml from deploy/alertmanager/alertmanager.example.yml: every receiver's
   URL pointed at the test's webhook, 1 s group_wait and group_interval.
+- OUT/prometheus-prod.yml: the shipped scrape and evaluation intervals unchanged, the shipped
+  rules unchanged (OUT/rules-prod/), no Alertmanager: what the dashboards see in production.
+  OUT/scrape_seconds holds that scrape interval in seconds, for Grafana's $__rate_interval.
 
 Every substitution must match, so a change to the shipped files that the test would silently
 stop exercising fails here instead.
@@ -52,6 +55,20 @@ def main(out, exporter, alertmanager, webhook, for_=("3s",)):
         (rules / f.name).write_text(text)
     if shortened == 0:
         sys.exit("e2e_config: no `for:` found in alerts/*.yml")
+
+    prod = (ROOT / "deploy/prometheus/prometheus.yml").read_text()
+    m = re.search(r"^\s*scrape_interval: (\d+)([smh])\b", prod, flags=re.MULTILINE)
+    if not m:
+        sys.exit("e2e_config: no scrape_interval in deploy/prometheus/prometheus.yml")
+    (out / "scrape_seconds").write_text(str(int(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]))
+    prod_rules = out / "rules-prod"
+    prod_rules.mkdir(parents=True, exist_ok=True)
+    for f in sorted((ROOT / "alerts").glob("*.yml")):
+        (prod_rules / f.name).write_text(f.read_text())
+    prod = sub(prod, r"- /etc/prometheus/rules/\*\.yml", f"- {prod_rules}/*.yml", "rule files (prod)", 1)
+    prod = sub(prod, r"^alerting:\n(?:[ #].*\n|\n)*?(?=^\S)", "", "alerting section (prod)", 1)
+    prod = sub(prod, r"'tenant-exporter:10020'", f"'{exporter}'", "exporter address (prod)", 1)
+    (out / "prometheus-prod.yml").write_text(prod)
 
     am = (ROOT / "deploy/alertmanager/alertmanager.example.yml").read_text()
     am = sub(am, r"^(\s*- url: )\S+", rf"\g<1>{webhook}", "receiver URLs")

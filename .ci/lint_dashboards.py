@@ -3,15 +3,20 @@
 
 - valid JSON; a dashboard object with a fixed, unique `uid`, a unique title, tags and a
   current `schemaVersion`
-- template variables `datasource` (Prometheus), `job`, `instance` and `target`, the query
-  variables on `${datasource}`
-- every panel (rows excepted) and every query on `${datasource}`; panel ids unique
+- template variables `datasource` (Prometheus), `job` and `target`, the query variables on
+  `${datasource}`; every variable a query uses is defined
+- every panel (rows excepted) and every query on `${datasource}`; panel ids unique; an alert
+  list panel filters on the job
 - every vector selector of every query has a `job` matcher
-- rate(), irate() and increase() use `$__rate_interval`
+- rate() and irate() use `$__rate_interval`; increase() too, or `$__range`, or a fixed window
+  of at least an hour ("in the last 24 hours" tables)
+- no `or vector(...)` and no `or ... 0 * ...`: a query that returns data whatever happens
+  hides a broken metric name
 """
 
 import json
 import pathlib
+import re
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -19,7 +24,10 @@ import promql  # noqa: E402
 
 MIN_SCHEMA_VERSION = 39  # Grafana 11; Grafana 12 writes 41 and 42
 DATASOURCE_UIDS = {"${datasource}", "$datasource"}
-REQUIRED_VARIABLES = ("datasource", "job", "instance", "target")
+REQUIRED_VARIABLES = ("datasource", "job", "target")
+BUILTIN_VARIABLES = {"__rate_interval", "__interval", "__interval_ms", "__range", "__range_s", "__range_ms"}
+VARIABLE = re.compile(r"\$\{?([a-zA-Z_][a-zA-Z0-9_]*)")
+ALWAYS_DATA = re.compile(r"\bvector\s*\(|\bor\b[^()]*\(?\s*0\s*\*")
 
 
 def panels_of(dashboard):
@@ -33,7 +41,12 @@ def uses_datasource_variable(ds):
     return isinstance(ds, dict) and ds.get("uid") in DATASOURCE_UIDS
 
 
-def check_expr(where, expr, problems):
+def fixed_window_seconds(rng):
+    m = re.fullmatch(r"\[?(\d+)([smhdw])\]?", rng)
+    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)] if m else 0
+
+
+def check_expr(where, expr, problems, variables=None):
     if not isinstance(expr, str) or not expr.strip():
         problems.append(f"{where}: empty query")
         return
@@ -49,8 +62,16 @@ def check_expr(where, expr, problems):
         if "job" not in matchers:
             problems.append(f"{where}: selector {name or '{...}'} has no job matcher: {expr}")
     for fn, rng in ranges:
-        if rng not in ("$__rate_interval", "${__rate_interval}"):
-            problems.append(f"{where}: {fn}() over [{rng}] instead of [$__rate_interval]: {expr}")
+        if rng in ("[$__rate_interval]", "[${__rate_interval}]", "$__rate_interval", "${__rate_interval}"):
+            continue
+        if fn == "increase" and (rng in ("[$__range]", "$__range") or fixed_window_seconds(rng) >= 3600):
+            continue
+        problems.append(f"{where}: {fn}() over {rng} instead of [$__rate_interval]: {expr}")
+    if ALWAYS_DATA.search(expr):
+        problems.append(f"{where}: `or vector(...)` or `or ... 0 * ...` returns data whatever happens: {expr}")
+    if variables is not None:
+        for name in sorted(set(VARIABLE.findall(expr)) - variables - BUILTIN_VARIABLES):
+            problems.append(f"{where}: uses ${name}, which the dashboard does not define: {expr}")
 
 
 def lint(path, seen_uids, seen_titles, problems):
@@ -103,6 +124,10 @@ def lint(path, seen_uids, seen_titles, problems):
         ids.add(p.get("id"))
         if p.get("type") == "row":
             continue
+        if p.get("type") == "alertlist":
+            if "job" not in (p.get("options") or {}).get("alertInstanceLabelFilter", ""):
+                problems.append(f"{where}: the alert list does not filter on the job")
+            continue
         if not uses_datasource_variable(p.get("datasource")):
             problems.append(f"{where}: panel datasource is not ${{datasource}}: {p.get('datasource')!r}")
         targets = p.get("targets") or []
@@ -112,7 +137,7 @@ def lint(path, seen_uids, seen_titles, problems):
             w = f"{where} query {t.get('refId')}"
             if not uses_datasource_variable(t.get("datasource")):
                 problems.append(f"{w}: query datasource is not ${{datasource}}: {t.get('datasource')!r}")
-            check_expr(w, t.get("expr"), problems)
+            check_expr(w, t.get("expr"), problems, set(variables))
 
 
 def main(argv):
