@@ -414,9 +414,17 @@ async fn secrets_never_reach_logs_metrics_or_the_landing_page() {
     wait_until("a new login", || sim.commvault_counters().logins >= 2).await;
     // Until a renewal is seen: a single 401 can land in a collection that has already
     // replaced its session once, which then fails instead of renewing.
-    sim.set_fault(RequestKind::CommvaultOrganization, Fault::Unauthorized, None);
+    sim.set_fault(
+        RequestKind::CommvaultOrganization,
+        Fault::Unauthorized,
+        None,
+    );
     wait_until("a renewal", || sim.commvault_counters().renewals >= 1).await;
-    sim.set_fault(RequestKind::CommvaultOrganization, Fault::Unauthorized, Some(0));
+    sim.set_fault(
+        RequestKind::CommvaultOrganization,
+        Fault::Unauthorized,
+        Some(0),
+    );
     let metrics = wait_next_success(&exporter).await;
     let landing = exporter.get_text("/").await;
 
