@@ -11,6 +11,10 @@
 //!   values: text is encoded and hashed, nothing is compressed.
 //! - `update_small_beside_50k`: a poll of a 25-enterprise target in a process that also
 //!   holds a 50,000-enterprise target.
+//!
+//! Printed once before the benchmarks: sizes per compression level, series per family
+//! selection, a full encode at 50,000 enterprises, and at 100,000 over 20 targets with the
+//! update after one target's poll.
 //! - `gzip_with_tail`: the per-scrape work of a gzip scrape (compress the live self-metrics
 //!   and splice them after the cached deflate stream).
 //! - `parse_page_1000`: parsing one 1000-item page of the Webex enterprise list.
@@ -393,6 +397,42 @@ fn bench(c: &mut Criterion) {
         with_big.text_len(),
         with_big.compressed_len()
     );
+
+    // 100,000 enterprises over 20 targets: a full encode, then one target's poll.
+    let targets: Vec<Arc<Enterprises>> = (0..20)
+        .map(|t| {
+            Arc::new(Enterprises::new(
+                (t * 5_000..(t + 1) * 5_000).map(enterprise).collect(),
+            ))
+        })
+        .collect();
+    let estate = |targets: &[Arc<Enterprises>]| -> Vec<TargetSamples> {
+        targets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| target(&format!("t{i:02}"), s.clone()))
+            .collect()
+    };
+    let started = std::time::Instant::now();
+    let full = Snapshot::encode(estate(&targets));
+    let full_ms = started.elapsed().as_millis();
+    let mut polled = targets.clone();
+    let mut items = polled[7].items.clone();
+    for e in &mut items {
+        // A new sync everywhere: new end times, so every time family changes.
+        e.last_end = e.last_end.map(|t| t + 600.0);
+    }
+    polled[7] = Arc::new(Enterprises::new(items));
+    let started = std::time::Instant::now();
+    let after_poll = full.update(estate(&polled));
+    eprintln!(
+        "100k over 20 targets: full encode {full_ms} ms, text {} bytes, cached {} bytes; \
+         one 5,000-enterprise target polled with new end times: update {} ms",
+        full.text_len(),
+        full.compressed_len(),
+        started.elapsed().as_millis(),
+    );
+    drop((full, after_poll, targets, polled));
 
     let mut g = c.benchmark_group("snapshot");
     g.sample_size(10)

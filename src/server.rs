@@ -613,14 +613,19 @@ fn fmt_time(t: Option<SystemTime>) -> String {
 async fn landing(State(state): State<AppState>) -> Html<String> {
     let mut rows = String::new();
     let statuses = state.store.statuses();
+    let snapshot = state.store.snapshot();
     for s in &statuses {
         rows.push_str(&format!(
             "<tr class=\"{health}\"><td>{collector}</td><td>{target}</td><td><span class=\"badge\">{health}</span></td>\
-             <td>{objects}</td><td>{last_success}</td><td>{duration}</td><td>{next}</td><td class=\"err\">{error}</td></tr>\n",
+             <td>{objects}</td><td>{series}</td><td>{last_success}</td><td>{duration}</td><td>{next}</td><td class=\"err\">{error}</td></tr>\n",
             health = s.health.as_str(),
             collector = html_escape(s.collector),
             target = html_escape(&s.target),
             objects = s.objects.map(|o| o.to_string()).unwrap_or_else(|| "–".into()),
+            series = snapshot
+                .series(s.collector, &s.target)
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "–".into()),
             last_success = html_escape(&fmt_time(s.last_success)),
             duration = s
                 .last_duration
@@ -637,7 +642,7 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
         ));
     }
     if statuses.is_empty() {
-        rows.push_str("<tr><td colspan=\"8\">No targets configured.</td></tr>\n");
+        rows.push_str("<tr><td colspan=\"9\">No targets configured.</td></tr>\n");
     }
     let path = html_escape(&state.telemetry_path);
     Html(format!(
@@ -663,7 +668,7 @@ td.err {{ color: #a40e26; font-family: ui-monospace, monospace; font-size: .85em
 <p>Version {version} (revision {revision}). Metrics: <a href="{path}">{path}</a> · <a href="/-/healthy">/-/healthy</a> · <a href="/-/ready">/-/ready</a></p>
 <h2>Targets</h2>
 <table>
-<thead><tr><th>Collector</th><th>Target</th><th>Health</th><th>Objects</th><th>Last success</th><th>Duration</th><th>Next run</th><th>Last error</th></tr></thead>
+<thead><tr><th>Collector</th><th>Target</th><th>Health</th><th>Objects</th><th>Series</th><th>Last success</th><th>Duration</th><th>Next run</th><th>Last error</th></tr></thead>
 <tbody>
 {rows}</tbody>
 </table>

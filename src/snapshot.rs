@@ -190,11 +190,6 @@ impl Snapshot {
         Snapshot::default().update(sets)
     }
 
-    /// Same as `encode`; the capacity hint is no longer needed since pieces are sized each.
-    pub fn encode_sized(sets: Vec<TargetSamples>, _capacity: usize) -> Snapshot {
-        Snapshot::encode(sets)
-    }
-
     /// The snapshot of `sets`, reusing this snapshot's pieces: a target whose sample set is
     /// the same `Arc` as last time (a failed collection keeps its last good samples) is not
     /// encoded at all, and a family whose text did not change is not compressed again. The

@@ -209,16 +209,16 @@ impl Store {
     pub(crate) async fn publish(&self) {
         let sets = self.samples();
         let started = Instant::now();
-        let capacity = self.snapshot.load().compressed_len() * 21 / 20;
-        let snapshot =
-            match tokio::task::spawn_blocking(move || Snapshot::encode_sized(sets, capacity)).await
-            {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "encoding the snapshot failed");
-                    return;
-                }
-            };
+        // Only the targets whose sample sets changed are encoded again; the rest reuse
+        // the previous snapshot's compressed pieces.
+        let previous = self.snapshot.load_full();
+        let snapshot = match tokio::task::spawn_blocking(move || previous.update(sets)).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "encoding the snapshot failed");
+                return;
+            }
+        };
         tracing::debug!(
             text_bytes = snapshot.text_len(),
             gzip_bytes = snapshot.compressed_len(),

@@ -49,6 +49,16 @@ async fn pages_through_every_enterprise_keeping_the_page_size() {
         25,
         "{body}"
     );
+    // The landing page shows the target's series: its sample lines in the exposition.
+    let series = body
+        .lines()
+        .filter(|l| l.starts_with("webex_broadworks") && l.contains("target=\"sp1\""))
+        .count();
+    let landing = exp.get("/").await.text();
+    assert!(
+        landing.contains(&format!("<td>25</td><td>{series}</td>")),
+        "{series} series: {landing}"
+    );
 
     let requests = sim.requests(KIND);
     assert!(requests.len() >= 3, "{requests:?}");
