@@ -1,7 +1,8 @@
 //! A bounded soak, run by `.ci/soak.sh` (ignored by plain `cargo test`): the real binary
 //! polls the simulator's Webex, VOSS and Commvault APIs while random faults come and go,
 //! 64 scrapers hit `/metrics` without pause and the config is reloaded every few seconds.
-//! It passes with no panic, every scrape answered, and peak RSS under the budget.
+//! It passes with no panic, every scrape answered, no request to another origin (redirects
+//! and next links to one are among the faults), and peak RSS under the budget.
 //!
 //! `SOAK_SECONDS` sets the length (default 60).
 
@@ -30,8 +31,10 @@ const KINDS: [RequestKind; 8] = [
     RequestKind::CommvaultOrganization,
 ];
 
-fn random_fault() -> Fault {
-    match fastrand::u8(0..8) {
+/// A fault for any request kind; the last two send the exporter to another origin (`trap`),
+/// which must never see a request.
+fn random_fault(trap: &str) -> Fault {
+    match fastrand::u8(0..10) {
         0 => Fault::RateLimited {
             retry_after: Some(fastrand::u64(0..3)),
         },
@@ -40,7 +43,12 @@ fn random_fault() -> Fault {
         3 => Fault::Unauthorized,
         4 => Fault::Slow(Duration::from_millis(fastrand::u64(0..1500))),
         5 => Fault::Truncated,
-        _ => Fault::Malformed,
+        6 | 7 => Fault::Malformed,
+        8 => Fault::Redirect {
+            status: [302, 307, 308][fastrand::usize(0..3)],
+            location: format!("{trap}/elsewhere"),
+        },
+        _ => Fault::NextLinkOrigin(trap.to_string()),
     }
 }
 
@@ -131,12 +139,14 @@ async fn soak_with_random_faults_scrapers_and_reloads() {
         }));
     }
 
+    let trap = Trap::start().await;
     let faults = {
         let sim = sim.clone();
+        let trap = trap.origin();
         tokio::spawn(async move {
             while Instant::now() < until {
                 let kind = KINDS[fastrand::usize(..KINDS.len())];
-                sim.set_fault(kind, random_fault(), Some(fastrand::u32(1..4)));
+                sim.set_fault(kind, random_fault(&trap), Some(fastrand::u32(1..4)));
                 if fastrand::u8(0..10) == 0 {
                     sim.clear_faults();
                 }
@@ -177,6 +187,8 @@ async fn soak_with_random_faults_scrapers_and_reloads() {
         peak / 1024
     );
     assert_eq!(failed, 0, "scrapes failed");
+    // Redirects and next links to another origin came and went: no request followed them.
+    trap.assert_untouched();
     assert!(ok > 0);
     assert!(
         peak < RSS_BUDGET_KIB,
