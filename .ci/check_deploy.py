@@ -26,6 +26,7 @@ PyYAML, kubernetes-validate, dockerfile-parse, the Docker SDK for Python and the
 """
 
 import copy
+import functools
 import json
 import os
 import pathlib
@@ -70,9 +71,12 @@ def docs(path):
     return [d for d in yaml.safe_load_all(pathlib.Path(path).read_text()) if d is not None]
 
 
+@functools.cache
 def default_port():
-    m = re.search(r'long = "web.listen-address",[^)]*default_value = ":(\d+)"', (ROOT / "src/cli.rs").read_text(), re.S)
-    expect(m, "src/cli.rs: no default --web.listen-address")
+    """The default of --web.listen-address, as the binary's --help states it."""
+    r = run([str(OPTS["binary"]), "--help"])
+    m = re.search(r"--web\.listen-address\b.*?\[default: :(\d+)\]", r.stdout, re.S)
+    expect(m, f"{OPTS['binary']} --help: no default --web.listen-address")
     return int(m.group(1))
 
 
