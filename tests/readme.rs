@@ -107,15 +107,13 @@ fn the_path_to_real_accounts_comes_before_deployment() {
 #[test]
 fn web_config_example_is_valid_but_for_its_certificate_files() {
     let example = &blocks("## Security", "yaml")[0];
-    let dir = std::env::temp_dir().join(format!("tenant-exporter-readme-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("web.yml");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("web.yml");
     std::fs::write(&path, example).unwrap();
     let err = tenant_exporter::web::WebConfig::load(&path)
         .err()
         .expect("certificate files are missing here")
         .to_string();
-    std::fs::remove_dir_all(&dir).unwrap();
     let problems: Vec<&str> = err.split("; ").collect();
     assert_eq!(problems.len(), 2, "{err}");
     assert!(

@@ -96,17 +96,14 @@ fn defaults_and_empty_file() {
 
 #[test]
 fn secret_from_file_is_trimmed_and_relative_to_the_config() {
-    let dir = std::env::temp_dir().join(format!(
-        "tenant-exporter-config-test-{}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     std::fs::write(dir.join("token"), "file-token\n").unwrap();
     std::fs::write(dir.join("empty"), "\n").unwrap();
     let c = Config::parse(
         "webex:\n  - name: a\n    access_token_file: token\n    broadworks_enterprises: {}\n",
         "t.yml",
-        &dir,
+        dir,
         &no_env,
     )
     .unwrap();
@@ -114,12 +111,11 @@ fn secret_from_file_is_trimmed_and_relative_to_the_config() {
     let e = Config::parse(
         "webex:\n  - name: a\n    access_token_file: empty\n",
         "t.yml",
-        &dir,
+        dir,
         &no_env,
     )
     .unwrap_err();
     assert!(e.to_string().contains("file is empty"), "{e}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -188,11 +184,8 @@ commvault:
 
 #[test]
 fn voss_commvault_and_oauth_targets() {
-    let dir = std::env::temp_dir().join(format!(
-        "tenant-exporter-config-sources-{}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     std::fs::write(dir.join("refresh"), "refresh-token\n").unwrap();
     std::fs::write(dir.join("secret"), "client-secret\n").unwrap();
     let text = "\
@@ -221,7 +214,7 @@ commvault:
     organizations: all
 ";
     let env = |v: &str| (v == "VOSS_PASSWORD").then(|| "voss-pw".to_string());
-    let c = Config::parse(text, "t.yml", &dir, &env).unwrap();
+    let c = Config::parse(text, "t.yml", dir, &env).unwrap();
     assert_eq!(
         c.webex[0].credentials,
         WebexCredentials::OAuth(OAuthConfig {
@@ -245,22 +238,19 @@ commvault:
     assert_eq!(c.commvault[0].interval, Duration::from_secs(600));
     assert_eq!(c.commvault[0].concurrency, 4);
     assert_eq!(c.commvault[1].organizations, None);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn ca_file_must_hold_a_certificate() {
-    let dir =
-        std::env::temp_dir().join(format!("tenant-exporter-config-ca-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     std::fs::write(dir.join("ca.pem"), "not a certificate\n").unwrap();
     let text = "voss:\n  - {name: v, base_url: 'https://v', username: u, password: p, hierarchy: h, ca_file: ca.pem}\n";
-    let e = Config::parse(text, "t.yml", &dir, &no_env).unwrap_err();
+    let e = Config::parse(text, "t.yml", dir, &no_env).unwrap_err();
     assert!(
         e.to_string().contains("ca_file") && e.to_string().contains("no PEM certificate"),
         "{e}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -374,11 +364,8 @@ fn shard_flag_values() {
 
 #[test]
 fn commvault_device_id_and_access_tokens() {
-    let dir = std::env::temp_dir().join(format!(
-        "tenant-exporter-config-commvault-{}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     std::fs::write(dir.join("cv-refresh"), "refresh-1\n").unwrap();
     let text = "\
 commvault:
@@ -392,7 +379,7 @@ commvault:
     refresh_token_file: cv-refresh
     device_id: noc-exporter-1
 ";
-    let c = Config::parse(text, "t.yml", &dir, &no_env).unwrap();
+    let c = Config::parse(text, "t.yml", dir, &no_env).unwrap();
     // A stable default: the same for every start of the same target.
     assert_eq!(
         c.commvault[0].device_id,
@@ -413,7 +400,6 @@ commvault:
             refresh_token_file: Some(dir.join("cv-refresh")),
         }
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 
     let text = "\
 commvault:

@@ -69,19 +69,10 @@ pub fn write_token_file(
 mod tests {
     use super::*;
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "tenant-exporter-token-file-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
     #[test]
     fn a_write_stopped_at_any_step_leaves_a_whole_old_or_new_token() {
-        let dir = temp_dir("steps");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let path = dir.join("refresh");
         for stop_at in [
             Step::TempCreated,
@@ -109,13 +100,13 @@ mod tests {
             write_token_file(&path, "next-token", &mut |_| Ok(())).unwrap();
             assert_eq!(read_token_file(&path).unwrap().expose(), "next-token");
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn token_file_is_private() {
         use std::os::unix::fs::PermissionsExt as _;
-        let dir = temp_dir("mode");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let path = dir.join("refresh");
         std::fs::write(&path, "old\n").unwrap();
         write_token_file(&path, "new", &mut |_| Ok(())).unwrap();
@@ -123,18 +114,17 @@ mod tests {
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn unreadable_or_empty_token_files_are_clear_errors() {
-        let dir = temp_dir("read");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let empty = dir.join("empty");
         std::fs::write(&empty, "  \n").unwrap();
         assert!(read_token_file(&empty).unwrap_err().contains("is empty"));
         assert!(read_token_file(&dir.join("missing"))
             .unwrap_err()
             .contains("cannot read"));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -7,7 +7,6 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -51,45 +50,38 @@ pub fn command(args: &[&str]) -> Command {
     c
 }
 
-/// A unique directory under the system temp dir, removed on drop.
-pub struct TempDir {
-    path: PathBuf,
-}
+/// A unique directory under the system temp dir, removed on drop, also when the test panics.
+pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .subsec_nanos();
-        let path = std::env::temp_dir().join(format!(
-            "tenant-exporter-it-{}-{}-{tag}-{nanos}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        TempDir { path }
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("tenant-exporter-it-{tag}-"))
+            .tempdir()
+            .expect("create temp dir");
+        TempDir(dir)
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.0.path()
     }
 
     /// Writes `name` atomically (temp file + rename) and returns its path.
     pub fn write(&self, name: &str, contents: &str) -> PathBuf {
-        let path = self.path.join(name);
-        let tmp = self.path.join(format!(".{name}.tmp"));
+        let path = self.path().join(name);
+        let tmp = self.path().join(format!(".{name}.tmp"));
         std::fs::write(&tmp, contents).expect("write temp file");
         std::fs::rename(&tmp, &path).expect("rename temp file");
         path
     }
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
+/// A child's own TMPDIR. The tests stop the binary with SIGKILL, which skips its cleanup, so
+/// whatever it creates under the temp dir (the demo's state directory) goes with this one.
+fn child_tmpdir(c: &mut Command) -> TempDir {
+    let tmp = TempDir::new("child");
+    c.env("TMPDIR", tmp.path());
+    tmp
 }
 
 /// The config the tests use: one Webex target polling the simulator every second.
@@ -161,7 +153,9 @@ fn spawn_reader(mut from: impl Read + Send + 'static, into: Arc<Mutex<String>>) 
 
 /// Runs the binary to completion (at most `limit`), capturing stdout and stderr.
 pub async fn run(args: &[&str], limit: Duration) -> Output {
-    let mut child = command(args)
+    let mut cmd = command(args);
+    let _tmp = child_tmpdir(&mut cmd);
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -206,12 +200,16 @@ pub struct Exporter {
     log: Arc<Mutex<String>>,
     reader: Option<JoinHandle<()>>,
     http: reqwest::Client,
+    /// Dropped after the child is killed (fields drop after `Drop::drop`).
+    _tmp: TempDir,
 }
 
 impl Exporter {
     /// Starts the binary with `args` and waits for its `listening` log line.
     pub async fn start(args: &[&str]) -> Exporter {
-        let mut child = command(args)
+        let mut cmd = command(args);
+        let tmp = child_tmpdir(&mut cmd);
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -229,6 +227,7 @@ impl Exporter {
             log,
             reader: Some(reader),
             http,
+            _tmp: tmp,
         };
         let started = Instant::now();
         loop {

@@ -108,9 +108,8 @@ fn access_token_renewal_answers() {
 
 #[test]
 fn token_file_holds_the_refresh_token_then_the_access_token() {
-    let dir = std::env::temp_dir().join(format!("tenant-exporter-cv-pair-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("refresh");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("refresh");
     std::fs::write(&path, "r1\n").unwrap();
     let (r, a) = read_pair(&path).unwrap();
     assert_eq!((r.expose(), a), ("r1", None));
@@ -120,7 +119,6 @@ fn token_file_holds_the_refresh_token_then_the_access_token() {
     assert_eq!((r.expose(), a.unwrap().expose()), ("r2", "a2"));
     std::fs::write(&path, "\n").unwrap();
     assert!(read_pair(&path).unwrap_err().contains("is empty"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
