@@ -54,9 +54,27 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub global: Global,
-    pub webex: Vec<WebexTarget>,
-    pub voss: Vec<VossTarget>,
-    pub commvault: Vec<CommvaultTarget>,
+    /// In file order within a section; sections in the order `webex`, `voss`, `commvault`.
+    pub targets: Vec<Target>,
+}
+
+/// One configured target of any source.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    Webex(WebexTarget),
+    Voss(VossTarget),
+    Commvault(CommvaultTarget),
+}
+
+impl Target {
+    /// The `target` label, unique across every source.
+    pub fn name(&self) -> &str {
+        match self {
+            Target::Webex(t) => &t.name,
+            Target::Voss(t) => &t.name,
+            Target::Commvault(t) => &t.name,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -1164,9 +1182,7 @@ impl Config {
     /// Keeps only the targets `shard` owns.
     pub fn sharded(mut self, shard: Option<Shard>) -> Config {
         if let Some(shard) = shard {
-            self.webex.retain(|t| shard.owns(&t.name));
-            self.voss.retain(|t| shard.owns(&t.name));
-            self.commvault.retain(|t| shard.owns(&t.name));
+            self.targets.retain(|t| shard.owns(t.name()));
         }
         self
     }
@@ -1361,7 +1377,7 @@ impl Config {
         }
 
         let mut names: Vec<&Spanned<String>> = Vec::new();
-        let mut webex = Vec::new();
+        let mut targets = Vec::new();
         let mut refresh_files: Vec<PathBuf> = Vec::new();
         for w in raw.webex.iter().flatten() {
             let name = c.target_name(&w.name, &mut names);
@@ -1451,7 +1467,7 @@ impl Config {
                 ],
             );
             if let (Some(base_url), Some(credentials)) = (base_url, credentials) {
-                webex.push(WebexTarget {
+                targets.push(Target::Webex(WebexTarget {
                     name,
                     base_url,
                     tls,
@@ -1459,11 +1475,10 @@ impl Config {
                     broadworks,
                     managed_orgs,
                     metrics: selection(metrics),
-                });
+                }));
             }
         }
 
-        let mut voss = Vec::new();
         for v in raw.voss.iter().flatten() {
             let name = c.target_name(&v.name, &mut names);
             let base_url = c.base_url(&v.name, &v.base_url, None);
@@ -1489,7 +1504,7 @@ impl Config {
             if let (Some(base_url), Some(username), Some(password), Some(hierarchy)) =
                 (base_url, username, password, hierarchy)
             {
-                voss.push(VossTarget {
+                targets.push(Target::Voss(VossTarget {
                     name,
                     base_url,
                     username,
@@ -1499,11 +1514,10 @@ impl Config {
                     interval,
                     tls,
                     metrics: selection(metrics),
-                });
+                }));
             }
         }
 
-        let mut commvault = Vec::new();
         for cv in raw.commvault.iter().flatten() {
             let name = c.target_name(&cv.name, &mut names);
             let base_url = c.base_url(&cv.name, &cv.base_url, None);
@@ -1553,7 +1567,7 @@ impl Config {
                 &[crate::sources::commvault::COLLECTOR],
             );
             if let (Some(base_url), Some(credentials)) = (base_url, credentials) {
-                commvault.push(CommvaultTarget {
+                targets.push(Target::Commvault(CommvaultTarget {
                     name,
                     base_url,
                     credentials,
@@ -1564,16 +1578,11 @@ impl Config {
                     tls,
                     stale_after: global.stale_after,
                     metrics: selection(metrics),
-                });
+                }));
             }
         }
 
-        let config = c.problems.is_empty().then_some(Config {
-            global,
-            webex,
-            voss,
-            commvault,
-        });
+        let config = c.problems.is_empty().then_some(Config { global, targets });
         (config, diagnostics(c.problems, c.warnings))
     }
 }

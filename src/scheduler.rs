@@ -10,9 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_util::FutureExt as _;
 use tokio::task::JoinHandle;
 
-use crate::config::{
-    CommvaultTarget, Config, TlsConfig, VossTarget, WebexCredentials, WebexTarget,
-};
+use crate::config::{Config, Target, TlsConfig, WebexCredentials};
 use crate::metrics::SelfMetrics;
 use crate::sources::families::select;
 use crate::sources::webex::broadworks::{self, Broadworks};
@@ -30,19 +28,12 @@ const STALE_SWEEP: Duration = Duration::from_secs(1);
 /// Longest wait for an upstream logout when a target stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// A target's configuration as its jobs see it: when a reload leaves it equal, the target's
-/// tasks and upstream sessions are kept.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum TargetConfig {
-    Webex(WebexTarget),
-    Voss(VossTarget),
-    Commvault(CommvaultTarget),
-}
-
 /// Everything a job's behaviour depends on, compared on reload.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Spec {
-    target: TargetConfig,
+    /// The target's configuration as its jobs see it: when a reload leaves it equal, the
+    /// target's tasks and upstream sessions are kept.
+    target: Target,
     /// The upstream request timeout (global).
     timeout: Duration,
     /// The content of the target's `ca_file`, so a rotated CA bundle counts as a change.
@@ -79,7 +70,34 @@ pub(crate) fn jobs(config: &Config, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
         })
     };
     let mut jobs = Vec::new();
-    for w in &config.webex {
+    for t in &config.targets {
+        let w = match t {
+            Target::Webex(w) => w,
+            Target::Voss(v) => {
+                jobs.push(Job {
+                    collector: voss::COLLECTOR,
+                    target: v.name.clone(),
+                    interval: v.interval,
+                    tls: v.tls.clone(),
+                    source: select(voss::collector(v), &v.metrics),
+                    credentials: &[],
+                    spec: spec(t.clone()),
+                });
+                continue;
+            }
+            Target::Commvault(c) => {
+                jobs.push(Job {
+                    collector: commvault::COLLECTOR,
+                    target: c.name.clone(),
+                    interval: c.interval,
+                    tls: c.tls.clone(),
+                    source: select(commvault::collector(c, metrics.clone()), &c.metrics),
+                    credentials: &[commvault::auth::CREDENTIAL],
+                    spec: spec(t.clone()),
+                });
+                continue;
+            }
+        };
         let auth = Arc::new(WebexAuth::new(
             &w.name,
             &w.base_url,
@@ -90,7 +108,7 @@ pub(crate) fn jobs(config: &Config, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
             WebexCredentials::AccessToken(_) => &[],
             WebexCredentials::OAuth(_) => &["access_token", "refresh_token"],
         };
-        let spec = spec(TargetConfig::Webex(w.clone()));
+        let spec = spec(t.clone());
         if let Some(b) = &w.broadworks {
             jobs.push(Job {
                 collector: broadworks::COLLECTOR,
@@ -122,28 +140,6 @@ pub(crate) fn jobs(config: &Config, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
                 spec: spec.clone(),
             });
         }
-    }
-    for v in &config.voss {
-        jobs.push(Job {
-            collector: voss::COLLECTOR,
-            target: v.name.clone(),
-            interval: v.interval,
-            tls: v.tls.clone(),
-            source: select(voss::collector(v), &v.metrics),
-            credentials: &[],
-            spec: spec(TargetConfig::Voss(v.clone())),
-        });
-    }
-    for c in &config.commvault {
-        jobs.push(Job {
-            collector: commvault::COLLECTOR,
-            target: c.name.clone(),
-            interval: c.interval,
-            tls: c.tls.clone(),
-            source: select(commvault::collector(c, metrics.clone()), &c.metrics),
-            credentials: &[commvault::auth::CREDENTIAL],
-            spec: spec(TargetConfig::Commvault(c.clone())),
-        });
     }
     jobs
 }
