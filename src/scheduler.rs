@@ -10,13 +10,9 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_util::FutureExt as _;
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, Target, TlsConfig, WebexCredentials};
+use crate::config::{Config, Target, TlsConfig};
 use crate::metrics::SelfMetrics;
-use crate::sources::families::select;
-use crate::sources::webex::broadworks::{self, Broadworks};
-use crate::sources::webex::managed_orgs::{self, ManagedOrgs};
-use crate::sources::webex::WebexAuth;
-use crate::sources::{commvault, voss, Collect, CollectError, Collected};
+use crate::sources::{self, Collect, CollectError, Collected};
 use crate::store::{Attempt, Key, Store};
 use crate::upstream::{Client, Policy, RequestCtx};
 
@@ -59,84 +55,23 @@ impl Job {
     }
 }
 
-/// The jobs a config asks for. Collectors of the same Webex target share its credentials,
-/// so an OAuth refresh token is rotated by one owner.
+/// The jobs a config asks for, built by each target's source.
 pub(crate) fn jobs(config: &Config, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
-    let spec = |target| {
-        Arc::new(Spec {
-            target,
-            timeout: config.global.timeout,
-            ca_pem: None,
-        })
-    };
     let mut jobs = Vec::new();
     for t in &config.targets {
-        let w = match t {
-            Target::Webex(w) => w,
-            Target::Voss(v) => {
-                jobs.push(Job {
-                    collector: voss::COLLECTOR,
-                    target: v.name.clone(),
-                    interval: v.interval,
-                    tls: v.tls.clone(),
-                    source: select(voss::collector(v), &v.metrics),
-                    credentials: &[],
-                    spec: spec(t.clone()),
-                });
-                continue;
-            }
-            Target::Commvault(c) => {
-                jobs.push(Job {
-                    collector: commvault::COLLECTOR,
-                    target: c.name.clone(),
-                    interval: c.interval,
-                    tls: c.tls.clone(),
-                    source: select(commvault::collector(c, metrics.clone()), &c.metrics),
-                    credentials: &[commvault::auth::CREDENTIAL],
-                    spec: spec(t.clone()),
-                });
-                continue;
-            }
-        };
-        let auth = Arc::new(WebexAuth::new(
-            &w.name,
-            &w.base_url,
-            &w.credentials,
-            metrics.clone(),
-        ));
-        let credentials: &'static [&'static str] = match w.credentials {
-            WebexCredentials::AccessToken(_) => &[],
-            WebexCredentials::OAuth(_) => &["access_token", "refresh_token"],
-        };
-        let spec = spec(t.clone());
-        if let Some(b) = &w.broadworks {
+        let spec = Arc::new(Spec {
+            target: t.clone(),
+            timeout: config.global.timeout,
+            ca_pem: None,
+        });
+        for j in sources::jobs(t, &config.global, metrics) {
             jobs.push(Job {
-                collector: broadworks::COLLECTOR,
-                target: w.name.clone(),
-                interval: b.interval,
-                tls: w.tls.clone(),
-                source: select(
-                    Arc::new(Broadworks::new(w.base_url.clone(), auth.clone(), b.clone())),
-                    &w.metrics,
-                ),
-                credentials,
-                spec: spec.clone(),
-            });
-        }
-        if let Some(m) = &w.managed_orgs {
-            jobs.push(Job {
-                collector: managed_orgs::COLLECTOR,
-                target: w.name.clone(),
-                interval: m.interval,
-                tls: w.tls.clone(),
-                source: select(
-                    Arc::new(
-                        ManagedOrgs::new(w.base_url.clone(), auth.clone(), m.admins.clone())
-                            .with_stale_after(config.global.stale_after),
-                    ),
-                    &w.metrics,
-                ),
-                credentials,
+                collector: j.collector,
+                target: t.name().to_string(),
+                interval: j.interval,
+                tls: j.tls,
+                source: j.source,
+                credentials: j.credentials,
                 spec: spec.clone(),
             });
         }

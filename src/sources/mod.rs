@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
+use crate::config::{Global, Target, TlsConfig};
+use crate::metrics::SelfMetrics;
 use crate::snapshot::SampleSet;
 use crate::upstream::{Client, RequestCtx, UpstreamError};
 
@@ -81,6 +83,25 @@ pub trait Collect: Send + Sync + 'static {
     /// Releases upstream sessions when the target stops being collected.
     fn shutdown<'a>(&'a self, _client: &'a Client) -> BoxFuture<'a, ()> {
         Box::pin(async {})
+    }
+}
+
+/// One collector polling one target, as its source builds it.
+pub(crate) struct Job {
+    pub(crate) collector: &'static str,
+    pub(crate) interval: Duration,
+    pub(crate) tls: TlsConfig,
+    pub(crate) source: Arc<dyn Collect>,
+    /// The `credential` label values of the exporter's own credentials for this target.
+    pub(crate) credentials: &'static [&'static str],
+}
+
+/// The jobs of one target, built by its source.
+pub(crate) fn jobs(target: &Target, global: &Global, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
+    match target {
+        Target::Webex(t) => webex::jobs(t, global, metrics),
+        Target::Voss(t) => voss::jobs(t),
+        Target::Commvault(t) => commvault::jobs(t, metrics),
     }
 }
 

@@ -10,8 +10,9 @@ use serde_json::Value;
 
 use crate::config::CommvaultTarget;
 use crate::metrics::SelfMetrics;
+use crate::sources::families::select;
 use crate::sources::lenient::First;
-use crate::sources::{lenient, Collect};
+use crate::sources::{lenient, Collect, Job};
 use crate::upstream::sanitize;
 
 pub mod auth;
@@ -29,6 +30,17 @@ pub fn collector(target: &CommvaultTarget, metrics: Arc<SelfMetrics>) -> Arc<dyn
         target.stale_after,
         session,
     ))
+}
+
+/// A Commvault target's one job; its session is its own.
+pub(crate) fn jobs(t: &CommvaultTarget, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
+    vec![Job {
+        collector: COLLECTOR,
+        interval: t.interval,
+        tls: t.tls.clone(),
+        source: select(collector(t, metrics.clone()), &t.metrics),
+        credentials: &[auth::CREDENTIAL],
+    }]
 }
 
 /// The error a Commvault body reports, if any, in every shape the web service uses:

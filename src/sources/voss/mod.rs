@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use crate::config::VossTarget;
-use crate::sources::Collect;
+use crate::sources::families::select;
+use crate::sources::{Collect, Job};
 
 pub mod spark_customers;
 
@@ -12,4 +13,15 @@ pub const COLLECTOR: &str = "voss_spark_customers";
 /// The SparkCustomer collector for one VOSS target.
 pub fn collector(target: &VossTarget) -> Arc<dyn Collect> {
     Arc::new(spark_customers::SparkCustomers::new(target))
+}
+
+/// A VOSS target's one job.
+pub(crate) fn jobs(t: &VossTarget) -> Vec<Job> {
+    vec![Job {
+        collector: COLLECTOR,
+        interval: t.interval,
+        tls: t.tls.clone(),
+        source: select(collector(t), &t.metrics),
+        credentials: &[],
+    }]
 }
