@@ -46,6 +46,8 @@ pub(crate) struct Job {
     pub(crate) source: Arc<dyn Collect>,
     /// The `credential` label values of the exporter's own credentials for this target.
     pub(crate) credentials: &'static [&'static str],
+    /// Every `credential` label value its source may write.
+    pub(crate) credential_kinds: &'static [&'static str],
     pub(crate) spec: Arc<Spec>,
 }
 
@@ -72,6 +74,7 @@ pub(crate) fn jobs(config: &Config, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
                 tls: j.tls,
                 source: j.source,
                 credentials: j.credentials,
+                credential_kinds: j.credential_kinds,
                 spec: spec.clone(),
             });
         }
@@ -268,8 +271,13 @@ impl Scheduler {
             .collect();
         let n = starting.len() as u32;
         for (i, (job, client)) in (0u32..).zip(starting) {
-            self.store
-                .track(job.collector, &job.target, job.interval, job.source.note());
+            self.store.track(
+                job.collector,
+                &job.target,
+                job.interval,
+                job.source.note(),
+                job.credential_kinds,
+            );
             self.store.metrics.register_target(
                 job.collector,
                 &job.target,
@@ -400,7 +408,13 @@ pub async fn run_once(
 ) -> Result<Vec<OnceFailure>, ApplyError> {
     let jobs = prepare_off_workers(config, client.clone(), store.metrics.clone()).await?;
     for (j, _) in &jobs {
-        store.track(j.collector, &j.target, j.interval, j.source.note());
+        store.track(
+            j.collector,
+            &j.target,
+            j.interval,
+            j.source.note(),
+            j.credential_kinds,
+        );
         store
             .metrics
             .register_target(j.collector, &j.target, j.interval, j.credentials);
@@ -495,7 +509,13 @@ mod tests {
         let mut job = jobs(&config, &metrics).remove(0);
         job.interval = Duration::from_millis(30);
         job.source = Arc::new(Panicky(AtomicUsize::new(0)));
-        store.track(job.collector, &job.target, job.interval, job.source.note());
+        store.track(
+            job.collector,
+            &job.target,
+            job.interval,
+            job.source.note(),
+            job.credential_kinds,
+        );
         let labels = crate::metrics::collector_labels(job.collector, &job.target);
         let task = spawn_job(store.clone(), client, job, Duration::ZERO);
 

@@ -92,8 +92,12 @@ pub(crate) struct Job {
     pub(crate) interval: Duration,
     pub(crate) tls: TlsConfig,
     pub(crate) source: Arc<dyn Collect>,
-    /// The `credential` label values of the exporter's own credentials for this target.
+    /// The `credential` label values of the exporter's own credentials for this target; their
+    /// counters start at 0.
     pub(crate) credentials: &'static [&'static str],
+    /// Every `credential` label value the source may write (its `CREDENTIALS`): the series
+    /// dropped when the target leaves the config.
+    pub(crate) credential_kinds: &'static [&'static str],
 }
 
 /// The jobs of one target, built by its source.

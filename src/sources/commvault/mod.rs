@@ -19,6 +19,9 @@ pub mod auth;
 pub mod organizations;
 
 pub const COLLECTOR: &str = "commvault_organizations";
+/// The `credential` label values of this source's self-metrics: the session, and the API
+/// access token when one is renewed.
+pub const CREDENTIALS: &[&str] = &[auth::CREDENTIAL, "access_token"];
 
 /// The organizations collector for one Commvault target.
 pub fn collector(target: &CommvaultTarget, metrics: Arc<SelfMetrics>) -> Arc<dyn Collect> {
@@ -40,6 +43,7 @@ pub(crate) fn jobs(t: &CommvaultTarget, metrics: &Arc<SelfMetrics>) -> Vec<Job> 
         tls: t.tls.clone(),
         source: select(collector(t, metrics.clone()), &t.metrics),
         credentials: &[auth::CREDENTIAL],
+        credential_kinds: CREDENTIALS,
     }]
 }
 

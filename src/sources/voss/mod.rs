@@ -9,6 +9,9 @@ use crate::sources::{Collect, Job};
 pub mod spark_customers;
 
 pub const COLLECTOR: &str = "voss_spark_customers";
+/// The `credential` label values of this source's self-metrics: none, a VOSS login is a
+/// password sent with every request.
+pub const CREDENTIALS: &[&str] = &[];
 
 /// The SparkCustomer collector for one VOSS target.
 pub fn collector(target: &VossTarget) -> Arc<dyn Collect> {
@@ -23,5 +26,6 @@ pub(crate) fn jobs(t: &VossTarget) -> Vec<Job> {
         tls: t.tls.clone(),
         source: select(collector(t), &t.metrics),
         credentials: &[],
+        credential_kinds: CREDENTIALS,
     }]
 }

@@ -22,6 +22,10 @@ use broadworks::Broadworks;
 use managed_orgs::ManagedOrgs;
 use oauth::OAuth;
 
+/// The `credential` label values of this source's self-metrics: an OAuth integration's
+/// tokens.
+pub const CREDENTIALS: &[&str] = &["access_token", "refresh_token"];
+
 /// A Webex target's jobs, one per enabled collector. They share the target's credentials,
 /// so an OAuth refresh token is rotated by one owner.
 pub(crate) fn jobs(w: &WebexTarget, global: &Global, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
@@ -33,7 +37,7 @@ pub(crate) fn jobs(w: &WebexTarget, global: &Global, metrics: &Arc<SelfMetrics>)
     ));
     let credentials: &'static [&'static str] = match w.credentials {
         WebexCredentials::AccessToken(_) => &[],
-        WebexCredentials::OAuth(_) => &["access_token", "refresh_token"],
+        WebexCredentials::OAuth(_) => CREDENTIALS,
     };
     let mut jobs = Vec::new();
     if let Some(b) = &w.broadworks {
@@ -46,6 +50,7 @@ pub(crate) fn jobs(w: &WebexTarget, global: &Global, metrics: &Arc<SelfMetrics>)
                 &w.metrics,
             ),
             credentials,
+            credential_kinds: CREDENTIALS,
         });
     }
     if let Some(m) = &w.managed_orgs {
@@ -61,6 +66,7 @@ pub(crate) fn jobs(w: &WebexTarget, global: &Global, metrics: &Arc<SelfMetrics>)
                 &w.metrics,
             ),
             credentials,
+            credential_kinds: CREDENTIALS,
         });
     }
     jobs
