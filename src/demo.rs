@@ -3,12 +3,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{
-    Admin, BroadworksConfig, CommvaultCredentials, CommvaultTarget, Config, Global,
-    ManagedOrgsConfig, OAuthConfig, Secret, Target, TlsConfig, VossTarget, WebexCredentials,
-    WebexTarget,
-};
+use crate::config::{Config, Global, Secret, Target, TlsConfig};
 use crate::simulator::{self, Simulator};
+use crate::sources::commvault::config::{CommvaultCredentials, CommvaultTarget};
+use crate::sources::voss::config::VossTarget;
+use crate::sources::webex::config::{
+    Admin, BroadworksConfig, ManagedOrgsConfig, OAuthConfig, WebexCredentials, WebexTarget,
+};
 
 /// A running demo. The simulator stops and the demo's state directory is removed on drop.
 pub struct Demo {

@@ -17,10 +17,11 @@ use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
 use tokio::sync::mpsc;
 use url::Url;
 
-use crate::config::{Config, OAuthConfig, Target, WebexCredentials, WebexTarget};
+use crate::config::{Config, Target};
 use crate::metrics::SelfMetrics;
 use crate::sources::endpoint;
 use crate::sources::webex::broadworks;
+use crate::sources::webex::config::{OAuthConfig, WebexCredentials, WebexTarget};
 use crate::sources::webex::oauth::write_token_file;
 use crate::upstream::{Client, Policy, Request, RequestCtx};
 

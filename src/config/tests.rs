@@ -2,6 +2,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::*;
+use crate::sources::commvault::config::CommvaultCredentials;
+use crate::sources::webex::config::{
+    Admin, BroadworksConfig, ManagedOrgsConfig, OAuthConfig, WebexCredentials,
+    DEFAULT_WEBEX_BASE_URL,
+};
 
 fn no_env(_: &str) -> Option<String> {
     None
@@ -102,7 +107,7 @@ fn full_config() {
             interval: Duration::from_secs(120)
         })
     );
-    assert_eq!(token(&webex(&c)[1]), "inline-token");
+    assert_eq!(token(webex(&c)[1]), "inline-token");
 }
 
 #[test]
@@ -140,7 +145,7 @@ fn secret_from_file_is_trimmed_and_relative_to_the_config() {
         &no_env,
     )
     .unwrap();
-    assert_eq!(token(&webex(&c)[0]), "file-token");
+    assert_eq!(token(webex(&c)[0]), "file-token");
     let e = Config::parse(
         "webex:\n  - name: a\n    access_token_file: empty\n",
         "t.yml",

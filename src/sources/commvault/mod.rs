@@ -8,7 +8,6 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::config::CommvaultTarget;
 use crate::metrics::SelfMetrics;
 use crate::sources::families::select;
 use crate::sources::lenient::First;
@@ -16,7 +15,10 @@ use crate::sources::{lenient, Collect, Job};
 use crate::upstream::sanitize;
 
 pub mod auth;
+pub mod config;
 pub mod organizations;
+
+use config::CommvaultTarget;
 
 pub const COLLECTOR: &str = "commvault_organizations";
 /// The `credential` label values of this source's self-metrics: the session, and the API

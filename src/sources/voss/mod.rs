@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
-use crate::config::VossTarget;
 use crate::sources::families::select;
 use crate::sources::{Collect, Job};
 
+pub mod config;
 pub mod spark_customers;
+
+use config::VossTarget;
 
 pub const COLLECTOR: &str = "voss_spark_customers";
 /// The `credential` label values of this source's self-metrics: none, a VOSS login is a

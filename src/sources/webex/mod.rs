@@ -6,7 +6,7 @@ use std::sync::Arc;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
 use url::Url;
 
-use crate::config::{Global, Secret, WebexCredentials, WebexTarget};
+use crate::config::{Global, Secret};
 use crate::metrics::SelfMetrics;
 use crate::sources::families::select;
 use crate::sources::{endpoint, CollectError, Job};
@@ -15,8 +15,11 @@ use crate::upstream::{
 };
 
 pub mod broadworks;
+pub mod config;
 pub mod managed_orgs;
 pub mod oauth;
+
+use config::{WebexCredentials, WebexTarget};
 
 use broadworks::Broadworks;
 use managed_orgs::ManagedOrgs;
