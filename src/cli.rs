@@ -144,19 +144,7 @@ pub fn config_check(path: &std::path::Path) -> std::process::ExitCode {
     }
     match config {
         Some(c) => {
-            use crate::config::Target;
-            let (mut webex, mut voss, mut commvault) = (0, 0, 0);
-            for t in &c.targets {
-                match t {
-                    Target::Webex(_) => webex += 1,
-                    Target::Voss(_) => voss += 1,
-                    Target::Commvault(_) => commvault += 1,
-                }
-            }
-            println!(
-                "{}: config is valid ({webex} webex, {voss} voss, {commvault} commvault targets)",
-                path.display(),
-            );
+            println!("{}: config is valid ({})", path.display(), c.summary());
             std::process::ExitCode::SUCCESS
         }
         None => std::process::ExitCode::FAILURE,

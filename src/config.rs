@@ -74,6 +74,22 @@ impl Target {
     }
 }
 
+impl Config {
+    /// The targets counted by source, as `--config.check` prints them:
+    /// `2 webex, 0 voss, 1 commvault targets`.
+    pub fn summary(&self) -> String {
+        let (mut webex, mut voss, mut commvault) = (0, 0, 0);
+        for t in &self.targets {
+            match t {
+                Target::Webex(_) => webex += 1,
+                Target::Voss(_) => voss += 1,
+                Target::Commvault(_) => commvault += 1,
+            }
+        }
+        format!("{webex} webex, {voss} voss, {commvault} commvault targets")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Global {
     /// How often each collector polls its target, unless the collector overrides it.
@@ -595,18 +611,25 @@ impl Config {
     }
 }
 
-/// The target sections, for messages.
+/// The target sections, in the words of the "nothing to collect" warning.
 const SECTIONS: &str = "webex, voss or commvault";
 
 /// Checks every source's section. The order is that of the jobs, and decides which of two
 /// targets of the same name is reported as the duplicate.
 fn check_targets(raw: &RawConfig, c: &mut Checker<'_>, cx: &Context) -> Vec<Target> {
+    // Destructured, so that a new section cannot be left unchecked.
+    let RawConfig {
+        global: _,
+        webex,
+        voss,
+        commvault,
+    } = raw;
     let mut targets = Vec::new();
-    let webex = webex::config::check(c, cx, raw.webex.as_deref().unwrap_or_default());
+    let webex = webex::config::check(c, cx, webex.as_deref().unwrap_or_default());
     targets.extend(webex.into_iter().map(Target::Webex));
-    let voss = voss::config::check(c, cx, raw.voss.as_deref().unwrap_or_default());
+    let voss = voss::config::check(c, cx, voss.as_deref().unwrap_or_default());
     targets.extend(voss.into_iter().map(Target::Voss));
-    let commvault = commvault::config::check(c, cx, raw.commvault.as_deref().unwrap_or_default());
+    let commvault = commvault::config::check(c, cx, commvault.as_deref().unwrap_or_default());
     targets.extend(commvault.into_iter().map(Target::Commvault));
     targets
 }
