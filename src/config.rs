@@ -5,6 +5,9 @@
 //! (`yaml.rs`). Phase two validates into the types the program runs on, collecting every
 //! problem and warning before reporting, so `--config.check` shows all mistakes at once and
 //! an invalid config cannot be represented.
+//!
+//! This file holds the file as a whole and `global:`; each source's section, raw and checked,
+//! lives with the source (`sources/<source>/config.rs`), on the helpers of `check.rs`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
