@@ -314,7 +314,45 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_timestamp;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::{families, jobs, parse_timestamp};
+    use crate::config::{Config, Target};
+    use crate::metrics::SelfMetrics;
+
+    /// One target of every source. A new `Target` variant stops the match below from
+    /// compiling until its section is added to the config here; the test then checks that
+    /// the source's collectors declare their families.
+    #[test]
+    fn every_source_builds_jobs_whose_collectors_declare_their_families() {
+        let text = "webex:\n  - {name: w, access_token: t, broadworks_enterprises: {}, \
+                    managed_orgs: {admins: [{name: a, person_id: p}]}}\n\
+                    voss:\n  - {name: v, base_url: 'https://v', username: u, password: p, hierarchy: h}\n\
+                    commvault:\n  - {name: c, base_url: 'https://c', username: u, password: p}\n";
+        let config = Config::parse(text, "t.yml", Path::new("/nonexistent"), &|_| None).unwrap();
+        let metrics = Arc::new(SelfMetrics::new());
+        let declared: Vec<&str> = families::tables().iter().map(|(c, _)| *c).collect();
+        let mut seen = [false; 3];
+        for t in &config.targets {
+            let i = match t {
+                Target::Webex(_) => 0,
+                Target::Voss(_) => 1,
+                Target::Commvault(_) => 2,
+            };
+            seen[i] = true;
+            let built = jobs(t, &config.global, &metrics);
+            assert!(!built.is_empty(), "{} has no job", t.name());
+            for job in built {
+                assert!(
+                    declared.contains(&job.collector),
+                    "collector {} has no entry in families::tables()",
+                    job.collector
+                );
+            }
+        }
+        assert_eq!(seen, [true; 3], "a source has no target in the test config");
+    }
 
     #[test]
     fn timestamps() {
