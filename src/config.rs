@@ -560,7 +560,7 @@ impl Config {
             refresh_tokens_may_be_missing,
             names: Vec::new(),
         };
-        let all_collectors = families::tables().map(|(c, _)| c);
+        let all_collectors: Vec<&str> = families::tables().into_iter().map(|(c, _)| c).collect();
         let global_metrics = c.metric_overrides(
             "global.metrics",
             raw.global.as_ref().and_then(|g| g.metrics.as_ref()),

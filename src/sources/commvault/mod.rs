@@ -9,6 +9,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::metrics::SelfMetrics;
+use crate::snapshot::{Family, SampleSet as _};
 use crate::sources::families::select;
 use crate::sources::lenient::First;
 use crate::sources::{lenient, Collect, Job};
@@ -35,6 +36,14 @@ pub fn collector(target: &CommvaultTarget, metrics: Arc<SelfMetrics>) -> Arc<dyn
         target.stale_after,
         session,
     ))
+}
+
+/// This source's metric families, by collector.
+pub(crate) fn families() -> [(&'static str, &'static [Family]); 1] {
+    [(
+        COLLECTOR,
+        organizations::OrganizationSet::default().families(),
+    )]
 }
 
 /// A Commvault target's one job; its session is its own.

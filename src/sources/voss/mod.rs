@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::snapshot::{Family, SampleSet as _};
 use crate::sources::families::select;
 use crate::sources::{Collect, Job};
 
@@ -18,6 +19,14 @@ pub const CREDENTIALS: &[&str] = &[];
 /// The SparkCustomer collector for one VOSS target.
 pub fn collector(target: &VossTarget) -> Arc<dyn Collect> {
     Arc::new(spark_customers::SparkCustomers::new(target))
+}
+
+/// This source's metric families, by collector.
+pub(crate) fn families() -> [(&'static str, &'static [Family]); 1] {
+    [(
+        COLLECTOR,
+        spark_customers::SparkCustomerSet::default().families(),
+    )]
 }
 
 /// A VOSS target's one job.

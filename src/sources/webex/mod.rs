@@ -8,6 +8,7 @@ use url::Url;
 
 use crate::config::{Global, Secret};
 use crate::metrics::SelfMetrics;
+use crate::snapshot::{Family, SampleSet as _};
 use crate::sources::families::select;
 use crate::sources::{endpoint, CollectError, Job};
 use crate::upstream::{
@@ -28,6 +29,20 @@ use oauth::OAuth;
 /// The `credential` label values of this source's self-metrics: an OAuth integration's
 /// tokens.
 pub const CREDENTIALS: &[&str] = &["access_token", "refresh_token"];
+
+/// This source's metric families, by collector.
+pub(crate) fn families() -> [(&'static str, &'static [Family]); 2] {
+    [
+        (
+            broadworks::COLLECTOR,
+            broadworks::Enterprises::default().families(),
+        ),
+        (
+            managed_orgs::COLLECTOR,
+            managed_orgs::ManagedOrgSet::default().families(),
+        ),
+    ]
+}
 
 /// A Webex target's jobs, one per enabled collector. They share the target's credentials,
 /// so an OAuth refresh token is rotated by one owner.
