@@ -144,13 +144,7 @@ pub fn config_check(path: &std::path::Path) -> std::process::ExitCode {
     }
     match config {
         Some(c) => {
-            println!(
-                "{}: config is valid ({} webex, {} voss, {} commvault targets)",
-                path.display(),
-                c.webex.len(),
-                c.voss.len(),
-                c.commvault.len()
-            );
+            println!("{}: config is valid ({})", path.display(), c.summary());
             std::process::ExitCode::SUCCESS
         }
         None => std::process::ExitCode::FAILURE,

@@ -3,11 +3,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{
-    Admin, BroadworksConfig, CommvaultCredentials, CommvaultTarget, Config, Global,
-    ManagedOrgsConfig, OAuthConfig, Secret, TlsConfig, VossTarget, WebexCredentials, WebexTarget,
-};
+use crate::config::{Config, Global, Secret, Target, TlsConfig};
 use crate::simulator::{self, Simulator};
+use crate::sources::commvault::config::{CommvaultCredentials, CommvaultTarget};
+use crate::sources::voss::config::VossTarget;
+use crate::sources::webex::config::{
+    Admin, BroadworksConfig, ManagedOrgsConfig, OAuthConfig, WebexCredentials, WebexTarget,
+};
 
 /// A running demo. The simulator stops and the demo's state directory is removed on drop.
 pub struct Demo {
@@ -63,60 +65,62 @@ impl Demo {
                 stale_after: Duration::from_secs(300),
                 ..Global::default()
             },
-            webex: vec![WebexTarget {
-                name: "demo".into(),
-                base_url: url(simulator.webex_base_url())?,
-                tls: TlsConfig::default(),
-                credentials: WebexCredentials::OAuth(OAuthConfig {
-                    client_id: oauth.client_id.clone(),
-                    client_secret: Secret::new(oauth.client_secret.clone()),
-                    refresh_token_file,
+            targets: vec![
+                Target::Webex(WebexTarget {
+                    name: "demo".into(),
+                    base_url: url(simulator.webex_base_url())?,
+                    tls: TlsConfig::default(),
+                    credentials: WebexCredentials::OAuth(OAuthConfig {
+                        client_id: oauth.client_id.clone(),
+                        client_secret: Secret::new(oauth.client_secret.clone()),
+                        refresh_token_file,
+                    }),
+                    broadworks: Some(BroadworksConfig {
+                        starts_with: None,
+                        interval,
+                        // Small pages in the small demo show paging at work.
+                        page_size: if enterprises <= 100 { 10 } else { 1000 },
+                    }),
+                    managed_orgs: Some(ManagedOrgsConfig {
+                        admins: ["alice", "bob"]
+                            .iter()
+                            .map(|n| Admin {
+                                name: n.to_string(),
+                                person_id: format!("Y2lzY29zcGFyazovL3VzL1BFT1BMRS9{n}"),
+                            })
+                            .collect(),
+                        interval,
+                    }),
+                    metrics: Default::default(),
                 }),
-                broadworks: Some(BroadworksConfig {
-                    starts_with: None,
+                Target::Voss(VossTarget {
+                    name: "voss-demo".into(),
+                    base_url: url(simulator.voss_base_url())?,
+                    username: voss.username.clone(),
+                    password: Secret::new(voss.password.clone()),
+                    hierarchy: voss.hierarchy.clone(),
+                    // Smaller than the customer count, so the demo pages.
+                    page_size: 5,
                     interval,
-                    // Small pages in the small demo show paging at work.
-                    page_size: if enterprises <= 100 { 10 } else { 1000 },
+                    tls: TlsConfig::default(),
+                    metrics: Default::default(),
                 }),
-                managed_orgs: Some(ManagedOrgsConfig {
-                    admins: ["alice", "bob"]
-                        .iter()
-                        .map(|n| Admin {
-                            name: n.to_string(),
-                            person_id: format!("Y2lzY29zcGFyazovL3VzL1BFT1BMRS9{n}"),
-                        })
-                        .collect(),
+                Target::Commvault(CommvaultTarget {
+                    name: "commvault-demo".into(),
+                    base_url: url(simulator.commvault_base_url())?,
+                    credentials: CommvaultCredentials::Password {
+                        username: commvault.username.clone(),
+                        password: Secret::new(commvault.password.clone()),
+                    },
+                    device_id: "tenant-exporter-demo".into(),
+                    organizations: None,
                     interval,
+                    concurrency: 4,
+                    tls: TlsConfig::default(),
+                    stale_after: Duration::from_secs(300),
+                    metrics: Default::default(),
                 }),
-                metrics: Default::default(),
-            }],
-            voss: vec![VossTarget {
-                name: "voss-demo".into(),
-                base_url: url(simulator.voss_base_url())?,
-                username: voss.username.clone(),
-                password: Secret::new(voss.password.clone()),
-                hierarchy: voss.hierarchy.clone(),
-                // Smaller than the customer count, so the demo pages.
-                page_size: 5,
-                interval,
-                tls: TlsConfig::default(),
-                metrics: Default::default(),
-            }],
-            commvault: vec![CommvaultTarget {
-                name: "commvault-demo".into(),
-                base_url: url(simulator.commvault_base_url())?,
-                credentials: CommvaultCredentials::Password {
-                    username: commvault.username.clone(),
-                    password: Secret::new(commvault.password.clone()),
-                },
-                device_id: "tenant-exporter-demo".into(),
-                organizations: None,
-                interval,
-                concurrency: 4,
-                tls: TlsConfig::default(),
-                stale_after: Duration::from_secs(300),
-                metrics: Default::default(),
-            }],
+            ],
         };
         tracing::info!(upstream = %simulator.addr(), enterprises, "demo simulator started");
         Ok(Demo {

@@ -23,9 +23,6 @@ pub fn credential_labels(target: &str, credential: &str) -> CredentialLabels {
     ]
 }
 
-/// The `credential` label values the exporter uses.
-pub const CREDENTIALS: [&str; 3] = ["access_token", "refresh_token", "session_token"];
-
 /// The `reason` label values of `tenant_exporter_upstream_retries_total`; each is created at
 /// 0 for every target, so the first retry is an increase.
 pub const RETRY_REASONS: [&str; 6] = [
@@ -285,9 +282,10 @@ impl SelfMetrics {
         self.request_duration.remove(&l);
     }
 
-    /// Forgets the credential series of a target that left the config.
-    pub fn remove_credentials(&self, target: &str) {
-        for c in CREDENTIALS {
+    /// Forgets the credential series of a target that left the config: `kinds` are the
+    /// `credential` label values its source may write.
+    pub fn remove_credentials(&self, target: &str, kinds: &[&str]) {
+        for c in kinds {
             let l = credential_labels(target, c);
             self.credential_expiry.remove(&l);
             self.credential_refreshes.remove(&l);

@@ -17,10 +17,11 @@ use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
 use tokio::sync::mpsc;
 use url::Url;
 
-use crate::config::{Config, OAuthConfig, WebexCredentials, WebexTarget};
+use crate::config::{Config, Target};
 use crate::metrics::SelfMetrics;
 use crate::sources::endpoint;
 use crate::sources::webex::broadworks;
+use crate::sources::webex::config::{OAuthConfig, WebexCredentials, WebexTarget};
 use crate::sources::webex::oauth::write_token_file;
 use crate::upstream::{Client, Policy, Request, RequestCtx};
 
@@ -114,11 +115,14 @@ fn pick<'a>(
     name: Option<&str>,
 ) -> Result<(&'a WebexTarget, &'a OAuthConfig), String> {
     let with_oauth: Vec<(&WebexTarget, &OAuthConfig)> = config
-        .webex
+        .targets
         .iter()
-        .filter_map(|t| match &t.credentials {
-            WebexCredentials::OAuth(o) => Some((t, o)),
-            WebexCredentials::AccessToken(_) => None,
+        .filter_map(|t| match t {
+            Target::Webex(t) => match &t.credentials {
+                WebexCredentials::OAuth(o) => Some((t, o)),
+                WebexCredentials::AccessToken(_) => None,
+            },
+            _ => None,
         })
         .collect();
     let names = || {

@@ -10,15 +10,9 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_util::FutureExt as _;
 use tokio::task::JoinHandle;
 
-use crate::config::{
-    CommvaultTarget, Config, TlsConfig, VossTarget, WebexCredentials, WebexTarget,
-};
+use crate::config::{Config, Target, TlsConfig};
 use crate::metrics::SelfMetrics;
-use crate::sources::families::select;
-use crate::sources::webex::broadworks::{self, Broadworks};
-use crate::sources::webex::managed_orgs::{self, ManagedOrgs};
-use crate::sources::webex::WebexAuth;
-use crate::sources::{commvault, voss, Collect, CollectError, Collected};
+use crate::sources::{self, Collect, CollectError, Collected};
 use crate::store::{Attempt, Key, Store};
 use crate::upstream::{Client, Policy, RequestCtx};
 
@@ -30,19 +24,12 @@ const STALE_SWEEP: Duration = Duration::from_secs(1);
 /// Longest wait for an upstream logout when a target stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// A target's configuration as its jobs see it: when a reload leaves it equal, the target's
-/// tasks and upstream sessions are kept.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum TargetConfig {
-    Webex(WebexTarget),
-    Voss(VossTarget),
-    Commvault(CommvaultTarget),
-}
-
 /// Everything a job's behaviour depends on, compared on reload.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Spec {
-    target: TargetConfig,
+    /// The target's configuration as its jobs see it: when a reload leaves it equal, the
+    /// target's tasks and upstream sessions are kept.
+    target: Target,
     /// The upstream request timeout (global).
     timeout: Duration,
     /// The content of the target's `ca_file`, so a rotated CA bundle counts as a change.
@@ -59,6 +46,8 @@ pub(crate) struct Job {
     pub(crate) source: Arc<dyn Collect>,
     /// The `credential` label values of the exporter's own credentials for this target.
     pub(crate) credentials: &'static [&'static str],
+    /// Every `credential` label value its source may write.
+    pub(crate) credential_kinds: &'static [&'static str],
     pub(crate) spec: Arc<Spec>,
 }
 
@@ -68,82 +57,27 @@ impl Job {
     }
 }
 
-/// The jobs a config asks for. Collectors of the same Webex target share its credentials,
-/// so an OAuth refresh token is rotated by one owner.
+/// The jobs a config asks for, built by each target's source.
 pub(crate) fn jobs(config: &Config, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
-    let spec = |target| {
-        Arc::new(Spec {
-            target,
+    let mut jobs = Vec::new();
+    for t in &config.targets {
+        let spec = Arc::new(Spec {
+            target: t.clone(),
             timeout: config.global.timeout,
             ca_pem: None,
-        })
-    };
-    let mut jobs = Vec::new();
-    for w in &config.webex {
-        let auth = Arc::new(WebexAuth::new(
-            &w.name,
-            &w.base_url,
-            &w.credentials,
-            metrics.clone(),
-        ));
-        let credentials: &'static [&'static str] = match w.credentials {
-            WebexCredentials::AccessToken(_) => &[],
-            WebexCredentials::OAuth(_) => &["access_token", "refresh_token"],
-        };
-        let spec = spec(TargetConfig::Webex(w.clone()));
-        if let Some(b) = &w.broadworks {
+        });
+        for j in sources::jobs(t, &config.global, metrics) {
             jobs.push(Job {
-                collector: broadworks::COLLECTOR,
-                target: w.name.clone(),
-                interval: b.interval,
-                tls: w.tls.clone(),
-                source: select(
-                    Arc::new(Broadworks::new(w.base_url.clone(), auth.clone(), b.clone())),
-                    &w.metrics,
-                ),
-                credentials,
+                collector: j.collector,
+                target: t.name().to_string(),
+                interval: j.interval,
+                tls: j.tls,
+                source: j.source,
+                credentials: j.credentials,
+                credential_kinds: j.credential_kinds,
                 spec: spec.clone(),
             });
         }
-        if let Some(m) = &w.managed_orgs {
-            jobs.push(Job {
-                collector: managed_orgs::COLLECTOR,
-                target: w.name.clone(),
-                interval: m.interval,
-                tls: w.tls.clone(),
-                source: select(
-                    Arc::new(
-                        ManagedOrgs::new(w.base_url.clone(), auth.clone(), m.admins.clone())
-                            .with_stale_after(config.global.stale_after),
-                    ),
-                    &w.metrics,
-                ),
-                credentials,
-                spec: spec.clone(),
-            });
-        }
-    }
-    for v in &config.voss {
-        jobs.push(Job {
-            collector: voss::COLLECTOR,
-            target: v.name.clone(),
-            interval: v.interval,
-            tls: v.tls.clone(),
-            source: select(voss::collector(v), &v.metrics),
-            credentials: &[],
-            spec: spec(TargetConfig::Voss(v.clone())),
-        });
-    }
-    for c in &config.commvault {
-        jobs.push(Job {
-            collector: commvault::COLLECTOR,
-            target: c.name.clone(),
-            interval: c.interval,
-            tls: c.tls.clone(),
-            source: select(commvault::collector(c, metrics.clone()), &c.metrics),
-            credentials: &[commvault::auth::CREDENTIAL],
-            spec: spec(TargetConfig::Commvault(c.clone())),
-        });
     }
     jobs
 }
@@ -337,8 +271,13 @@ impl Scheduler {
             .collect();
         let n = starting.len() as u32;
         for (i, (job, client)) in (0u32..).zip(starting) {
-            self.store
-                .track(job.collector, &job.target, job.interval, job.source.note());
+            self.store.track(
+                job.collector,
+                &job.target,
+                job.interval,
+                job.source.note(),
+                job.credential_kinds,
+            );
             self.store.metrics.register_target(
                 job.collector,
                 &job.target,
@@ -469,7 +408,13 @@ pub async fn run_once(
 ) -> Result<Vec<OnceFailure>, ApplyError> {
     let jobs = prepare_off_workers(config, client.clone(), store.metrics.clone()).await?;
     for (j, _) in &jobs {
-        store.track(j.collector, &j.target, j.interval, j.source.note());
+        store.track(
+            j.collector,
+            &j.target,
+            j.interval,
+            j.source.note(),
+            j.credential_kinds,
+        );
         store
             .metrics
             .register_target(j.collector, &j.target, j.interval, j.credentials);
@@ -564,7 +509,13 @@ mod tests {
         let mut job = jobs(&config, &metrics).remove(0);
         job.interval = Duration::from_millis(30);
         job.source = Arc::new(Panicky(AtomicUsize::new(0)));
-        store.track(job.collector, &job.target, job.interval, job.source.note());
+        store.track(
+            job.collector,
+            &job.target,
+            job.interval,
+            job.source.note(),
+            job.credential_kinds,
+        );
         let labels = crate::metrics::collector_labels(job.collector, &job.target);
         let task = spawn_job(store.clone(), client, job, Duration::ZERO);
 

@@ -73,6 +73,8 @@ struct Entry {
     status: TargetStatus,
     samples: Option<Arc<dyn SampleSet>>,
     last_success_at: Option<Instant>,
+    /// The `credential` label values the job's source may write.
+    credential_kinds: &'static [&'static str],
 }
 
 impl Entry {
@@ -92,6 +94,7 @@ impl Entry {
             },
             samples: None,
             last_success_at: None,
+            credential_kinds: &[],
         }
     }
 }
@@ -156,6 +159,7 @@ impl Store {
         target: &str,
         interval: Duration,
         note: Option<String>,
+        credential_kinds: &'static [&'static str],
     ) {
         lock(&self.dead).retain(|(c, t)| !(*c == collector && t == target));
         let mut entries = self.entries();
@@ -164,19 +168,20 @@ impl Store {
             .or_insert_with(|| Entry::pending(collector, target, interval));
         e.status.interval = interval;
         e.status.note = note;
+        e.credential_kinds = credential_kinds;
     }
 
     /// Forgets the jobs not in `keep`, and the series of their targets.
     pub(crate) fn retain(&self, keep: &[Key]) {
         let metrics = &self.metrics;
         let mut removed = false;
-        self.entries().retain(|k, _| {
+        self.entries().retain(|k, e| {
             let stays = keep.contains(k);
             if !stays {
                 removed = true;
                 metrics.remove_target(k.0, &k.1);
                 if !keep.iter().any(|(_, t)| t == &k.1) {
-                    metrics.remove_credentials(&k.1);
+                    metrics.remove_credentials(&k.1, e.credential_kinds);
                 }
             }
             stays
@@ -375,7 +380,7 @@ mod tests {
 
     fn store_with_job() -> Arc<Store> {
         let store = Store::new(Arc::new(SelfMetrics::new()));
-        store.track("c", "t", Duration::from_secs(1), None);
+        store.track("c", "t", Duration::from_secs(1), None, &[]);
         store
     }
 
@@ -436,5 +441,37 @@ mod tests {
             store.record("c", "gone", failure(), Duration::ZERO, now),
             Change::Gone
         );
+    }
+
+    #[test]
+    fn a_removed_target_loses_the_credential_series_its_source_declares() {
+        let store = Store::new(Arc::new(SelfMetrics::new()));
+        let kinds: &'static [&'static str] = &["session_token", "access_token"];
+        store.track("c", "gone", Duration::from_secs(1), None, kinds);
+        store.track("c", "stays", Duration::from_secs(1), None, kinds);
+        let series = |target: &str, kind: &str| crate::metrics::credential_labels(target, kind);
+        for t in ["gone", "stays"] {
+            for k in kinds {
+                store
+                    .metrics
+                    .credential_expiry
+                    .get_or_create(&series(t, k))
+                    .set(1.0);
+            }
+        }
+        let encoded = || store.metrics.encode();
+        assert!(encoded().contains(r#"target="gone",credential="access_token""#));
+        store.retain(&[("c", "stays".to_string())]);
+        let after = encoded();
+        for k in kinds {
+            assert!(
+                !after.contains(&format!(r#"target="gone",credential="{k}""#)),
+                "{after}"
+            );
+            assert!(
+                after.contains(&format!(r#"target="stays",credential="{k}""#)),
+                "{after}"
+            );
+        }
     }
 }

@@ -272,13 +272,14 @@ async fn concurrent_20mb_commvault_details_share_the_body_budget() {
     );
     let e = Exporter::with_config(&dir, &config, &[]).await;
     let slowest = scrape_through(&e, "commvault_organizations", "cv", 1.0).await;
-    let body = e.metrics().await;
+    let users =
+        "commvault_organization_users{target=\"cv\",organization_id=\"3\",organization=\"acme\"}";
+    // The collection is counted at once; its samples are published a moment later.
+    let body = e
+        .wait_metrics("the organizations published", |m| value(m, users).is_some())
+        .await;
     // The details are large but valid: every organization is read.
-    assert_eq!(
-        value(&body, "commvault_organization_users{target=\"cv\",organization_id=\"3\",organization=\"acme\"}"),
-        Some(3.0),
-        "{body}"
-    );
+    assert_eq!(value(&body, users), Some(3.0), "{body}");
     // 160 MB of bodies at once without the 64 MiB in-flight budget (measured: 186 MiB).
     check_rss_under(
         &e,

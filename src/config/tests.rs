@@ -2,6 +2,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::*;
+use crate::sources::commvault::config::CommvaultCredentials;
+use crate::sources::webex::config::{
+    Admin, BroadworksConfig, ManagedOrgsConfig, OAuthConfig, WebexCredentials,
+    DEFAULT_WEBEX_BASE_URL,
+};
 
 fn no_env(_: &str) -> Option<String> {
     None
@@ -9,6 +14,36 @@ fn no_env(_: &str) -> Option<String> {
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::parse(text, "t.yml", Path::new("/nonexistent-dir"), &no_env)
+}
+
+fn webex(c: &Config) -> Vec<&WebexTarget> {
+    c.targets
+        .iter()
+        .filter_map(|t| match t {
+            Target::Webex(t) => Some(t),
+            _ => None,
+        })
+        .collect()
+}
+
+fn voss(c: &Config) -> Vec<&VossTarget> {
+    c.targets
+        .iter()
+        .filter_map(|t| match t {
+            Target::Voss(t) => Some(t),
+            _ => None,
+        })
+        .collect()
+}
+
+fn commvault(c: &Config) -> Vec<&CommvaultTarget> {
+    c.targets
+        .iter()
+        .filter_map(|t| match t {
+            Target::Commvault(t) => Some(t),
+            _ => None,
+        })
+        .collect()
 }
 
 fn token(t: &WebexTarget) -> &str {
@@ -49,8 +84,8 @@ fn full_config() {
             limits: Limits::default(),
         }
     );
-    assert_eq!(c.webex.len(), 2);
-    let eu = &c.webex[0];
+    assert_eq!(webex(&c).len(), 2);
+    let eu = &webex(&c)[0];
     assert_eq!(eu.base_url.as_str(), DEFAULT_WEBEX_BASE_URL);
     assert_eq!(token(eu), "from-env");
     assert_eq!(
@@ -61,9 +96,9 @@ fn full_config() {
             page_size: 200
         })
     );
-    assert_eq!(c.webex[1].broadworks, None);
+    assert_eq!(webex(&c)[1].broadworks, None);
     assert_eq!(
-        c.webex[1].managed_orgs,
+        webex(&c)[1].managed_orgs,
         Some(ManagedOrgsConfig {
             admins: vec![Admin {
                 name: "alice".into(),
@@ -72,17 +107,17 @@ fn full_config() {
             interval: Duration::from_secs(120)
         })
     );
-    assert_eq!(token(&c.webex[1]), "inline-token");
+    assert_eq!(token(webex(&c)[1]), "inline-token");
 }
 
 #[test]
 fn defaults_and_empty_file() {
     let c = parse("").unwrap();
     assert_eq!(c.global, Global::default());
-    assert!(c.webex.is_empty());
+    assert!(webex(&c).is_empty());
     let c = parse("webex:\n  - name: a\n    access_token: t\n    broadworks_enterprises: {}\n")
         .unwrap();
-    let b = c.webex[0].broadworks.as_ref().unwrap();
+    let b = webex(&c)[0].broadworks.as_ref().unwrap();
     assert_eq!(
         (b.interval, b.page_size, b.starts_with.as_deref()),
         (Duration::from_secs(300), 1000, None)
@@ -91,7 +126,7 @@ fn defaults_and_empty_file() {
         "webex:\n  - name: a\n    access_token: t\n    broadworks_enterprises: {enabled: false}\n    managed_orgs: {admins: [{name: x, person_id: p}]}\n",
     )
     .unwrap();
-    assert_eq!(c.webex[0].broadworks, None);
+    assert_eq!(webex(&c)[0].broadworks, None);
 }
 
 #[test]
@@ -107,7 +142,7 @@ fn secret_from_file_is_trimmed_and_relative_to_the_config() {
         &no_env,
     )
     .unwrap();
-    assert_eq!(token(&c.webex[0]), "file-token");
+    assert_eq!(token(webex(&c)[0]), "file-token");
     let e = Config::parse(
         "webex:\n  - name: a\n    access_token_file: empty\n",
         "t.yml",
@@ -216,14 +251,14 @@ commvault:
     let env = |v: &str| (v == "VOSS_PASSWORD").then(|| "voss-pw".to_string());
     let c = Config::parse(text, "t.yml", dir, &env).unwrap();
     assert_eq!(
-        c.webex[0].credentials,
+        webex(&c)[0].credentials,
         WebexCredentials::OAuth(OAuthConfig {
             client_id: "cid".into(),
             client_secret: Secret::new("client-secret"),
             refresh_token_file: dir.join("refresh"),
         })
     );
-    let v = &c.voss[0];
+    let v = &voss(&c)[0];
     assert_eq!(
         (
             v.username.as_str(),
@@ -234,10 +269,10 @@ commvault:
         ("monitor", "voss-pw", "sys.hcs.CS-P", 500)
     );
     assert!(v.tls.insecure_skip_verify && v.tls.ca_file.is_none());
-    assert_eq!(c.commvault[0].organizations, Some(vec![16, 17]));
-    assert_eq!(c.commvault[0].interval, Duration::from_secs(600));
-    assert_eq!(c.commvault[0].concurrency, 4);
-    assert_eq!(c.commvault[1].organizations, None);
+    assert_eq!(commvault(&c)[0].organizations, Some(vec![16, 17]));
+    assert_eq!(commvault(&c)[0].interval, Duration::from_secs(600));
+    assert_eq!(commvault(&c)[0].concurrency, 4);
+    assert_eq!(commvault(&c)[1].organizations, None);
 }
 
 #[test]
@@ -325,13 +360,8 @@ fn shards_cover_every_target_exactly_once() {
         ));
     }
     let all = parse(&text).unwrap();
-    let names = |c: &Config| -> Vec<String> {
-        c.webex
-            .iter()
-            .map(|t| t.name.clone())
-            .chain(c.voss.iter().map(|t| t.name.clone()))
-            .collect()
-    };
+    let names =
+        |c: &Config| -> Vec<String> { c.targets.iter().map(|t| t.name().to_string()).collect() };
     for count in 1..=5u32 {
         let mut seen: Vec<String> = Vec::new();
         for index in 0..count {
@@ -382,19 +412,19 @@ commvault:
     let c = Config::parse(text, "t.yml", dir, &no_env).unwrap();
     // A stable default: the same for every start of the same target.
     assert_eq!(
-        c.commvault[0].device_id,
+        commvault(&c)[0].device_id,
         "tenant-exporter-cs-cs.example.com"
     );
     assert_eq!(
-        c.commvault[0].credentials,
+        commvault(&c)[0].credentials,
         CommvaultCredentials::Password {
             username: "monitor".into(),
             password: Secret::new("pw")
         }
     );
-    assert_eq!(c.commvault[1].device_id, "noc-exporter-1");
+    assert_eq!(commvault(&c)[1].device_id, "noc-exporter-1");
     assert_eq!(
-        c.commvault[1].credentials,
+        commvault(&c)[1].credentials,
         CommvaultCredentials::AccessToken {
             access_token: Secret::new("at-1"),
             refresh_token_file: Some(dir.join("cv-refresh")),
@@ -554,7 +584,7 @@ fn proxy_urls_are_checked_and_never_shown() {
     assert!(!debug.contains("hunter2"), "{debug}");
     assert!(debug.contains("ProxyUrl(http://proxy:3128)"), "{debug}");
     assert_eq!(
-        c.webex[0].tls.proxy_url.as_ref().unwrap().url().scheme(),
+        webex(&c)[0].tls.proxy_url.as_ref().unwrap().url().scheme(),
         "socks5h"
     );
     let p = problems(

@@ -9,30 +9,18 @@ use futures_util::future::BoxFuture;
 use prometheus_client::encoding::MetricEncoder;
 
 use crate::snapshot::{Family, SampleSet};
-use crate::sources::webex::{broadworks, managed_orgs};
-use crate::sources::{commvault, voss, Collect, CollectError, Collected};
+use crate::sources::webex::broadworks;
+use crate::sources::{commvault, voss, webex, Collect, CollectError, Collected};
 use crate::upstream::{Client, RequestCtx};
 
 /// Every source's families, by collector: the names a `metrics:` list may use.
-pub fn tables() -> [(&'static str, &'static [Family]); 4] {
+pub fn tables() -> Vec<(&'static str, &'static [Family])> {
     [
-        (
-            broadworks::COLLECTOR,
-            broadworks::Enterprises::default().families(),
-        ),
-        (
-            managed_orgs::COLLECTOR,
-            managed_orgs::ManagedOrgSet::default().families(),
-        ),
-        (
-            voss::COLLECTOR,
-            voss::spark_customers::SparkCustomerSet::default().families(),
-        ),
-        (
-            commvault::COLLECTOR,
-            commvault::organizations::OrganizationSet::default().families(),
-        ),
+        &webex::families()[..],
+        &voss::families()[..],
+        &commvault::families()[..],
     ]
+    .concat()
 }
 
 /// The collector exposing the family `name`, if any.

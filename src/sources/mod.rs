@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
+use crate::config::{Global, Target, TlsConfig};
+use crate::metrics::SelfMetrics;
 use crate::snapshot::SampleSet;
 use crate::upstream::{Client, RequestCtx, UpstreamError};
 
@@ -81,6 +83,29 @@ pub trait Collect: Send + Sync + 'static {
     /// Releases upstream sessions when the target stops being collected.
     fn shutdown<'a>(&'a self, _client: &'a Client) -> BoxFuture<'a, ()> {
         Box::pin(async {})
+    }
+}
+
+/// One collector polling one target, as its source builds it.
+pub(crate) struct Job {
+    pub(crate) collector: &'static str,
+    pub(crate) interval: Duration,
+    pub(crate) tls: TlsConfig,
+    pub(crate) source: Arc<dyn Collect>,
+    /// The `credential` label values of the exporter's own credentials for this target; their
+    /// counters start at 0.
+    pub(crate) credentials: &'static [&'static str],
+    /// Every `credential` label value the source may write (its `CREDENTIALS`): the series
+    /// dropped when the target leaves the config.
+    pub(crate) credential_kinds: &'static [&'static str],
+}
+
+/// The jobs of one target, built by its source.
+pub(crate) fn jobs(target: &Target, global: &Global, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
+    match target {
+        Target::Webex(t) => webex::jobs(t, global, metrics),
+        Target::Voss(t) => voss::jobs(t),
+        Target::Commvault(t) => commvault::jobs(t, metrics),
     }
 }
 
@@ -289,7 +314,45 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_timestamp;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::{families, jobs, parse_timestamp};
+    use crate::config::{Config, Target};
+    use crate::metrics::SelfMetrics;
+
+    /// One target of every source. A new `Target` variant stops the match below from
+    /// compiling until its section is added to the config here; the test then checks that
+    /// the source's collectors declare their families.
+    #[test]
+    fn every_source_builds_jobs_whose_collectors_declare_their_families() {
+        let text = "webex:\n  - {name: w, access_token: t, broadworks_enterprises: {}, \
+                    managed_orgs: {admins: [{name: a, person_id: p}]}}\n\
+                    voss:\n  - {name: v, base_url: 'https://v', username: u, password: p, hierarchy: h}\n\
+                    commvault:\n  - {name: c, base_url: 'https://c', username: u, password: p}\n";
+        let config = Config::parse(text, "t.yml", Path::new("/nonexistent"), &|_| None).unwrap();
+        let metrics = Arc::new(SelfMetrics::new());
+        let declared: Vec<&str> = families::tables().iter().map(|(c, _)| *c).collect();
+        let mut seen = [false; 3];
+        for t in &config.targets {
+            let i = match t {
+                Target::Webex(_) => 0,
+                Target::Voss(_) => 1,
+                Target::Commvault(_) => 2,
+            };
+            seen[i] = true;
+            let built = jobs(t, &config.global, &metrics);
+            assert!(!built.is_empty(), "{} has no job", t.name());
+            for job in built {
+                assert!(
+                    declared.contains(&job.collector),
+                    "collector {} has no entry in families::tables()",
+                    job.collector
+                );
+            }
+        }
+        assert_eq!(seen, [true; 3], "a source has no target in the test config");
+    }
 
     #[test]
     fn timestamps() {

@@ -37,8 +37,9 @@ use tokio::sync::OwnedMutexGuard;
 use url::Url;
 
 use super::api_error;
-use crate::config::{CommvaultCredentials, CommvaultTarget, Secret};
+use crate::config::Secret;
 use crate::metrics::{credential_labels, SelfMetrics};
+use crate::sources::commvault::config::{CommvaultCredentials, CommvaultTarget};
 use crate::sources::lenient::First;
 use crate::sources::token_file::write_token_file;
 use crate::sources::{endpoint, lenient, CollectError};

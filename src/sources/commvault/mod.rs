@@ -8,16 +8,23 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::config::CommvaultTarget;
 use crate::metrics::SelfMetrics;
+use crate::snapshot::{Family, SampleSet as _};
+use crate::sources::families::select;
 use crate::sources::lenient::First;
-use crate::sources::{lenient, Collect};
+use crate::sources::{lenient, Collect, Job};
 use crate::upstream::sanitize;
 
 pub mod auth;
+pub mod config;
 pub mod organizations;
 
+use config::CommvaultTarget;
+
 pub const COLLECTOR: &str = "commvault_organizations";
+/// The `credential` label values of this source's self-metrics: the session, and the API
+/// access token when one is renewed.
+pub const CREDENTIALS: &[&str] = &[auth::CREDENTIAL, "access_token"];
 
 /// The organizations collector for one Commvault target.
 pub fn collector(target: &CommvaultTarget, metrics: Arc<SelfMetrics>) -> Arc<dyn Collect> {
@@ -29,6 +36,26 @@ pub fn collector(target: &CommvaultTarget, metrics: Arc<SelfMetrics>) -> Arc<dyn
         target.stale_after,
         session,
     ))
+}
+
+/// This source's metric families, by collector.
+pub(crate) fn families() -> [(&'static str, &'static [Family]); 1] {
+    [(
+        COLLECTOR,
+        organizations::OrganizationSet::default().families(),
+    )]
+}
+
+/// A Commvault target's one job; its session is its own.
+pub(crate) fn jobs(t: &CommvaultTarget, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
+    vec![Job {
+        collector: COLLECTOR,
+        interval: t.interval,
+        tls: t.tls.clone(),
+        source: select(collector(t, metrics.clone()), &t.metrics),
+        credentials: &[auth::CREDENTIAL],
+        credential_kinds: CREDENTIALS,
+    }]
 }
 
 /// The error a Commvault body reports, if any, in every shape the web service uses:

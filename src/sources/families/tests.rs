@@ -156,7 +156,11 @@ fn selection_applies_defaults_then_global_then_target() {
          \x20   metrics: {enable: [webex_broadworks_enterprise_info, webex_broadworks_contacts], disable: [webex_broadworks_directory_sync_last_changes]}\n",
     )
     .unwrap();
-    let (a, b) = (&c.webex[0].metrics, &c.webex[1].metrics);
+    let metrics = |i: usize| match &c.targets[i] {
+        crate::config::Target::Webex(w) => &w.metrics,
+        other => panic!("not a webex target: {other:?}"),
+    };
+    let (a, b) = (metrics(0), metrics(1));
     for (family, in_a, in_b) in [
         ("webex_broadworks_directory_sync_status", true, true),
         ("webex_broadworks_enterprise_info", false, true),

@@ -22,9 +22,10 @@ use serde_json::Value;
 use url::Url;
 
 use super::COLLECTOR;
-use crate::config::{Secret, VossTarget};
+use crate::config::Secret;
 use crate::snapshot::{gauge, Family, SampleSet};
 pub use crate::sources::lenient::{Skipped, Skips};
+use crate::sources::voss::config::VossTarget;
 use crate::sources::{help, lenient, parse_timestamp, Collect, CollectError, Collected, Objects};
 use crate::upstream::{display_url, sanitize, Client, Request, RequestCtx, UpstreamError};
 

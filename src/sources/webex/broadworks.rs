@@ -12,8 +12,8 @@ use serde_json::value::RawValue;
 use url::Url;
 
 use super::WebexAuth;
-use crate::config::BroadworksConfig;
 use crate::snapshot::{counter, gauge, Family, SampleSet};
+use crate::sources::webex::config::BroadworksConfig;
 use crate::sources::{help, lenient, parse_timestamp, Collect, CollectError, Collected, Objects};
 use crate::upstream::{display_url, Client, RequestCtx};
 

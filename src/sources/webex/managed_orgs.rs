@@ -14,8 +14,8 @@ use serde::Deserialize;
 use url::Url;
 
 use super::WebexAuth;
-use crate::config::Admin;
 use crate::snapshot::{gauge, Family, SampleSet};
+use crate::sources::webex::config::Admin;
 use crate::sources::{help, Collect, CollectError, Collected};
 use crate::upstream::{display_url, sanitize, Client, RequestCtx, UpstreamError};
 

@@ -6,18 +6,89 @@ use std::sync::Arc;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
 use url::Url;
 
-use crate::config::{Secret, WebexCredentials};
+use crate::config::{Global, Secret};
 use crate::metrics::SelfMetrics;
-use crate::sources::{endpoint, CollectError};
+use crate::snapshot::{Family, SampleSet as _};
+use crate::sources::families::select;
+use crate::sources::{endpoint, CollectError, Job};
 use crate::upstream::{
     display_url, Client, Request, RequestCtx, Response, SendOptions, UpstreamError,
 };
 
 pub mod broadworks;
+pub mod config;
 pub mod managed_orgs;
 pub mod oauth;
 
+use config::{WebexCredentials, WebexTarget};
+
+use broadworks::Broadworks;
+use managed_orgs::ManagedOrgs;
 use oauth::OAuth;
+
+/// The `credential` label values of this source's self-metrics: an OAuth integration's
+/// tokens.
+pub const CREDENTIALS: &[&str] = &["access_token", "refresh_token"];
+
+/// This source's metric families, by collector.
+pub(crate) fn families() -> [(&'static str, &'static [Family]); 2] {
+    [
+        (
+            broadworks::COLLECTOR,
+            broadworks::Enterprises::default().families(),
+        ),
+        (
+            managed_orgs::COLLECTOR,
+            managed_orgs::ManagedOrgSet::default().families(),
+        ),
+    ]
+}
+
+/// A Webex target's jobs, one per enabled collector. They share the target's credentials,
+/// so an OAuth refresh token is rotated by one owner.
+pub(crate) fn jobs(w: &WebexTarget, global: &Global, metrics: &Arc<SelfMetrics>) -> Vec<Job> {
+    let auth = Arc::new(WebexAuth::new(
+        &w.name,
+        &w.base_url,
+        &w.credentials,
+        metrics.clone(),
+    ));
+    let credentials: &'static [&'static str] = match w.credentials {
+        WebexCredentials::AccessToken(_) => &[],
+        WebexCredentials::OAuth(_) => CREDENTIALS,
+    };
+    let mut jobs = Vec::new();
+    if let Some(b) = &w.broadworks {
+        jobs.push(Job {
+            collector: broadworks::COLLECTOR,
+            interval: b.interval,
+            tls: w.tls.clone(),
+            source: select(
+                Arc::new(Broadworks::new(w.base_url.clone(), auth.clone(), b.clone())),
+                &w.metrics,
+            ),
+            credentials,
+            credential_kinds: CREDENTIALS,
+        });
+    }
+    if let Some(m) = &w.managed_orgs {
+        jobs.push(Job {
+            collector: managed_orgs::COLLECTOR,
+            interval: m.interval,
+            tls: w.tls.clone(),
+            source: select(
+                Arc::new(
+                    ManagedOrgs::new(w.base_url.clone(), auth.clone(), m.admins.clone())
+                        .with_stale_after(global.stale_after),
+                ),
+                &w.metrics,
+            ),
+            credentials,
+            credential_kinds: CREDENTIALS,
+        });
+    }
+    jobs
+}
 
 /// How requests to one Webex target authenticate: a static bearer token, or an OAuth
 /// integration whose tokens the exporter refreshes. One per target, shared by its collectors.

@@ -13,9 +13,10 @@ use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
 use serde::Deserialize;
 use url::Url;
 
-use crate::config::{OAuthConfig, Secret};
+use crate::config::Secret;
 use crate::metrics::{credential_labels, SelfMetrics};
 pub use crate::sources::token_file::{read_token_file, write_token_file, Step};
+use crate::sources::webex::config::OAuthConfig;
 use crate::sources::CollectError;
 use crate::upstream::{Client, Request, RequestCtx};
 
