@@ -23,17 +23,6 @@ pub fn credential_labels(target: &str, credential: &str) -> CredentialLabels {
     ]
 }
 
-/// The `reason` label values of `tenant_exporter_upstream_retries_total`; each is created at
-/// 0 for every target, so the first retry is an increase.
-pub const RETRY_REASONS: [&str; 6] = [
-    "rate_limited",
-    "locked",
-    "unavailable",
-    "server_error",
-    "timeout",
-    "network",
-];
-
 pub fn collector_labels(collector: &str, target: &str) -> CollectorLabels {
     [
         ("collector", collector.to_string()),
@@ -213,7 +202,8 @@ impl SelfMetrics {
         let _ = self.collections.get_or_create(&l);
         let _ = self.failures.get_or_create(&l);
         let _ = self.collector_panics.get_or_create(&l);
-        for reason in RETRY_REASONS {
+        // Each reason is created at 0 for every target, so the first retry is an increase.
+        for reason in crate::upstream::RETRY_REASONS {
             let _ = self
                 .retries
                 .get_or_create(&self.code_labels(collector, target, "reason", reason));
