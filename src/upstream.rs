@@ -211,6 +211,12 @@ impl UpstreamError {
 
     /// The same error with every known secret blanked from the text the upstream supplied.
     fn redacted(self, r: &Redactor) -> UpstreamError {
+        self.map_upstream_text(|t| r.scrub(t))
+    }
+
+    /// The same error with `f` applied to every piece of text the upstream supplied (its
+    /// message, tracking id and the reasons built from its answer), for scrubbing secrets.
+    pub(crate) fn map_upstream_text(self, f: impl Fn(&str) -> String) -> UpstreamError {
         match self {
             UpstreamError::Status {
                 method,
@@ -222,8 +228,8 @@ impl UpstreamError {
                 method,
                 url,
                 status,
-                message: message.map(|m| r.scrub(&m)),
-                tracking_id: tracking_id.map(|t| r.scrub(&t)),
+                message: message.map(|m| f(&m)),
+                tracking_id: tracking_id.map(|t| f(&t)),
             },
             UpstreamError::Transport {
                 method,
@@ -235,16 +241,16 @@ impl UpstreamError {
                 method,
                 url,
                 kind,
-                reason: r.scrub(&reason),
+                reason: f(&reason),
                 tracking_id,
             },
             UpstreamError::Json { url, reason } => UpstreamError::Json {
                 url,
-                reason: r.scrub(&reason),
+                reason: f(&reason),
             },
             UpstreamError::Protocol { url, reason } => UpstreamError::Protocol {
                 url,
-                reason: r.scrub(&reason),
+                reason: f(&reason),
             },
             e @ (UpstreamError::TooLarge { .. } | UpstreamError::Budget { .. }) => e,
         }

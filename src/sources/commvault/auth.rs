@@ -905,43 +905,7 @@ impl Inner {
     }
 
     fn scrub_error(&self, e: UpstreamError) -> UpstreamError {
-        match e {
-            UpstreamError::Status {
-                method,
-                url,
-                status,
-                message,
-                tracking_id,
-            } => UpstreamError::Status {
-                method,
-                url,
-                status,
-                message: message.map(|m| self.scrub(&m)),
-                tracking_id,
-            },
-            UpstreamError::Transport {
-                method,
-                url,
-                kind,
-                reason,
-                tracking_id,
-            } => UpstreamError::Transport {
-                method,
-                url,
-                kind,
-                reason: self.scrub(&reason),
-                tracking_id,
-            },
-            UpstreamError::Json { url, reason } => UpstreamError::Json {
-                url,
-                reason: self.scrub(&reason),
-            },
-            UpstreamError::Protocol { url, reason } => UpstreamError::Protocol {
-                url,
-                reason: self.scrub(&reason),
-            },
-            other => other,
-        }
+        e.map_upstream_text(|t| self.scrub(t))
     }
 }
 
