@@ -425,49 +425,26 @@ impl Config {
     /// Reads and validates a config file. Relative `*_file` paths resolve against the
     /// config file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            origin: origin.clone(),
-            problems: vec![Problem {
-                line: None,
-                column: None,
-                message: format!("cannot read config file: {e}"),
-            }],
-        })?;
-        let base_dir = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
+        let (origin, text, base_dir) = read(path)?;
         Config::parse(&text, &origin, &base_dir, &|var| std::env::var(var).ok())
     }
 
     /// Reads and checks a config file for `--config.check`: the config when it is usable,
     /// and every error and warning.
     pub fn check(path: &Path) -> (Option<Config>, Diagnostics) {
-        let origin = path.display().to_string();
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) => {
-                let problem = Problem {
-                    line: None,
-                    column: None,
-                    message: format!("cannot read config file: {e}"),
-                };
-                return (
-                    None,
-                    Diagnostics {
-                        origin,
-                        errors: vec![problem],
-                        warnings: Vec::new(),
-                    },
-                );
+        match read(path) {
+            Ok((origin, text, base_dir)) => {
+                Config::parse_checked(&text, &origin, &base_dir, &|var| std::env::var(var).ok())
             }
-        };
-        let base_dir = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
-        Config::parse_checked(&text, &origin, &base_dir, &|var| std::env::var(var).ok())
+            Err(e) => (
+                None,
+                Diagnostics {
+                    origin: e.origin,
+                    errors: e.problems,
+                    warnings: Vec::new(),
+                },
+            ),
+        }
     }
 
     /// Parses and validates YAML text. `env` resolves `${VAR}` references.
@@ -505,19 +482,7 @@ impl Config {
     /// Reads a config for `oauth-login`, which writes the refresh token files, so they need
     /// not exist yet.
     pub fn load_for_oauth_login(path: &Path) -> Result<Config, ConfigError> {
-        let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            origin: origin.clone(),
-            problems: vec![Problem {
-                line: None,
-                column: None,
-                message: format!("cannot read config file: {e}"),
-            }],
-        })?;
-        let base_dir = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
+        let (origin, text, base_dir) = read(path)?;
         let (config, d) =
             Config::parse_with(&text, &origin, &base_dir, &|v| std::env::var(v).ok(), true);
         config.ok_or(ConfigError {
@@ -659,6 +624,25 @@ fn yaml_problem(e: &serde_saphyr::Error) -> Problem {
         column: loc.map(|l| l.column()),
         message,
     }
+}
+
+/// A config file's name for messages, its text, and the directory relative `*_file` paths
+/// resolve against.
+fn read(path: &Path) -> Result<(String, String, PathBuf), ConfigError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        origin: origin.clone(),
+        problems: vec![Problem {
+            line: None,
+            column: None,
+            message: format!("cannot read config file: {e}"),
+        }],
+    })?;
+    let base_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    Ok((origin, text, base_dir))
 }
 
 #[cfg(test)]
