@@ -198,6 +198,17 @@ local g = import 'grafana.libsonnet';
       g.timeseries('Failed collections', 'Failed collections per second (the counter starts at 0, so the first failure shows).', [
         g.target(f('sum by (collector, target) (rate(tenant_exporter_collection_failures_total{%(F)s,instance=~"$instance"}[$__rate_interval]))'), legend='{{collector}} {{target}}'),
       ], unit='ops', w=8),
+      g.row('Robustness'),
+      g.timeseries('Retries by reason', 'Upstream retries per second by collector and reason (429, 423, 503, other 5xx, timeout, network); every reason starts at 0.', [
+        g.target(f('sum by (collector, reason) (rate(tenant_exporter_upstream_retries_total{%(F)s,instance=~"$instance"}[$__rate_interval]))'), legend='{{collector}} {{reason}}'),
+      ], unit='ops', w=8),
+      g.timeseries('Collections that panicked', 'Collections caught panicking (each also a failed collection; the job keeps its schedule).', [
+        g.target(f('sum by (collector, target) (increase(tenant_exporter_collector_panics_total{%(F)s,instance=~"$instance"}[$__rate_interval]))'), legend='{{collector}} {{target}}'),
+      ], w=8),
+      g.timeseries('HTTP connections refused at the cap', 'Connections closed at once because --web.max-connections were open (slow or stuck clients).', [
+        g.target('rate(tenant_exporter_http_connections_rejected_total{job=~"$job",instance=~"$instance"}[$__rate_interval])', legend='{{instance}}'),
+      ], unit='ops', w=8),
+      g.stat('Accounts locked', 'Exporter accounts the upstream reports locked (Commvault isAccountLocked): TenantExporterCredentialLocked.', f('sum(tenant_exporter_credential_locked{%(F)s,instance=~"$instance"})'), links=[runbook('TenantExporterCredentialLocked')]),
       g.row('Process'),
       g.timeseries('Resident memory', '', [g.target('process_resident_memory_bytes{job=~"$job",instance=~"$instance"}', legend='{{instance}}')], unit='bytes', w=8, h=7),
       g.timeseries('CPU', '', [g.target('rate(process_cpu_seconds_total{job=~"$job",instance=~"$instance"}[$__rate_interval])', legend='{{instance}}')], unit='percentunit', w=8, h=7),
