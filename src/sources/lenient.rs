@@ -134,6 +134,20 @@ impl Skips {
     pub fn first(&self) -> Option<&Skipped> {
         self.examples.first()
     }
+
+    /// One warning per collection for what was skipped, with the first example; nothing
+    /// when nothing was.
+    pub fn warn(&self, ctx: &crate::upstream::RequestCtx, what: &str) {
+        if let Some(first) = self.first() {
+            tracing::warn!(
+                collector = ctx.collector,
+                target = %ctx.target,
+                skipped = self.len(),
+                first = %first.what,
+                "skipped {what}"
+            );
+        }
+    }
 }
 
 impl std::ops::Index<usize> for Skips {

@@ -20,7 +20,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::auth::Session;
-use super::{StatusFields, COLLECTOR};
+use super::StatusFields;
 use crate::snapshot::{gauge, Family, SampleSet};
 use crate::sources::lenient::{Count, First, Skips};
 use crate::sources::{endpoint, help, lenient, Collect, CollectError, Collected, Objects};
@@ -590,15 +590,7 @@ impl Organizations {
                     self.session.scrub(&e)
                 ))
             })?;
-        if let Some(first) = skipped.first() {
-            tracing::warn!(
-                collector = COLLECTOR,
-                target = %ctx.target,
-                skipped = skipped.len(),
-                first = %first.what,
-                "skipped unreadable organizations in the list"
-            );
-        }
+        skipped.warn(ctx, "unreadable organizations in the list");
         Ok(listed)
     }
 
@@ -619,15 +611,7 @@ impl Organizations {
             })
             .await?
             .map_err(|e| CollectError::Payload(format!("{shown}: {}", self.session.scrub(&e))))?;
-        if let Some(first) = skipped.first() {
-            tracing::warn!(
-                collector = COLLECTOR,
-                target = %ctx.target,
-                skipped = skipped.len(),
-                first = %first.what,
-                "skipped unusable values in an organization's details"
-            );
-        }
+        skipped.warn(ctx, "unusable values in an organization's details");
         if o.name.is_empty() {
             if let Some(name) = &listed.name {
                 o.name = name.clone();

@@ -588,15 +588,10 @@ impl SparkCustomers {
                     items, mut skipped, ..
                 } = acc;
                 let set = SparkCustomerSet::new(items, &mut skipped);
-                if let Some(first) = skipped.first() {
-                    tracing::warn!(
-                        collector = COLLECTOR,
-                        target = %ctx.target,
-                        skipped = skipped.len(),
-                        first = %first.what,
-                        "skipped unreadable or duplicate values in the SparkCustomer list"
-                    );
-                }
+                skipped.warn(
+                    ctx,
+                    "unreadable or duplicate values in the SparkCustomer list",
+                );
                 return Ok(Collected::complete(std::sync::Arc::new(set)));
             };
             skip = next;

@@ -809,15 +809,7 @@ impl Broadworks {
                 },
             )
             .await?;
-        if !skipped.is_empty() {
-            tracing::warn!(
-                collector = COLLECTOR,
-                target = %ctx.target,
-                skipped = skipped.len(),
-                first = %skipped[0].what,
-                "skipped unreadable values in the enterprise list"
-            );
-        }
+        skipped.warn(ctx, "unreadable values in the enterprise list");
         Ok(Collected::complete(Arc::new(self.samples(items))))
     }
 }

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::sources::commvault::COLLECTOR;
 use crate::sources::testing::*;
 
 const SEED: &str = include_str!("../../../../tests/fixtures/commvault-organization-details.json");
