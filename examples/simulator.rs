@@ -3,14 +3,26 @@
 //!
 //! ```text
 //! cargo run --release --example simulator -- --enterprises 10000
+//! cargo run --release --example simulator -- --enterprises 5000 --partners 20 \
+//!     --voss-customers 2000 --commvault-organizations 500
 //! ```
 //!
-//! Prints two lines to stdout and then serves until SIGTERM or Ctrl-C:
+//! Prints where each fake API is, and its credentials, one `key value` a line, then serves
+//! until SIGTERM or Ctrl-C:
 //!
 //! ```text
 //! base_url http://127.0.0.1:PORT/v1
+//! voss_base_url http://127.0.0.1:PORT
+//! voss_username monitor
+//! voss_password demo-voss-password
+//! commvault_base_url http://127.0.0.1:PORT/commandcenter/api
+//! commvault_username monitor
+//! commvault_password demo-commvault-password
 //! token demo-webex-token
 //! ```
+//!
+//! `token` comes last, so a script that waits for it has every line. Partner `k` (from 1)
+//! answers to the token followed by `-k`.
 //!
 //! `simulator --help` lists the flags.
 
@@ -20,15 +32,27 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use tenant_exporter::simulator::commvault::CommvaultOptions;
+use tenant_exporter::simulator::voss::VossOptions;
 use tenant_exporter::simulator::{Options, Simulator};
 
 /// The fake Webex, VOSS and Commvault APIs in a process of their own.
 #[derive(Parser)]
 #[command(name = "simulator")]
 struct Args {
-    /// BroadWorks enterprises the fake Webex partner has.
+    /// BroadWorks enterprises each fake Webex partner has.
     #[arg(long, value_name = "N", default_value_t = Options::default().enterprises)]
     enterprises: usize,
+    /// Webex partners, each with its own enterprises; partner k (from 1) answers to the
+    /// token followed by `-k`.
+    #[arg(long, value_name = "N", default_value = "1")]
+    partners: NonZeroUsize,
+    /// SparkCustomers of the fake VOSS Automate.
+    #[arg(long, value_name = "N", default_value_t = Options::default().voss.customers)]
+    voss_customers: usize,
+    /// Organizations of the fake CommServe.
+    #[arg(long, value_name = "N", default_value_t = Options::default().commvault.organizations)]
+    commvault_organizations: usize,
     /// Static bearer token the fake Webex API accepts.
     #[arg(long, value_name = "TOKEN", default_value_t = Options::default().webex_token,
           value_parser = clap::builder::NonEmptyStringValueParser::new())]
@@ -44,11 +68,21 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let defaults = Options::default();
     let opts = Options {
         enterprises: args.enterprises,
         webex_token: args.token,
+        webex_partners: args.partners.get(),
         sync_period: Duration::from_secs(args.sync_period),
-        ..Options::default()
+        voss: VossOptions {
+            customers: args.voss_customers,
+            ..defaults.voss
+        },
+        commvault: CommvaultOptions {
+            organizations: args.commvault_organizations,
+            ..defaults.commvault
+        },
+        ..defaults
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads.get())
@@ -62,7 +96,8 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let enterprises = opts.enterprises;
+        let (enterprises, partners) = (opts.enterprises, opts.webex_partners);
+        let (voss, commvault) = (opts.voss.clone(), opts.commvault.clone());
         let sim = match Simulator::start(opts).await {
             Ok(s) => s,
             Err(e) => {
@@ -71,8 +106,19 @@ fn main() -> ExitCode {
             }
         };
         let mut out = std::io::stdout().lock();
-        let printed = writeln!(out, "base_url {}", sim.webex_base_url())
-            .and_then(|()| writeln!(out, "token {}", sim.webex_token()))
+        let lines = [
+            ("base_url", sim.webex_base_url()),
+            ("voss_base_url", sim.voss_base_url()),
+            ("voss_username", voss.username),
+            ("voss_password", voss.password),
+            ("commvault_base_url", sim.commvault_base_url()),
+            ("commvault_username", commvault.username),
+            ("commvault_password", commvault.password),
+            ("token", sim.webex_token().to_string()),
+        ];
+        let printed = lines
+            .iter()
+            .try_for_each(|(k, v)| writeln!(out, "{k} {v}"))
             .and_then(|()| out.flush());
         drop(out);
         if let Err(e) = printed {
@@ -80,7 +126,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
         eprintln!(
-            "simulator: {enterprises} enterprises on {}; stop with SIGTERM or Ctrl-C",
+            "simulator: {partners} partner(s) of {enterprises} enterprises, {} VOSS customers, \
+             {} Commvault organizations on {}; stop with SIGTERM or Ctrl-C",
+            voss.customers,
+            commvault.organizations,
             sim.addr()
         );
         wait_for_signal().await;

@@ -78,6 +78,11 @@ pub struct Options {
     pub enterprises: usize,
     /// A static bearer token the fake Webex API accepts, besides the OAuth-issued ones.
     pub webex_token: String,
+    /// Webex partners with `enterprises` BroadWorks enterprises each. Partner 0 answers to
+    /// `webex_token` (and the OAuth tokens); partner `k` to `webex_token-k`. Their
+    /// enterprises are distinct, as two partners' are, so a many-target estate can be
+    /// measured against one process.
+    pub webex_partners: usize,
     /// How long one directory-sync cycle lasts.
     pub sync_period: Duration,
     pub oauth: OAuthOptions,
@@ -117,6 +122,7 @@ impl Default for Options {
         Options {
             enterprises: 25,
             webex_token: "demo-webex-token".to_string(),
+            webex_partners: 1,
             sync_period: Duration::from_secs(600),
             oauth: OAuthOptions::default(),
             voss: voss::VossOptions::default(),

@@ -136,17 +136,24 @@ const MISSING_SCOPE: &str = "The server understood the request, but refused to f
     because the access token is missing required scopes or the user is missing required roles \
     or licenses.";
 
-/// The static token, or an access token issued by the fake token endpoint and not expired.
-fn bearer_ok(state: &SimState, headers: &HeaderMap) -> bool {
-    let Some(token) = headers
+/// The partner whose token the request carries: partner 0 for the static token and for an
+/// access token issued by the fake token endpoint and not expired, partner `k` for the
+/// static token followed by `-k` (see `Options::webex_partners`).
+fn partner(state: &SimState, headers: &HeaderMap) -> Option<usize> {
+    let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return false;
-    };
+        .and_then(|v| v.strip_prefix("Bearer "))?;
     if token == state.opts.webex_token {
-        return true;
+        return Some(0);
+    }
+    if let Some(k) = token
+        .strip_prefix(state.opts.webex_token.as_str())
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|k| k.parse::<usize>().ok())
+        .filter(|k| (1..state.opts.webex_partners).contains(k))
+    {
+        return Some(k);
     }
     let now = Instant::now();
     let tokens = state.webex.tokens.lock().unwrap_or_else(|e| e.into_inner());
@@ -154,6 +161,7 @@ fn bearer_ok(state: &SimState, headers: &HeaderMap) -> bool {
         .access
         .iter()
         .any(|(t, exp)| t == token && *exp > now)
+        .then_some(0)
 }
 
 async fn list_enterprises(
@@ -174,9 +182,9 @@ async fn list_enterprises(
     if let Some(Fault::EchoCredentials) = &fault {
         return echo_credentials(&headers, None);
     }
-    if !bearer_ok(&state, &headers) {
+    let Some(partner) = partner(&state, &headers) else {
         return webex_error(StatusCode::UNAUTHORIZED, "Invalid access token");
-    }
+    };
     if !scope_ok(&state, &headers, "spark-admin:broadworks_enterprises_read") {
         return webex_error(StatusCode::FORBIDDEN, MISSING_SCOPE);
     }
@@ -194,7 +202,7 @@ async fn list_enterprises(
     let prefix = q.get("startsWith").map(String::as_str).unwrap_or("");
     let now = SystemTime::now();
     let total = state.enterprises.load(Ordering::Relaxed);
-    let ids: Vec<usize> = (0..total)
+    let ids: Vec<usize> = (partner * total..(partner + 1) * total)
         .filter(|&i| prefix.is_empty() || broadworks::sp_enterprise_id(i).starts_with(prefix))
         .collect();
     let empty = matches!(fault, Some(Fault::EmptyPageWithNext));
@@ -291,7 +299,7 @@ async fn partner_organizations(
     if let Some(Fault::EchoCredentials) = &fault {
         return echo_credentials(&headers, None);
     }
-    if !bearer_ok(&state, &headers) {
+    if partner(&state, &headers).is_none() {
         return webex_error(StatusCode::UNAUTHORIZED, "Invalid access token");
     }
     if !scope_ok(&state, &headers, "spark-admin:organizations_read") {
@@ -507,4 +515,61 @@ async fn access_token(
         body,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::simulator::{Options, Simulator};
+
+    /// The `spEnterpriseId`s of every enterprise the token lists, or the HTTP status.
+    async fn enterprises(sim: &Simulator, token: &str) -> Result<Vec<String>, u16> {
+        let resp = reqwest::Client::new()
+            .get(format!(
+                "{}/broadworks/enterprises?max=1000",
+                sim.webex_base_url()
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("simulator answers");
+        if !resp.status().is_success() {
+            return Err(resp.status().as_u16());
+        }
+        let body = resp.text().await.expect("body arrives");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("JSON body");
+        Ok(v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|e| e["spEnterpriseId"].as_str().expect("id").to_string())
+            .collect())
+    }
+
+    #[tokio::test]
+    async fn each_partner_token_lists_its_own_enterprises() {
+        let sim = Simulator::start(Options {
+            enterprises: 7,
+            webex_partners: 3,
+            ..Options::default()
+        })
+        .await
+        .unwrap();
+        let token = sim.webex_token().to_string();
+        let mut seen = std::collections::HashSet::new();
+        for t in [token.clone(), format!("{token}-1"), format!("{token}-2")] {
+            let ids = enterprises(&sim, &t).await.unwrap();
+            assert_eq!(ids.len(), 7, "{t}: {ids:?}");
+            for id in ids {
+                assert!(seen.insert(id.clone()), "{id} listed for two partners");
+            }
+        }
+        // Only the configured partners exist.
+        for t in [
+            format!("{token}-3"),
+            format!("{token}-0"),
+            format!("{token}-x"),
+        ] {
+            assert_eq!(enterprises(&sim, &t).await, Err(401), "{t}");
+        }
+    }
 }
