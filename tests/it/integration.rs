@@ -4,11 +4,9 @@
 //! so tests are independent and can run in parallel. Every wait is bounded (see
 //! `common::DEADLINE`).
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use tenant_exporter::simulator::{Fault, Options, RequestKind, Simulator};
 
 const KIND: RequestKind = RequestKind::BroadworksEnterprises;
