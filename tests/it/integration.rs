@@ -1166,6 +1166,42 @@ fn redacted_sample(line: &str) -> Option<String> {
     Some(format!("{series} {value}"))
 }
 
+#[test]
+fn the_snapshot_normaliser_sorts_samples_and_redacts_what_varies() {
+    let text = "# HELP a_total A.\n# TYPE a_total counter\na_total{x=\"2\"} 5\na_total{x=\"1\"} 7\n\
+                # HELP b_timestamp_seconds B.\n# TYPE b_timestamp_seconds gauge\nb_timestamp_seconds 1796147080.29\n\
+                # HELP c_duration_seconds C.\n# TYPE c_duration_seconds histogram\n\
+                c_duration_seconds_sum 0.02\nc_duration_seconds_count 2\n\
+                c_duration_seconds_bucket{le=\"0.01\"} 1\nc_duration_seconds_bucket{le=\"+Inf\"} 2\n\
+                # HELP d_info D.\n# TYPE d_info gauge\nd_info{version=\"VERSION\",revision=\"0123abc\"} 1\n\
+                # HELP process_open_fds E.\n# TYPE process_open_fds gauge\nprocess_open_fds 13.0\n\
+                # HELP other F.\n# TYPE other gauge\nother 1\n"
+        .replace("VERSION", env!("CARGO_PKG_VERSION"));
+    insta::assert_snapshot!(
+        families_for_snapshot(&text, &["a_", "b_", "c_", "d_", "process_"]),
+        @r#"
+    # HELP a_total A.
+    # TYPE a_total counter
+    a_total{x="1"} 7
+    a_total{x="2"} 5
+    # HELP b_timestamp_seconds B.
+    # TYPE b_timestamp_seconds gauge
+    b_timestamp_seconds <unix time>
+    # HELP c_duration_seconds C.
+    # TYPE c_duration_seconds histogram
+    c_duration_seconds_bucket{le="+Inf"} 2
+    c_duration_seconds_count 2
+    c_duration_seconds_sum <seconds>
+    # HELP d_info D.
+    # TYPE d_info gauge
+    d_info{version="<version>",revision="<revision>"} 1
+    # HELP process_open_fds E.
+    # TYPE process_open_fds gauge
+    process_open_fds <varies>
+    "#
+    );
+}
+
 /// Opens `n` connections that each send part of a request head and then nothing.
 async fn partial_header_sockets(
     addr: std::net::SocketAddr,
