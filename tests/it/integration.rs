@@ -4,11 +4,9 @@
 //! so tests are independent and can run in parallel. Every wait is bounded (see
 //! `common::DEADLINE`).
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use tenant_exporter::simulator::{Fault, Options, RequestKind, Simulator};
 
 const KIND: RequestKind = RequestKind::BroadworksEnterprises;
@@ -623,18 +621,75 @@ async fn once_prints_valid_prometheus_text_and_exits_zero() {
         "{}",
         out.stdout
     );
-    assert!(
-        has_line(&out.stdout, &format!("{SUCCESS_SP1} 1")),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        has_line(
-            &out.stdout,
-            "# TYPE tenant_exporter_collections_total counter"
-        ),
-        "{}",
-        out.stdout
+    // The exporter's own families after one good collection of three pages.
+    insta::assert_snapshot!(
+        families_for_snapshot(&out.stdout, &["tenant_exporter_", "process_"]),
+        @r#"
+    # HELP tenant_exporter_collector_success Whether the last collection of this collector and target succeeded (1) or failed (0).
+    # TYPE tenant_exporter_collector_success gauge
+    tenant_exporter_collector_success{collector="webex_broadworks",target="sp1"} 1
+    # HELP tenant_exporter_collector_stale 1 when this target's samples were dropped after stale_after without a successful collection.
+    # TYPE tenant_exporter_collector_stale gauge
+    tenant_exporter_collector_stale{collector="webex_broadworks",target="sp1"} 0
+    # HELP tenant_exporter_collector_last_success_timestamp_seconds Unix time of the last successful collection of this collector and target.
+    # TYPE tenant_exporter_collector_last_success_timestamp_seconds gauge
+    tenant_exporter_collector_last_success_timestamp_seconds{collector="webex_broadworks",target="sp1"} <unix time>
+    # HELP tenant_exporter_collector_duration_seconds Duration of the last collection of this collector and target.
+    # TYPE tenant_exporter_collector_duration_seconds gauge
+    tenant_exporter_collector_duration_seconds{collector="webex_broadworks",target="sp1"} <seconds>
+    # HELP tenant_exporter_collector_interval_seconds How often this collector polls this target.
+    # TYPE tenant_exporter_collector_interval_seconds gauge
+    tenant_exporter_collector_interval_seconds{collector="webex_broadworks",target="sp1"} 1.0
+    # HELP tenant_exporter_collections_total Collections attempted for this collector and target.
+    # TYPE tenant_exporter_collections_total counter
+    tenant_exporter_collections_total{collector="webex_broadworks",target="sp1"} 1
+    # HELP tenant_exporter_collection_failures_total Collections of this collector and target that failed.
+    # TYPE tenant_exporter_collection_failures_total counter
+    tenant_exporter_collection_failures_total{collector="webex_broadworks",target="sp1"} 0
+    # HELP tenant_exporter_upstream_requests_total Upstream HTTP requests by response status code ("error" when no response arrived).
+    # TYPE tenant_exporter_upstream_requests_total counter
+    tenant_exporter_upstream_requests_total{collector="webex_broadworks",target="sp1",code="200"} 3
+    # HELP tenant_exporter_upstream_request_duration_seconds Duration of upstream HTTP requests, each attempt counted separately.
+    # TYPE tenant_exporter_upstream_request_duration_seconds histogram
+    tenant_exporter_upstream_request_duration_seconds_bucket{le="+Inf",collector="webex_broadworks",target="sp1"} 3
+    tenant_exporter_upstream_request_duration_seconds_count{collector="webex_broadworks",target="sp1"} 3
+    tenant_exporter_upstream_request_duration_seconds_sum{collector="webex_broadworks",target="sp1"} <seconds>
+    # HELP tenant_exporter_upstream_retries_total Upstream HTTP requests retried, by reason.
+    # TYPE tenant_exporter_upstream_retries_total counter
+    tenant_exporter_upstream_retries_total{collector="webex_broadworks",target="sp1",reason="locked"} 0
+    tenant_exporter_upstream_retries_total{collector="webex_broadworks",target="sp1",reason="network"} 0
+    tenant_exporter_upstream_retries_total{collector="webex_broadworks",target="sp1",reason="rate_limited"} 0
+    tenant_exporter_upstream_retries_total{collector="webex_broadworks",target="sp1",reason="server_error"} 0
+    tenant_exporter_upstream_retries_total{collector="webex_broadworks",target="sp1",reason="timeout"} 0
+    tenant_exporter_upstream_retries_total{collector="webex_broadworks",target="sp1",reason="unavailable"} 0
+    # HELP tenant_exporter_collector_panics_total Collections of this collector and target that panicked (each also counts as a failed collection).
+    # TYPE tenant_exporter_collector_panics_total counter
+    tenant_exporter_collector_panics_total{collector="webex_broadworks",target="sp1"} 0
+    # HELP tenant_exporter_http_connections_rejected_total HTTP connections closed at once because --web.max-connections were open.
+    # TYPE tenant_exporter_http_connections_rejected_total counter
+    tenant_exporter_http_connections_rejected_total 0
+    # HELP tenant_exporter_build_info Version and git revision of tenant-exporter, value 1.
+    # TYPE tenant_exporter_build_info gauge
+    tenant_exporter_build_info{version="<version>",revision="<revision>"} 1
+    # HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.
+    # TYPE process_cpu_seconds_total counter
+    process_cpu_seconds_total <varies>
+    # HELP process_resident_memory_bytes Resident memory size in bytes.
+    # TYPE process_resident_memory_bytes gauge
+    process_resident_memory_bytes <varies>
+    # HELP process_virtual_memory_bytes Virtual memory size in bytes.
+    # TYPE process_virtual_memory_bytes gauge
+    process_virtual_memory_bytes <varies>
+    # HELP process_open_fds Number of open file descriptors.
+    # TYPE process_open_fds gauge
+    process_open_fds <varies>
+    # HELP process_max_fds Maximum number of open file descriptors.
+    # TYPE process_max_fds gauge
+    process_max_fds <varies>
+    # HELP process_start_time_seconds Start time of the process since unix epoch in seconds.
+    # TYPE process_start_time_seconds gauge
+    process_start_time_seconds <unix time>
+    "#
     );
     // --once does not listen.
     assert!(!out.stderr.contains("msg=listening"), "{}", out.stderr);
@@ -984,46 +1039,166 @@ async fn counters_start_at_zero_for_every_target() {
     let file = format!("--config.file={}", path.display());
     let out = run(&["--once", &file], DEADLINE).await;
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
-    let body = &out.stdout;
-    for (collector, target) in COLLECTORS {
-        let l = format!("collector=\"{collector}\",target=\"{target}\"");
-        for series in [
-            format!("tenant_exporter_collection_failures_total{{{l}}} 0"),
-            format!("tenant_exporter_collector_panics_total{{{l}}} 0"),
-        ] {
-            assert!(has_line(body, &series), "{series}\n{body}");
-        }
-        for reason in [
-            "rate_limited",
-            "locked",
-            "unavailable",
-            "server_error",
-            "timeout",
-            "network",
-        ] {
-            let series =
-                format!("tenant_exporter_upstream_retries_total{{{l},reason=\"{reason}\"}} 0");
-            assert!(has_line(body, &series), "{series}\n{body}");
+    // Every counter of every target is there from the first collection, at 0 where nothing
+    // happened; a target without a refreshable credential (vs1) gets no credential series.
+    let families = [
+        "tenant_exporter_collection_failures_total",
+        "tenant_exporter_collector_panics_total",
+        "tenant_exporter_upstream_retries_total",
+        "tenant_exporter_credential_",
+    ];
+    insta::assert_snapshot!(families_for_snapshot(&out.stdout, &families), @r#"
+    # HELP tenant_exporter_collection_failures_total Collections of this collector and target that failed.
+    # TYPE tenant_exporter_collection_failures_total counter
+    tenant_exporter_collection_failures_total{collector="commvault_organizations",target="cs1"} 0
+    tenant_exporter_collection_failures_total{collector="voss_spark_customers",target="vs1"} 0
+    tenant_exporter_collection_failures_total{collector="webex_broadworks",target="sp1"} 0
+    # HELP tenant_exporter_upstream_retries_total Upstream HTTP requests retried, by reason.
+    # TYPE tenant_exporter_upstream_retries_total counter
+    tenant_exporter_upstream_retries_total{collector="commvault_organizations",target="cs1",reason="locked"} 0
+    tenant_exporter_upstream_retries_total{collector="commvault_organizations",target="cs1",reason="network"} 0
+    tenant_exporter_upstream_retries_total{collector="commvault_organizations",target="cs1",reason="rate_limited"} 0
+    tenant_exporter_upstream_retries_total{collector="commvault_organizations",target="cs1",reason="server_error"} 0
+    tenant_exporter_upstream_retries_total{collector="commvault_organizations",target="cs1",reason="timeout"} 0
+    tenant_exporter_upstream_retries_total{collector="commvault_organizations",target="cs1",reason="unavailable"} 0
+    tenant_exporter_upstream_retries_total{collector="voss_spark_customers",target="vs1",reason="locked"} 0
+    tenant_exporter_upstream_retries_total{collector="voss_spark_customers",target="vs1",reason="network"} 0
+    tenant_exporter_upstream_retries_total{collector="voss_spark_customers",target="vs1",reason="rate_limited"} 0
+    tenant_exporter_upstream_retries_total{collector="voss_spark_customers",target="vs1",reason="server_error"} 0
+    tenant_exporter_upstream_retries_total{collector="voss_spark_customers",target="vs1",reason="timeout"} 0
+    tenant_exporter_upstream_retries_total{collector="voss_spark_customers",target="vs1",reason="unavailable"} 0
+    tenant_exporter_upstream_retries_total{collector="webex_broadworks",target="sp1",reason="locked"} 0
+    tenant_exporter_upstream_retries_total{collector="webex_broadworks",target="sp1",reason="network"} 0
+    tenant_exporter_upstream_retries_total{collector="webex_broadworks",target="sp1",reason="rate_limited"} 0
+    tenant_exporter_upstream_retries_total{collector="webex_broadworks",target="sp1",reason="server_error"} 0
+    tenant_exporter_upstream_retries_total{collector="webex_broadworks",target="sp1",reason="timeout"} 0
+    tenant_exporter_upstream_retries_total{collector="webex_broadworks",target="sp1",reason="unavailable"} 0
+    # HELP tenant_exporter_credential_expiry_timestamp_seconds Unix time at which the exporter's own credential for this target expires.
+    # TYPE tenant_exporter_credential_expiry_timestamp_seconds gauge
+    tenant_exporter_credential_expiry_timestamp_seconds{target="sp1",credential="access_token"} <unix time>
+    tenant_exporter_credential_expiry_timestamp_seconds{target="sp1",credential="refresh_token"} <unix time>
+    # HELP tenant_exporter_credential_refreshes_total Successful refreshes or logins of the exporter's own credential for this target.
+    # TYPE tenant_exporter_credential_refreshes_total counter
+    tenant_exporter_credential_refreshes_total{target="cs1",credential="session_token"} 1
+    tenant_exporter_credential_refreshes_total{target="sp1",credential="access_token"} 1
+    tenant_exporter_credential_refreshes_total{target="sp1",credential="refresh_token"} 1
+    # HELP tenant_exporter_credential_refresh_failures_total Failed refreshes or logins of the exporter's own credential for this target.
+    # TYPE tenant_exporter_credential_refresh_failures_total counter
+    tenant_exporter_credential_refresh_failures_total{target="cs1",credential="session_token"} 0
+    tenant_exporter_credential_refresh_failures_total{target="sp1",credential="access_token"} 0
+    tenant_exporter_credential_refresh_failures_total{target="sp1",credential="refresh_token"} 0
+    # HELP tenant_exporter_credential_locked 1 while the upstream reports the account of the exporter's credential for this target locked.
+    # TYPE tenant_exporter_credential_locked gauge
+    tenant_exporter_credential_locked{target="cs1",credential="session_token"} 0
+    # HELP tenant_exporter_collector_panics_total Collections of this collector and target that panicked (each also counts as a failed collection).
+    # TYPE tenant_exporter_collector_panics_total counter
+    tenant_exporter_collector_panics_total{collector="commvault_organizations",target="cs1"} 0
+    tenant_exporter_collector_panics_total{collector="voss_spark_customers",target="vs1"} 0
+    tenant_exporter_collector_panics_total{collector="webex_broadworks",target="sp1"} 0
+    "#);
+}
+
+/// The families of `text` (Prometheus text format) whose names start with one of `prefixes`,
+/// ready for a snapshot: HELP and TYPE lines as they are, each family's samples sorted (the
+/// exporter writes them in hash map order), and what differs from run to run replaced by
+/// what it stands for: timestamps, durations, the process' own figures, the histogram's
+/// buckets short of `+Inf` (how fast the simulator answered), the build's version and
+/// revision.
+fn families_for_snapshot(text: &str, prefixes: &[&str]) -> String {
+    fn flush(out: &mut String, samples: &mut Vec<String>) {
+        samples.sort();
+        for s in samples.drain(..) {
+            out.push_str(&s);
+            out.push('\n');
         }
     }
-    for (target, credential) in [
-        ("sp1", "access_token"),
-        ("sp1", "refresh_token"),
-        ("cs1", "session_token"),
-    ] {
-        let series = format!(
-            "tenant_exporter_credential_refresh_failures_total{{target=\"{target}\",credential=\"{credential}\"}} 0"
-        );
-        assert!(has_line(body, &series), "{series}\n{body}");
-        let refreshes = format!(
-            "tenant_exporter_credential_refreshes_total{{target=\"{target}\",credential=\"{credential}\"}}"
-        );
-        assert!(value(body, &refreshes).is_some(), "{refreshes}\n{body}");
+    let mut out = String::new();
+    let mut samples = Vec::new();
+    let (mut family, mut keep) = (String::new(), false);
+    for line in text.lines() {
+        let meta = line
+            .strip_prefix("# HELP ")
+            .or_else(|| line.strip_prefix("# TYPE "));
+        if let Some(rest) = meta {
+            let name = rest.split(' ').next().unwrap_or_default();
+            if name != family {
+                flush(&mut out, &mut samples);
+                family = name.to_string();
+                keep = prefixes.iter().any(|p| name.starts_with(p));
+            }
+            if keep {
+                out.push_str(line);
+                out.push('\n');
+            }
+        } else if keep {
+            samples.extend(redacted_sample(line));
+        }
     }
-    // A target without a refreshable credential gets no credential series.
-    assert!(
-        !body.contains("credential_refreshes_total{target=\"vs1\""),
-        "{body}"
+    flush(&mut out, &mut samples);
+    out
+}
+
+/// `line` with a value that varies per run replaced by a placeholder, `None` when the whole
+/// sample varies (a histogram bucket other than `+Inf`).
+fn redacted_sample(line: &str) -> Option<String> {
+    let (series, value) = line.rsplit_once(' ')?;
+    let name = series.split('{').next().unwrap_or(series);
+    if name.ends_with("_bucket") && !series.contains("le=\"+Inf\"") {
+        return None;
+    }
+    let value = if name.ends_with("_timestamp_seconds") || name == "process_start_time_seconds" {
+        "<unix time>"
+    } else if name.ends_with("_duration_seconds") || name.ends_with("_duration_seconds_sum") {
+        "<seconds>"
+    } else if name.starts_with("process_") {
+        "<varies>"
+    } else {
+        value
+    };
+    let mut series = series.replace(
+        &format!("version=\"{}\"", env!("CARGO_PKG_VERSION")),
+        "version=\"<version>\"",
+    );
+    if let Some(start) = series.find("revision=\"").map(|i| i + "revision=\"".len()) {
+        let end = start + series[start..].find('"').unwrap_or(0);
+        series.replace_range(start..end, "<revision>");
+    }
+    Some(format!("{series} {value}"))
+}
+
+#[test]
+fn the_snapshot_normaliser_sorts_samples_and_redacts_what_varies() {
+    let text = "# HELP a_total A.\n# TYPE a_total counter\na_total{x=\"2\"} 5\na_total{x=\"1\"} 7\n\
+                # HELP b_timestamp_seconds B.\n# TYPE b_timestamp_seconds gauge\nb_timestamp_seconds 1796147080.29\n\
+                # HELP c_duration_seconds C.\n# TYPE c_duration_seconds histogram\n\
+                c_duration_seconds_sum 0.02\nc_duration_seconds_count 2\n\
+                c_duration_seconds_bucket{le=\"0.01\"} 1\nc_duration_seconds_bucket{le=\"+Inf\"} 2\n\
+                # HELP d_info D.\n# TYPE d_info gauge\nd_info{version=\"VERSION\",revision=\"0123abc\"} 1\n\
+                # HELP process_open_fds E.\n# TYPE process_open_fds gauge\nprocess_open_fds 13.0\n\
+                # HELP other F.\n# TYPE other gauge\nother 1\n"
+        .replace("VERSION", env!("CARGO_PKG_VERSION"));
+    insta::assert_snapshot!(
+        families_for_snapshot(&text, &["a_", "b_", "c_", "d_", "process_"]),
+        @r#"
+    # HELP a_total A.
+    # TYPE a_total counter
+    a_total{x="1"} 7
+    a_total{x="2"} 5
+    # HELP b_timestamp_seconds B.
+    # TYPE b_timestamp_seconds gauge
+    b_timestamp_seconds <unix time>
+    # HELP c_duration_seconds C.
+    # TYPE c_duration_seconds histogram
+    c_duration_seconds_bucket{le="+Inf"} 2
+    c_duration_seconds_count 2
+    c_duration_seconds_sum <seconds>
+    # HELP d_info D.
+    # TYPE d_info gauge
+    d_info{version="<version>",revision="<revision>"} 1
+    # HELP process_open_fds E.
+    # TYPE process_open_fds gauge
+    process_open_fds <varies>
+    "#
     );
 }
 

@@ -2,12 +2,10 @@
 //! simulator over real sockets, with paging, retries, bad payloads, rejected credentials,
 //! and a check that no secret reaches the exposition, the logs or the landing page.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use base64::Engine as _;
-use common::*;
 use tenant_exporter::simulator::voss::{VossOptions, SECRET_MARKER};
 use tenant_exporter::simulator::{Fault, Options, RequestKind, Simulator};
 

@@ -2,12 +2,10 @@
 //! in-process simulator over real sockets. Every wait polls for a condition and is bounded by
 //! a deadline.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use base64::Engine as _;
-use common::*;
 use tenant_exporter::simulator::commvault::CommvaultOptions;
 use tenant_exporter::simulator::{Fault, Options, RequestKind, Simulator};
 

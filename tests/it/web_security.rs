@@ -1,11 +1,9 @@
 //! `--web.config.file`: TLS, client certificates and basic auth over real sockets, with
 //! certificates made for the test.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 
 /// A CA and certificates it issued, as PEM.

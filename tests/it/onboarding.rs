@@ -50,11 +50,9 @@ fn rust_version_is_what_the_locked_dependencies_need() {
     );
 }
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{run, TempDir, DEADLINE};
+use crate::common::{run, TempDir, DEADLINE};
 use tenant_exporter::config::Config;
 use tenant_exporter::simulator::{Fault, Options, RequestKind, Simulator};
 
@@ -263,7 +261,7 @@ async fn oauth_login_writes_a_working_refresh_token() {
     );
     let port = closed_port();
     let redirect = format!("http://127.0.0.1:{port}/callback");
-    let mut child = common::command(&[
+    let mut child = crate::common::command(&[
         "oauth-login",
         &format!("--config.file={}", config.display()),
         &format!("--redirect-uri={redirect}"),
@@ -583,7 +581,7 @@ async fn config_check_reports_three_mistakes_in_one_run() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert_eq!(out.stdout, "");
     let at = |needle: &str| {
-        let (line, col) = common::position(text, needle);
+        let (line, col) = crate::common::position(text, needle);
         format!("{}:{line}:{col}: ", path.display())
     };
     let lines: Vec<&str> = out.stderr.lines().collect();

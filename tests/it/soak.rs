@@ -6,15 +6,13 @@
 //!
 //! `SOAK_SECONDS` sets the length (default 60).
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tenant_exporter::simulator::{self, Fault, RequestKind, Simulator};
 
-use common::*;
+use crate::common::*;
 
 const SCRAPERS: usize = 64;
 const RELOAD_EVERY: Duration = Duration::from_secs(3);

@@ -1,8 +1,6 @@
 //! Shared harness for the integration tests: temp dirs, the real binary as a child process
 //! with its stderr captured, HTTP helpers, bounded waits and exposition helpers.
 
-#![allow(dead_code)]
-
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

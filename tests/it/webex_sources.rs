@@ -1,11 +1,9 @@
 //! The Webex OAuth integration and the partner-managed orgs collector, end to end: the real
 //! binary against the simulator over real sockets.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use tenant_exporter::simulator::{Fault, OAuthOptions, Options, RequestKind, Simulator};
 
 const ACCESS_EXPIRY: &str =

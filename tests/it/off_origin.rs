@@ -3,9 +3,7 @@
 //! for every source. A second listener stands for the other origin and fails the test if any
 //! connection reaches it.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use tenant_exporter::simulator::{Fault, OAuthOptions, Options, RequestKind, Simulator};
 
 const REDIRECTS: [u16; 2] = [302, 307];

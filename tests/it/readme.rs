@@ -4,7 +4,7 @@ use std::path::Path;
 
 use tenant_exporter::config::Config;
 
-const README: &str = include_str!("../README.md");
+const README: &str = include_str!("../../README.md");
 
 /// The fenced blocks of `lang` in the section under `heading`.
 fn blocks(heading: &str, lang: &str) -> Vec<String> {
@@ -33,7 +33,7 @@ fn readme_opens_with_the_demo_and_test_commands() {
         ["cargo run --release -- --demo", "cargo test --locked"]
     );
     // CI runs the same test command.
-    assert!(include_str!("../.ci/run").contains("\ncargo test --locked\n"));
+    assert!(include_str!("../../.ci/run").contains("\ncargo test --locked\n"));
 }
 
 #[test]

@@ -4,8 +4,6 @@
 //! failed (or bounded) collection with the exporter's peak RSS (VmHWM) well inside the
 //! shipped Kubernetes memory limit, and `/metrics` must keep answering meanwhile.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +14,7 @@ use axum::http::{header, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 
-use common::*;
+use crate::common::*;
 
 /// The shipped Kubernetes limit is 256 MiB; keep a margin for the allocator and the runtime.
 const RSS_BUDGET_KIB: u64 = 200 * 1024;

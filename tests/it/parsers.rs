@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use serde_json::{json, Map, Value};
 
 use tenant_exporter::config::Config;
@@ -290,8 +291,21 @@ const ALL: [(&str, Parser); 9] = [
     ("config", config),
 ];
 
+/// 128 cases a test; failures found are stored beside this file, in
+/// `parsers.proptest-regressions`, and replayed first on every run. (proptest's default would
+/// look in `tests/proptest-regressions/parsers.txt`, a sibling of `main.rs`'s directory.)
+fn runner_config() -> ProptestConfig {
+    ProptestConfig {
+        cases: 128,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        ..ProptestConfig::default()
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(runner_config())]
 
     #[test]
     fn arbitrary_bytes_never_panic_and_allocate_in_proportion(body in bytes()) {
