@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Lints alerts/ beyond what promtool checks (PyYAML, and PyPI promql-parser: .ci/promql.py). Exit 1 with every problem.
+"""Lints alerts/ beyond what promtool checks (PyYAML; PyPI promql-parser: .ci/promql.py). Exit
+1 with every problem.
 
 For every rule in alerts/*.yml (generated from mixin/):
 - every vector selector of every expression (alerts and recording rules) has a `job` matcher:

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Lints dashboards/*.json (python3 and PyPI promql-parser, see .ci/promql.py). Exit 1 with every problem listed.
+"""Lints dashboards/*.json (PyPI promql-parser reads the queries: .ci/promql.py). Exit 1 with
+every problem listed.
 
 - valid JSON; a dashboard object with a fixed, unique `uid`, a unique title, tags and a
   current `schemaVersion`
