@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Runs every query of every dashboard against a live Prometheus (python3 stdlib only).
+"""Runs every query of every dashboard against a live Prometheus (python3, PyPI promql-parser).
 
 Resolves the dashboards' variables the way Grafana does (each query variable from its
 label_values() query; "All" as the variable's allValue), substitutes them and Grafana's

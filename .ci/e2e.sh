@@ -21,6 +21,7 @@ start=$(date +%s)
 for tool in prometheus promtool prometheus-alertmanager amtool python3; do
   command -v "$tool" >/dev/null || { echo "e2e: $tool not found (apt-get install prometheus prometheus-alertmanager)" >&2; exit 1; }
 done
+. .ci/pyenv.sh  # promql-parser, for check_dashboard_queries.py
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tenant-exporter-e2e.XXXXXX")
 pids=()

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Lints alerts/ beyond what promtool checks (PyYAML). Exit 1 with every problem.
+"""Lints alerts/ beyond what promtool checks (PyYAML; PyPI promql-parser: .ci/promql.py). Exit
+1 with every problem.
 
 For every rule in alerts/*.yml (generated from mixin/):
 - every vector selector of every expression (alerts and recording rules) has a `job` matcher:
@@ -75,7 +76,7 @@ def main():
                         if "job" not in matchers:
                             problems.append(f"{where}: selector {metric or '{...}'} has no job matcher")
                 except promql.PromQLError as e:
-                    problems.append(f"{where}: cannot scan the expression: {e}")
+                    problems.append(f"{where}: cannot parse the expression: {e}")
                 if "alert" not in rule:
                     continue
                 labels, ann = rule.get("labels", {}), rule.get("annotations", {})

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Lints dashboards/*.json (python3 stdlib only). Exit 1 with every problem listed.
+"""Lints dashboards/*.json (PyPI promql-parser reads the queries: .ci/promql.py). Exit 1 with
+every problem listed.
 
 - valid JSON; a dashboard object with a fixed, unique `uid`, a unique title, tags and a
   current `schemaVersion`
@@ -42,8 +43,10 @@ def uses_datasource_variable(ds):
 
 
 def fixed_window_seconds(rng):
-    m = re.fullmatch(r"\[?(\d+)([smhdw])\]?", rng)
-    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)] if m else 0
+    """Seconds of a PromQL duration such as 1d or 1h30m; 0 for anything else."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    parts = re.findall(r"(\d+)(ms|[smhdwy])", rng or "")
+    return sum(int(v) * units[u] for v, u in parts) if "".join(v + u for v, u in parts) == rng else 0
 
 
 def check_expr(where, expr, problems, variables=None):
@@ -54,7 +57,7 @@ def check_expr(where, expr, problems, variables=None):
         sels = promql.selectors(expr)
         ranges = promql.rate_ranges(expr)
     except promql.PromQLError as e:
-        problems.append(f"{where}: cannot scan the query: {e}: {expr}")
+        problems.append(f"{where}: cannot parse the query: {e}: {expr}")
         return
     if not sels:
         problems.append(f"{where}: the query selects no series: {expr}")
@@ -62,11 +65,11 @@ def check_expr(where, expr, problems, variables=None):
         if "job" not in matchers:
             problems.append(f"{where}: selector {name or '{...}'} has no job matcher: {expr}")
     for fn, rng in ranges:
-        if rng in ("[$__rate_interval]", "[${__rate_interval}]", "$__rate_interval", "${__rate_interval}"):
+        if rng == "$__rate_interval":
             continue
-        if fn == "increase" and (rng in ("[$__range]", "$__range") or fixed_window_seconds(rng) >= 3600):
+        if fn == "increase" and (rng == "$__range" or fixed_window_seconds(rng) >= 3600):
             continue
-        problems.append(f"{where}: {fn}() over {rng} instead of [$__rate_interval]: {expr}")
+        problems.append(f"{where}: {fn}() over [{rng}] instead of [$__rate_interval]: {expr}")
     if ALWAYS_DATA.search(expr):
         problems.append(f"{where}: `or vector(...)` or `or ... 0 * ...` returns data whatever happens: {expr}")
     if variables is not None:

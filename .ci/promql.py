@@ -1,135 +1,60 @@
-"""A small PromQL scanner for the CI checks (python3 stdlib only).
+"""PromQL for the CI checks, read by a real parser: PyPI promql-parser (Python bindings of the
+Rust crate promql-parser). It does not evaluate anything; it lists the vector selectors of an
+expression, with their label matchers, and the range of every rate-like function.
 
-It does not evaluate PromQL; it finds the vector selectors of an expression, with their label
-matchers, and the range of every rate-like function, which is all the dashboard lint needs.
+Grafana's interval variables ([$__rate_interval], [$__range], ...) are not PromQL: each is
+parsed as a placeholder duration that no query writes, and reported back by its name.
 """
 
+import datetime
 import re
 
-KEYWORDS = {
-    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
-    "bool", "offset", "atan2", "inf", "nan", "start", "end",
-}
-AGGREGATORS = {
-    "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
-    "bottomk", "topk", "quantile", "limitk", "limit_ratio",
-}
-LABEL_LIST_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right"}
-RATE_FUNCTIONS = {"rate", "irate", "increase"}
+import promql_parser as pp
 
-_TOKEN = re.compile(
-    r"""
-    (?P<ws>\s+)
-  | (?P<comment>\#[^\n]*)
-  | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)
-  | (?P<range>\[[^\]]*\])
-  | (?P<number>(?:0x[0-9a-fA-F]+|[0-9][0-9a-zA-Z.]*|\.[0-9]+(?:[eE][+-]?[0-9]+)?))
-  | (?P<ident>[a-zA-Z_:][a-zA-Z0-9_:]*)
-  | (?P<op>==|!=|=~|!~|<=|>=|[-+*/%^<>=(){},@])
-  | (?P<var>\$\{?[a-zA-Z_][a-zA-Z0-9_:]*\}?)
-    """,
-    re.VERBOSE,
-)
+GRAFANA_RANGES = ("__rate_interval", "__interval", "__range")
+PLACEHOLDERS = {datetime.timedelta(milliseconds=90001 + i): f"${v}" for i, v in enumerate(GRAFANA_RANGES)}
+GRAFANA_RANGE = re.compile(r"\$\{?(" + "|".join(GRAFANA_RANGES) + r")\}?(?![a-zA-Z0-9_])")
+OPS = {"Equal": "=", "NotEqual": "!=", "Re": "=~", "NotRe": "!~"}
+RATE_FUNCTIONS = {"rate", "irate", "increase"}
 
 
 class PromQLError(ValueError):
     pass
 
 
-def tokens(expr):
+def parse(expr):
+    ms = {v: int(k / datetime.timedelta(milliseconds=1)) for k, v in PLACEHOLDERS.items()}
+    try:
+        return pp.parse(GRAFANA_RANGE.sub(lambda m: f"{ms['$' + m.group(1)]}ms", expr))
+    except ValueError as e:
+        raise PromQLError(str(e)) from None
+
+
+def nodes(expr, kind):
     out = []
-    pos = 0
-    while pos < len(expr):
-        m = _TOKEN.match(expr, pos)
-        if not m:
-            raise PromQLError(f"cannot read {expr[pos:pos + 20]!r}")
-        pos = m.end()
-        kind = m.lastgroup
-        if kind in ("ws", "comment"):
-            continue
-        out.append((kind, m.group()))
+    pp.walk(parse(expr), lambda n: out.append(n) if isinstance(n, kind) else None)
     return out
 
 
-def _matchers(toks, i):
-    """Parses `{...}` starting at toks[i] == '{'; returns ({label: [(op, value)]}, next index)."""
-    matchers = {}
-    i += 1
-    while i < len(toks) and toks[i][1] != "}":
-        kind, text = toks[i]
-        if kind == "op" and text == ",":
-            i += 1
-            continue
-        if kind == "string":  # a quoted metric name, Prometheus 3 style
-            matchers.setdefault("__name__", []).append(("=", text[1:-1]))
-            i += 1
-            continue
-        if kind != "ident" or i + 2 >= len(toks):
-            raise PromQLError(f"bad label matcher near {text!r}")
-        op, value = toks[i + 1], toks[i + 2]
-        if op[1] not in ("=", "!=", "=~", "!~") or value[0] != "string":
-            raise PromQLError(f"bad label matcher near {text!r}")
-        matchers.setdefault(text, []).append((op[1], value[1][1:-1]))
-        i += 3
-    if i >= len(toks):
-        raise PromQLError("unclosed {")
-    return matchers, i + 1
-
-
 def selectors(expr):
-    """Every vector selector of `expr` as (metric name or None, {label: [(op, value)]})."""
-    toks = tokens(expr)
+    """Every vector selector of `expr` as (metric name or None, {label: [(op, value)]}); a
+    selector with `or` between its matcher sets counts once per set."""
     out = []
-    i = 0
-    while i < len(toks):
-        kind, text = toks[i]
-        nxt = toks[i + 1][1] if i + 1 < len(toks) else None
-        if kind == "ident" and text in LABEL_LIST_KEYWORDS and nxt == "(":
-            depth, i = 0, i + 1
-            while i < len(toks):
-                if toks[i][1] == "(":
-                    depth += 1
-                elif toks[i][1] == ")":
-                    depth -= 1
-                    if depth == 0:
-                        break
-                i += 1
-            i += 1
-            continue
-        if kind == "ident":
-            if text.lower() in KEYWORDS or text in AGGREGATORS or nxt == "(":
-                i += 1
-                continue
-            if nxt == "{":
-                matchers, i = _matchers(toks, i + 1)
-            else:
-                matchers, i = {}, i + 1
-            out.append((text, matchers))
-            continue
-        if kind == "op" and text == "{":
-            matchers, i = _matchers(toks, i)
-            out.append((None, matchers))
-            continue
-        i += 1
+    for s in nodes(expr, pp.VectorSelector):
+        for group in s.matchers.or_matchers or [s.matchers.matchers]:
+            matchers = {}
+            for m in group:
+                matchers.setdefault(m.name, []).append((OPS[str(m.op).rsplit(".", 1)[-1]], m.value))
+            out.append((s.name, matchers))
     return out
 
 
 def rate_ranges(expr):
-    """The range written inside every rate(), irate() and increase() call of `expr`."""
-    toks = tokens(expr)
+    """(function, range) of every rate(), irate() and increase() call of `expr`: the range as
+    Grafana's variable ("$__rate_interval") or as PromQL writes a duration ("1d")."""
     out = []
-    for i, (kind, text) in enumerate(toks):
-        if kind == "ident" and text in RATE_FUNCTIONS and i + 1 < len(toks) and toks[i + 1][1] == "(":
-            depth, j, found = 0, i + 1, None
-            while j < len(toks):
-                if toks[j][1] == "(":
-                    depth += 1
-                elif toks[j][1] == ")":
-                    depth -= 1
-                    if depth == 0:
-                        break
-                elif toks[j][0] == "range" and depth == 1 and found is None:
-                    found = toks[j][1][1:-1].strip()
-                j += 1
-            out.append((text, found))
+    for call in nodes(expr, pp.Call):
+        if call.func.name in RATE_FUNCTIONS:
+            rng = next((a.range for a in call.args if isinstance(a, pp.MatrixSelector)), None)
+            out.append((call.func.name, PLACEHOLDERS.get(rng) or (rng and pp.display_duration(rng))))
     return out
