@@ -665,7 +665,7 @@ td.err {{ color: #a40e26; font-family: ui-monospace, monospace; font-size: .85em
 </head>
 <body>
 <h1>tenant-exporter</h1>
-<p>Version {version} (revision {revision}). Metrics: <a href="{path}">{path}</a> · <a href="/-/healthy">/-/healthy</a> · <a href="/-/ready">/-/ready</a></p>
+<p>Version {version} (revision {revision}, {demo}). Metrics: <a href="{path}">{path}</a> · <a href="/-/healthy">/-/healthy</a> · <a href="/-/ready">/-/ready</a></p>
 <h2>Targets</h2>
 <table>
 <thead><tr><th>Collector</th><th>Target</th><th>Health</th><th>Objects</th><th>Series</th><th>Last success</th><th>Duration</th><th>Next run</th><th>Last error</th></tr></thead>
@@ -677,6 +677,11 @@ td.err {{ color: #a40e26; font-family: ui-monospace, monospace; font-size: .85em
 "#,
         version = crate::VERSION,
         revision = crate::REVISION,
+        demo = if crate::DEMO_BUILT_IN {
+            "demo built in"
+        } else {
+            "without the demo"
+        },
     ))
 }
 
