@@ -116,19 +116,42 @@ pub enum Command {
     OauthLogin(crate::oauth_login::OauthLoginArgs),
 }
 
-fn telemetry_path(s: &str) -> Result<String, String> {
+/// What is wrong with `--web.telemetry-path`.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryPathError {
+    #[error("must start with /")]
+    Relative,
+    #[error("must not be / nor under /-/, which the exporter uses itself")]
+    Reserved,
+    #[error("must be a plain path without spaces, ?, #, {{, }} or *")]
+    NotPlain,
+}
+
+fn telemetry_path(s: &str) -> Result<String, TelemetryPathError> {
     if !s.starts_with('/') {
-        return Err("must start with /".into());
+        return Err(TelemetryPathError::Relative);
     }
     if s == "/" || s.starts_with("/-/") {
-        return Err("must not be / nor under /-/, which the exporter uses itself".into());
+        return Err(TelemetryPathError::Reserved);
     }
     if s.chars()
         .any(|c| c.is_whitespace() || c == '?' || c == '#' || c == '{' || c == '}' || c == '*')
     {
-        return Err("must be a plain path without spaces, ?, #, {, } or *".into());
+        return Err(TelemetryPathError::NotPlain);
     }
     Ok(s.to_string())
+}
+
+/// A `--web.listen-address` that names no address.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenAddressError {
+    #[error("--web.listen-address {0:?}: resolves to no address")]
+    NoAddress(String),
+    #[error("--web.listen-address {address:?}: {source}")]
+    Lookup {
+        address: String,
+        source: std::io::Error,
+    },
 }
 
 impl Cli {
@@ -189,7 +212,9 @@ pub fn config_check(path: &std::path::Path) -> std::process::ExitCode {
 }
 
 /// Resolves a listen address; `:port` means every interface.
-pub async fn resolve_listen_address(addr: &str) -> Result<std::net::SocketAddr, String> {
+pub async fn resolve_listen_address(
+    addr: &str,
+) -> Result<std::net::SocketAddr, ListenAddressError> {
     let full = if addr.starts_with(':') {
         format!("0.0.0.0{addr}")
     } else {
@@ -200,10 +225,11 @@ pub async fn resolve_listen_address(addr: &str) -> Result<std::net::SocketAddr, 
         .map(|mut a| a.next());
     match resolved {
         Ok(Some(a)) => Ok(a),
-        Ok(None) => Err(format!(
-            "--web.listen-address {addr:?}: resolves to no address"
-        )),
-        Err(e) => Err(format!("--web.listen-address {addr:?}: {e}")),
+        Ok(None) => Err(ListenAddressError::NoAddress(addr.to_string())),
+        Err(source) => Err(ListenAddressError::Lookup {
+            address: addr.to_string(),
+            source,
+        }),
     }
 }
 

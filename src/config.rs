@@ -184,25 +184,38 @@ pub struct Shard {
     pub count: u32,
 }
 
+/// What is wrong with a `--shard` value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShardError {
+    #[error("expected INDEX/COUNT, e.g. 0/3")]
+    Form,
+    #[error("index {0:?} is not a number")]
+    Index(String),
+    #[error("count {0:?} is not a number")]
+    Count(String),
+    #[error("index must be below count, got {index}/{count}")]
+    OutOfRange { index: u32, count: u32 },
+}
+
 impl std::str::FromStr for Shard {
-    type Err = String;
+    type Err = ShardError;
 
     /// `INDEX/COUNT`, where INDEX may be a StatefulSet pod name (`tenant-exporter-2`) whose
     /// trailing ordinal is the index.
-    fn from_str(s: &str) -> Result<Shard, String> {
-        let (index, count) = s.rsplit_once('/').ok_or("expected INDEX/COUNT, e.g. 0/3")?;
+    fn from_str(s: &str) -> Result<Shard, ShardError> {
+        let (index, count) = s.rsplit_once('/').ok_or(ShardError::Form)?;
         let index = match index.rsplit_once('-') {
             Some((pod, ordinal)) if !pod.is_empty() => ordinal,
             _ => index,
         };
         let index: u32 = index
             .parse()
-            .map_err(|_| format!("index {index:?} is not a number"))?;
+            .map_err(|_| ShardError::Index(index.to_string()))?;
         let count: u32 = count
             .parse()
-            .map_err(|_| format!("count {count:?} is not a number"))?;
+            .map_err(|_| ShardError::Count(count.to_string()))?;
         if count == 0 || index >= count {
-            return Err(format!("index must be below count, got {index}/{count}"));
+            return Err(ShardError::OutOfRange { index, count });
         }
         Ok(Shard { index, count })
     }

@@ -94,7 +94,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let source = if cli.demo {
         let demo = Demo::start(cli.demo_enterprises)
             .await
-            .map_err(|e| anyhow!(e))
             .context("cannot start the demo")?;
         Source::Demo(demo)
     } else {
@@ -152,7 +151,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
     let mut listeners = Vec::new();
     for addr in &cli.listen_addresses {
-        let a = resolve_listen_address(addr).await.map_err(|e| anyhow!(e))?;
+        let a = resolve_listen_address(addr).await?;
         let l = tokio::net::TcpListener::bind(a)
             .await
             .with_context(|| format!("--web.listen-address {addr:?}"))?;

@@ -69,7 +69,7 @@ pub async fn run(config: &Config) -> Vec<Outcome> {
             let proxied = job.tls.proxy_url.is_some();
             let client = match client.with_tls(&job.target, &job.tls) {
                 Ok(c) => c,
-                Err(e) => return outcome(Some(e), 0),
+                Err(e) => return outcome(Some(e.to_string()), 0),
             };
             let ctx = RequestCtx {
                 collector: job.collector,

@@ -112,7 +112,7 @@ fn prepare(
         .map(|mut job| {
             let c = client
                 .with_tls(&job.target, &job.tls)
-                .map_err(|e| tls_error(&job, e))?
+                .map_err(|e| tls_error(&job, e.to_string()))?
                 .with_secrets(job.source.secrets());
             if let Some(path) = &job.tls.ca_file {
                 let pem = std::fs::read(path)

@@ -555,6 +555,26 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     v.parse::<u64>().ok().map(Duration::from_secs)
 }
 
+/// Why a target's own trust settings (`tls`, `proxy_url`) give no client. reqwest's messages
+/// do not repeat the proxy URL and its credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("proxy_url: {0}")]
+    Proxy(#[source] reqwest::Error),
+    #[error("ca_file {}: {source}", path.display())]
+    CaFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("ca_file {}: {source}", path.display())]
+    CaPem {
+        path: std::path::PathBuf,
+        source: reqwest::Error,
+    },
+    #[error("TLS settings: {0}")]
+    Build(#[source] reqwest::Error),
+}
+
 /// A redirect that `same_origin_redirects` refused.
 #[derive(Debug, thiserror::Error)]
 enum RedirectRefused {
@@ -611,22 +631,25 @@ impl Client {
     }
 
     /// A client for an upstream with its own trust settings (extra CA, or none at all).
-    pub fn with_tls(&self, target: &str, tls: &TlsConfig) -> Result<Client, String> {
+    pub fn with_tls(&self, target: &str, tls: &TlsConfig) -> Result<Client, TlsError> {
         if tls.ca_file.is_none() && !tls.insecure_skip_verify && tls.proxy_url.is_none() {
             return Ok(self.clone());
         }
         let mut builder = Self::builder(&self.policy);
         if let Some(proxy) = &tls.proxy_url {
-            // The message is reqwest's, which does not repeat the URL and its credentials.
-            let proxy =
-                reqwest::Proxy::all(proxy.url().as_str()).map_err(|e| format!("proxy_url: {e}"))?;
+            let proxy = reqwest::Proxy::all(proxy.url().as_str()).map_err(TlsError::Proxy)?;
             builder = builder.proxy(proxy);
         }
         if let Some(path) = &tls.ca_file {
-            let pem =
-                std::fs::read(path).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+            let pem = std::fs::read(path).map_err(|source| TlsError::CaFile {
+                path: path.clone(),
+                source,
+            })?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| TlsError::CaPem {
+                    path: path.clone(),
+                    source,
+                })?;
             builder = builder.tls_certs_merge(certs);
         }
         if tls.insecure_skip_verify {
@@ -636,7 +659,7 @@ impl Client {
             );
             builder = builder.tls_danger_accept_invalid_certs(true);
         }
-        let http = builder.build().map_err(|e| format!("TLS settings: {e}"))?;
+        let http = builder.build().map_err(TlsError::Build)?;
         Ok(Client {
             http,
             policy: self.policy.clone(),

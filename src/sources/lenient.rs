@@ -171,10 +171,10 @@ pub struct ListSeen {
 /// list is kept, so the memory a page costs is its body plus what the callbacks keep: an
 /// array of ten million unreadable items is ten million callbacks, not ten million records.
 /// A callback error stops the parse with that message.
-pub fn visit_list<'de>(
+pub fn visit_list<'de, Stop: fmt::Display>(
     body: &'de [u8],
     list_key: &str,
-    on_item: &mut dyn FnMut(usize, &'de RawValue) -> Result<(), String>,
+    on_item: &mut dyn FnMut(usize, &'de RawValue) -> Result<(), Stop>,
     on_other: &mut dyn FnMut(&str, &'de RawValue),
 ) -> Result<ListSeen, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_slice(body);
@@ -187,13 +187,13 @@ pub fn visit_list<'de>(
     Ok(seen)
 }
 
-struct ObjectVisitor<'a, 'de> {
+struct ObjectVisitor<'a, 'de, Stop> {
     list_key: &'a str,
-    on_item: &'a mut dyn FnMut(usize, &'de RawValue) -> Result<(), String>,
+    on_item: &'a mut dyn FnMut(usize, &'de RawValue) -> Result<(), Stop>,
     on_other: &'a mut dyn FnMut(&str, &'de RawValue),
 }
 
-impl<'de> Visitor<'de> for ObjectVisitor<'_, 'de> {
+impl<'de, Stop: fmt::Display> Visitor<'de> for ObjectVisitor<'_, 'de, Stop> {
     type Value = ListSeen;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -222,13 +222,13 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_, 'de> {
     }
 }
 
-struct ItemsSeed<'a, 'de> {
+struct ItemsSeed<'a, 'de, Stop> {
     list_key: &'a str,
     offset: usize,
-    on_item: &'a mut dyn FnMut(usize, &'de RawValue) -> Result<(), String>,
+    on_item: &'a mut dyn FnMut(usize, &'de RawValue) -> Result<(), Stop>,
 }
 
-impl<'de> DeserializeSeed<'de> for ItemsSeed<'_, 'de> {
+impl<'de, Stop: fmt::Display> DeserializeSeed<'de> for ItemsSeed<'_, 'de, Stop> {
     type Value = usize;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
@@ -236,7 +236,7 @@ impl<'de> DeserializeSeed<'de> for ItemsSeed<'_, 'de> {
     }
 }
 
-impl<'de> Visitor<'de> for ItemsSeed<'_, 'de> {
+impl<'de, Stop: fmt::Display> Visitor<'de> for ItemsSeed<'_, 'de, Stop> {
     type Value = usize;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -318,6 +318,8 @@ pub mod de {
 
 #[cfg(test)]
 mod tests {
+    use std::convert::Infallible;
+
     use serde_json::json;
 
     use super::*;
@@ -354,7 +356,7 @@ mod tests {
             "items",
             &mut |i, raw| {
                 items.push((i, raw.get().to_string()));
-                Ok(())
+                Ok::<_, Infallible>(())
             },
             &mut |k, raw| other.push((k.to_string(), raw.get().to_string())),
         )
@@ -373,7 +375,7 @@ mod tests {
             "items",
             &mut |i, _| {
                 if i == 1 {
-                    Err("too many".into())
+                    Err("too many")
                 } else {
                     Ok(())
                 }
@@ -382,12 +384,13 @@ mod tests {
         );
         assert!(stop.unwrap_err().to_string().contains("too many"));
         for bad in [&b"[1]"[..], b"{\"items\": 3}", b"{\"items\": [1", b"{} x"] {
-            assert!(visit_list(bad, "items", &mut |_, _| Ok(()), &mut |_, _| {}).is_err());
+            let ok = &mut |_, _: &RawValue| Ok::<_, Infallible>(());
+            assert!(visit_list(bad, "items", ok, &mut |_, _| {}).is_err());
         }
         let absent = visit_list(
             b"{\"items\": null}",
             "items",
-            &mut |_, _| Ok(()),
+            &mut |_, _| Ok::<_, Infallible>(()),
             &mut |_, _| {},
         )
         .unwrap();

@@ -186,7 +186,8 @@ impl Inner {
         let path = self.config.refresh_token_file.clone();
         let read = tokio::task::spawn_blocking(move || read_token_file(&path))
             .await
-            .unwrap_or_else(|e| Err(format!("reading the refresh token file failed: {e}")));
+            .map_err(|e| format!("reading the refresh token file failed: {e}"))
+            .and_then(|r| r.map_err(|e| e.to_string()));
         match (read, &state.refresh) {
             (Ok(r), _) => {
                 state.refresh = Some(r.clone());
