@@ -6,7 +6,7 @@ use clap::Parser;
 
 use crate::logging::{LogFormat, LogLevel};
 
-pub const DEFAULT_CONFIG_FILE: &str = "tenant-exporter.yml";
+pub(crate) const DEFAULT_CONFIG_FILE: &str = "tenant-exporter.yml";
 const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (revision ",
@@ -22,7 +22,7 @@ pub struct Cli {
 
     /// Path to the configuration file.
     #[arg(long = "config.file", value_name = "FILE", global = true)]
-    pub config_file: Option<PathBuf>,
+    pub(crate) config_file: Option<PathBuf>,
 
     /// Address to listen on, as host:port or :port (all interfaces). Repeatable.
     #[arg(
@@ -118,7 +118,7 @@ pub enum Command {
 
 /// What is wrong with `--web.telemetry-path`.
 #[derive(Debug, thiserror::Error)]
-pub enum TelemetryPathError {
+pub(crate) enum TelemetryPathError {
     #[error("must start with /")]
     Relative,
     #[error("must not be / nor under /-/, which the exporter uses itself")]
@@ -162,7 +162,7 @@ impl Cli {
     }
 
     /// Parses `args` like `try_parse_from`, and refuses what this build leaves out.
-    pub fn try_parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    pub(crate) fn try_parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,

@@ -36,7 +36,8 @@ pub enum DemoError {
 /// A running demo. The simulator stops and the demo's state directory is removed on drop.
 pub struct Demo {
     pub config: Config,
-    simulator: Simulator,
+    /// Kept for its drop, which stops the simulator.
+    _simulator: Simulator,
     state_dir: PathBuf,
 }
 
@@ -153,12 +154,8 @@ impl Demo {
         tracing::info!(upstream = %simulator.addr(), enterprises, "demo simulator started");
         Ok(Demo {
             config,
-            simulator,
+            _simulator: simulator,
             state_dir,
         })
-    }
-
-    pub fn simulator(&self) -> &Simulator {
-        &self.simulator
     }
 }

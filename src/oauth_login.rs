@@ -33,21 +33,21 @@ pub struct OauthLoginArgs {
     /// The Webex target (its `name`) to authorize. Needed when more than one target has an
     /// `oauth` block.
     #[arg(long, value_name = "NAME")]
-    pub target: Option<String>,
+    pub(crate) target: Option<String>,
 
     /// The redirect URI registered in the Webex integration: http:// on localhost or a
     /// loopback address, with a port. The command listens there for the browser.
     #[arg(long = "redirect-uri", value_name = "URI", default_value = DEFAULT_REDIRECT_URI)]
-    pub redirect_uri: String,
+    pub(crate) redirect_uri: String,
 
     /// How long to wait for the browser to come back.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
-    pub wait: Duration,
+    pub(crate) wait: Duration,
 }
 
 /// Why `oauth-login` stopped, as it tells the user.
 #[derive(Debug, thiserror::Error)]
-pub enum LoginError {
+pub(crate) enum LoginError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("no webex target {name:?} with an oauth block (targets with one: {with_oauth})")]
@@ -91,7 +91,7 @@ pub enum LoginError {
 
 /// What is wrong with `--redirect-uri`.
 #[derive(Debug, thiserror::Error)]
-pub enum RedirectUriError {
+pub(crate) enum RedirectUriError {
     #[error(transparent)]
     Parse(#[from] url::ParseError),
     #[error("must start with http:// (a loopback listener)")]
@@ -105,7 +105,7 @@ pub enum RedirectUriError {
 }
 
 /// The scopes a target's configured collectors need, and no more.
-pub fn scopes(target: &WebexTarget) -> Vec<&'static str> {
+pub(crate) fn scopes(target: &WebexTarget) -> Vec<&'static str> {
     let mut s = Vec::new();
     if target.broadworks.is_some() {
         s.push("spark-admin:broadworks_enterprises_read");
@@ -117,7 +117,7 @@ pub fn scopes(target: &WebexTarget) -> Vec<&'static str> {
 }
 
 /// The URL the user opens to approve the integration.
-pub fn authorize_url(
+pub(crate) fn authorize_url(
     target: &WebexTarget,
     oauth: &OAuthConfig,
     redirect_uri: &str,
@@ -312,7 +312,7 @@ async fn exchange(
 }
 
 /// Runs the flow for `args`; returns what to tell the user at the end.
-pub async fn login(config_path: &Path, args: &OauthLoginArgs) -> Result<String, LoginError> {
+pub(crate) async fn login(config_path: &Path, args: &OauthLoginArgs) -> Result<String, LoginError> {
     let config = Config::load_for_oauth_login(config_path)?;
     let (target, oauth) = pick(&config, args.target.as_deref())?;
     if scopes(target).is_empty() {

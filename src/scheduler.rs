@@ -398,7 +398,7 @@ pub(crate) async fn collect_once(client: &Client, job: &Job) -> Result<Collected
 }
 
 /// A failed job of `--once`: `collector/target` and the error.
-pub type OnceFailure = (String, String);
+pub(crate) type OnceFailure = (String, String);
 
 /// Collects every job once, concurrently, for `--once`. Returns the failures.
 pub async fn run_once(

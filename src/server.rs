@@ -76,13 +76,13 @@ const REJECT_LOG_EVERY: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Connections open at once, across every listener.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// From accepting a connection to its first complete request head (TLS handshake
     /// included).
-    pub read_header_timeout: Duration,
+    pub(crate) read_header_timeout: Duration,
     /// Longest wait for the next request head on an open connection (keep-alive idle time
     /// and slow headers after the first request).
-    pub idle_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
 }
 
 impl Limits {

@@ -46,11 +46,11 @@ use crate::sources::{endpoint, lenient, CollectError};
 use crate::upstream::{Client, Request, RequestCtx, Response, UpstreamError};
 
 /// The `credential` label of the session token's self-metrics.
-pub const CREDENTIAL: &str = "session_token";
+pub(crate) const CREDENTIAL: &str = "session_token";
 /// Commvault ends a session after this long without a request.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// A token idle for this long is renewed before it is used, well ahead of `IDLE_TIMEOUT`.
-pub const RENEW_AFTER: Duration = Duration::from_secs(20 * 60);
+pub(crate) const RENEW_AFTER: Duration = Duration::from_secs(20 * 60);
 /// An access token with a known expiry is renewed this long before it.
 const ACCESS_RENEW_MARGIN: Duration = Duration::from_secs(300);
 
@@ -110,14 +110,14 @@ struct Token {
 
 /// What to do with the current token before a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Plan {
+pub(crate) enum Plan {
     Use,
     Renew,
     Login,
 }
 
 /// The plan for a session token idle for `idle` (`None`: there is no token).
-pub fn plan(idle: Option<Duration>) -> Plan {
+pub(crate) fn plan(idle: Option<Duration>) -> Plan {
     match idle {
         Some(idle) if idle < RENEW_AFTER => Plan::Use,
         Some(idle) if idle < IDLE_TIMEOUT => Plan::Renew,
@@ -141,7 +141,7 @@ pub enum LoginFailure {
 pub enum AnswerError {
     #[error("invalid JSON: {0}")]
     Json(#[source] serde_json::Error),
-    /// The error the answer reports, as [`api_error`] words it.
+    /// The error the answer reports, as `api_error` words it.
     #[error("{0}")]
     Refused(String),
     #[error("the answer has no token")]
@@ -312,10 +312,10 @@ pub fn parse_renewal(body: &[u8]) -> Result<Secret, AnswerError> {
 
 /// A renewed access token.
 pub struct AccessRenewal {
-    pub access_token: Secret,
+    pub(crate) access_token: Secret,
     /// `None` when the CommServe did not rotate it.
-    pub refresh_token: Option<Secret>,
-    pub expires: Option<SystemTime>,
+    pub(crate) refresh_token: Option<Secret>,
+    pub(crate) expires: Option<SystemTime>,
 }
 
 /// Reads a `V4/AccessToken/Renew` answer.
@@ -379,11 +379,11 @@ fn read_pair(path: &std::path::Path) -> Result<(Secret, Option<Secret>), Session
 
 impl Session {
     /// The configured secrets, for the client to blank from upstream errors.
-    pub fn secrets(&self) -> Vec<String> {
+    pub(crate) fn secrets(&self) -> Vec<String> {
         self.inner.secrets()
     }
 
-    pub fn new(target: &CommvaultTarget, metrics: Arc<SelfMetrics>) -> Self {
+    pub(crate) fn new(target: &CommvaultTarget, metrics: Arc<SelfMetrics>) -> Self {
         let base = &target.base_url;
         // 0 from the start, so an alert can tell "not locked" from "no data".
         metrics
@@ -408,7 +408,7 @@ impl Session {
 
     /// Marks the start of a collection: a session that could not be had before may be tried
     /// again, and a 401 may replace the session once more.
-    pub async fn begin(&self) {
+    pub(crate) async fn begin(&self) {
         let mut s = self.state.lock().await;
         s.failed = None;
         s.replaced = false;
@@ -416,7 +416,7 @@ impl Session {
 
     /// `GET url` in the session. A 401 replaces the session (at most once per collection)
     /// and tries once more.
-    pub async fn get(
+    pub(crate) async fn get(
         &self,
         client: &Client,
         ctx: &RequestCtx,
@@ -439,14 +439,14 @@ impl Session {
     }
 
     /// Upstream text with every secret of this session blanked.
-    pub fn scrub(&self, s: &str) -> String {
+    pub(crate) fn scrub(&self, s: &str) -> String {
         self.inner.scrub(s)
     }
 
     /// Ends the session upstream, if there is one. Waits for an exchange in flight, so a
     /// login that was sent is logged out too. An API access token is kept: logging out would
     /// revoke it.
-    pub async fn logout(&self, client: &Client) {
+    pub(crate) async fn logout(&self, client: &Client) {
         if matches!(
             self.inner.credentials,
             CommvaultCredentials::AccessToken { .. }
