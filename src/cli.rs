@@ -6,7 +6,7 @@ use clap::Parser;
 
 use crate::logging::{LogFormat, LogLevel};
 
-pub const DEFAULT_CONFIG_FILE: &str = "tenant-exporter.yml";
+pub(crate) const DEFAULT_CONFIG_FILE: &str = "tenant-exporter.yml";
 const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (revision ",
@@ -22,7 +22,7 @@ pub struct Cli {
 
     /// Path to the configuration file.
     #[arg(long = "config.file", value_name = "FILE", global = true)]
-    pub config_file: Option<PathBuf>,
+    pub(crate) config_file: Option<PathBuf>,
 
     /// Address to listen on, as host:port or :port (all interfaces). Repeatable.
     #[arg(
@@ -87,7 +87,9 @@ pub struct Cli {
     pub probe: bool,
 
     /// Run without a config against the built-in simulator of the upstream APIs.
-    #[arg(long, conflicts_with = "config_file")]
+    // A build without the `demo` feature still knows the flag, hidden, to refuse it by name.
+    #[cfg_attr(feature = "demo", arg(long, conflicts_with = "config_file"))]
+    #[cfg_attr(not(feature = "demo"), arg(long, hide = true))]
     pub demo: bool,
 
     /// Collect only this replica's share of the targets, as INDEX/COUNT (0-based). INDEX may
@@ -96,8 +98,10 @@ pub struct Cli {
     pub shard: Option<crate::config::Shard>,
 
     /// Number of BroadWorks enterprises the demo simulator serves.
-    #[arg(long = "demo.enterprises", value_name = "N", default_value_t = 25, requires = "demo",
+    #[arg(long = "demo.enterprises", value_name = "N", default_value_t = 25,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[cfg_attr(feature = "demo", arg(requires = "demo"))]
+    #[cfg_attr(not(feature = "demo"), arg(hide = true))]
     pub demo_enterprises: u32,
 }
 
@@ -112,22 +116,78 @@ pub enum Command {
     OauthLogin(crate::oauth_login::OauthLoginArgs),
 }
 
-fn telemetry_path(s: &str) -> Result<String, String> {
+/// What is wrong with `--web.telemetry-path`.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TelemetryPathError {
+    #[error("must start with /")]
+    Relative,
+    #[error("must not be / nor under /-/, which the exporter uses itself")]
+    Reserved,
+    #[error("must be a plain path without spaces, ?, #, {{, }} or *")]
+    NotPlain,
+}
+
+fn telemetry_path(s: &str) -> Result<String, TelemetryPathError> {
     if !s.starts_with('/') {
-        return Err("must start with /".into());
+        return Err(TelemetryPathError::Relative);
     }
     if s == "/" || s.starts_with("/-/") {
-        return Err("must not be / nor under /-/, which the exporter uses itself".into());
+        return Err(TelemetryPathError::Reserved);
     }
     if s.chars()
         .any(|c| c.is_whitespace() || c == '?' || c == '#' || c == '{' || c == '}' || c == '*')
     {
-        return Err("must be a plain path without spaces, ?, #, {, } or *".into());
+        return Err(TelemetryPathError::NotPlain);
     }
     Ok(s.to_string())
 }
 
+/// A `--web.listen-address` that names no address.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenAddressError {
+    #[error("--web.listen-address {0:?}: resolves to no address")]
+    NoAddress(String),
+    #[error("--web.listen-address {address:?}: {source}")]
+    Lookup {
+        address: String,
+        source: std::io::Error,
+    },
+}
+
 impl Cli {
+    /// Parses the process's arguments; on a flag error prints it and exits with status 2, as
+    /// clap does (0 for `--help` and `--version`).
+    pub fn parse_args() -> Cli {
+        Cli::try_parse_args(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Parses `args` like `try_parse_from`, and refuses what this build leaves out.
+    pub(crate) fn try_parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory as _, FromArgMatches as _};
+        let mut matches = Cli::command().try_get_matches_from(args)?;
+        if !crate::DEMO_BUILT_IN {
+            for (id, flag) in [
+                ("demo", "--demo"),
+                ("demo_enterprises", "--demo.enterprises"),
+            ] {
+                if matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
+                    return Err(Cli::command().error(
+                        clap::error::ErrorKind::ArgumentConflict,
+                        format!(
+                            "{flag} is not in this build: it was built without the cargo \
+                             feature `demo` (on by default)"
+                        ),
+                    ));
+                }
+            }
+        }
+        Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut Cli::command()))
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.config_file
             .clone()
@@ -152,7 +212,9 @@ pub fn config_check(path: &std::path::Path) -> std::process::ExitCode {
 }
 
 /// Resolves a listen address; `:port` means every interface.
-pub async fn resolve_listen_address(addr: &str) -> Result<std::net::SocketAddr, String> {
+pub async fn resolve_listen_address(
+    addr: &str,
+) -> Result<std::net::SocketAddr, ListenAddressError> {
     let full = if addr.starts_with(':') {
         format!("0.0.0.0{addr}")
     } else {
@@ -163,10 +225,11 @@ pub async fn resolve_listen_address(addr: &str) -> Result<std::net::SocketAddr, 
         .map(|mut a| a.next());
     match resolved {
         Ok(Some(a)) => Ok(a),
-        Ok(None) => Err(format!(
-            "--web.listen-address {addr:?}: resolves to no address"
-        )),
-        Err(e) => Err(format!("--web.listen-address {addr:?}: {e}")),
+        Ok(None) => Err(ListenAddressError::NoAddress(addr.to_string())),
+        Err(source) => Err(ListenAddressError::Lookup {
+            address: addr.to_string(),
+            source,
+        }),
     }
 }
 
@@ -207,6 +270,34 @@ mod tests {
     }
 
     #[test]
+    fn the_demo_flags_are_there_exactly_when_the_demo_is_built_in() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        assert_eq!(help.contains("--demo"), crate::DEMO_BUILT_IN, "{help}");
+        for args in [
+            &["tenant-exporter", "--demo"][..],
+            &["tenant-exporter", "--demo", "--demo.enterprises=5"],
+            &["tenant-exporter", "--demo.enterprises=5"],
+        ] {
+            match Cli::try_parse_args(args) {
+                Ok(c) => assert!(crate::DEMO_BUILT_IN && c.demo, "{args:?}"),
+                // Built in, --demo.enterprises needs --demo.
+                Err(e) if crate::DEMO_BUILT_IN => {
+                    assert_eq!(args, ["tenant-exporter", "--demo.enterprises=5"], "{e}");
+                }
+                Err(e) => {
+                    // Exit status 2, like every other flag error.
+                    assert_eq!(e.exit_code(), 2);
+                    assert!(
+                        e.to_string().contains("without the cargo feature `demo`"),
+                        "{e}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn bad_flags_are_errors() {
         for args in [
             &["tenant-exporter", "--web.config"][..],
@@ -219,7 +310,7 @@ mod tests {
             &["tenant-exporter", "--probe", "--once"],
             &["tenant-exporter", "oauth-login", "--redirect-uri"],
         ] {
-            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+            assert!(Cli::try_parse_args(args).is_err(), "{args:?}");
         }
     }
 }

@@ -36,11 +36,11 @@ const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(3600);
 pub struct Secret(String);
 
 impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
+    pub(crate) fn new(value: impl Into<String>) -> Self {
         Secret(value.into())
     }
 
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -53,14 +53,14 @@ impl fmt::Debug for Secret {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    pub global: Global,
+    pub(crate) global: Global,
     /// In file order within a section; sections in the order `webex`, `voss`, `commvault`.
-    pub targets: Vec<Target>,
+    pub(crate) targets: Vec<Target>,
 }
 
 /// One configured target of any source.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Target {
+pub(crate) enum Target {
     Webex(WebexTarget),
     Voss(VossTarget),
     Commvault(CommvaultTarget),
@@ -68,7 +68,7 @@ pub enum Target {
 
 impl Target {
     /// The `target` label, unique across every source.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         match self {
             Target::Webex(t) => &t.name,
             Target::Voss(t) => &t.name,
@@ -80,7 +80,7 @@ impl Target {
 impl Config {
     /// The targets counted by source, as `--config.check` prints them:
     /// `2 webex, 0 voss, 1 commvault targets`.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let (mut webex, mut voss, mut commvault) = (0, 0, 0);
         for t in &self.targets {
             match t {
@@ -94,27 +94,27 @@ impl Config {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Global {
+pub(crate) struct Global {
     /// How often each collector polls its target, unless the collector overrides it.
-    pub interval: Duration,
+    pub(crate) interval: Duration,
     /// Per upstream request.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// A target's samples are dropped after this long without a successful collection.
-    pub stale_after: Duration,
-    pub limits: Limits,
+    pub(crate) stale_after: Duration,
+    pub(crate) limits: Limits,
 }
 
 /// Bounds on what upstreams can make the exporter hold (`global.limits`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Largest response body read.
-    pub max_body_bytes: usize,
+    pub(crate) max_body_bytes: usize,
     /// Response bytes held at once across all targets.
-    pub max_body_bytes_in_flight: usize,
+    pub(crate) max_body_bytes_in_flight: usize,
     /// Pages one collection reads at most.
-    pub max_pages: usize,
+    pub(crate) max_pages: usize,
     /// Objects one collection reads at most.
-    pub max_objects: usize,
+    pub(crate) max_objects: usize,
 }
 
 impl Default for Limits {
@@ -147,19 +147,19 @@ impl Default for Global {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TlsConfig {
     /// PEM bundle of extra trusted CAs, for self-signed appliances.
-    pub ca_file: Option<PathBuf>,
-    pub insecure_skip_verify: bool,
+    pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) insecure_skip_verify: bool,
     /// The proxy this target is reached through, instead of HTTPS_PROXY/HTTP_PROXY.
-    pub proxy_url: Option<ProxyUrl>,
+    pub(crate) proxy_url: Option<ProxyUrl>,
 }
 
 /// A proxy URL (http, https, socks5, socks5h). It may carry credentials, so its `Debug`
 /// shows only scheme, host and port.
 #[derive(Clone, PartialEq)]
-pub struct ProxyUrl(Url);
+pub(crate) struct ProxyUrl(Url);
 
 impl ProxyUrl {
-    pub fn url(&self) -> &Url {
+    pub(crate) fn url(&self) -> &Url {
         &self.0
     }
 }
@@ -180,29 +180,42 @@ impl fmt::Debug for ProxyUrl {
 /// This replica's part of the targets when several replicas split them (`--shard=i/n`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
-    pub index: u32,
-    pub count: u32,
+    pub(crate) index: u32,
+    pub(crate) count: u32,
+}
+
+/// What is wrong with a `--shard` value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShardError {
+    #[error("expected INDEX/COUNT, e.g. 0/3")]
+    Form,
+    #[error("index {0:?} is not a number")]
+    Index(String),
+    #[error("count {0:?} is not a number")]
+    Count(String),
+    #[error("index must be below count, got {index}/{count}")]
+    OutOfRange { index: u32, count: u32 },
 }
 
 impl std::str::FromStr for Shard {
-    type Err = String;
+    type Err = ShardError;
 
     /// `INDEX/COUNT`, where INDEX may be a StatefulSet pod name (`tenant-exporter-2`) whose
     /// trailing ordinal is the index.
-    fn from_str(s: &str) -> Result<Shard, String> {
-        let (index, count) = s.rsplit_once('/').ok_or("expected INDEX/COUNT, e.g. 0/3")?;
+    fn from_str(s: &str) -> Result<Shard, ShardError> {
+        let (index, count) = s.rsplit_once('/').ok_or(ShardError::Form)?;
         let index = match index.rsplit_once('-') {
             Some((pod, ordinal)) if !pod.is_empty() => ordinal,
             _ => index,
         };
         let index: u32 = index
             .parse()
-            .map_err(|_| format!("index {index:?} is not a number"))?;
+            .map_err(|_| ShardError::Index(index.to_string()))?;
         let count: u32 = count
             .parse()
-            .map_err(|_| format!("count {count:?} is not a number"))?;
+            .map_err(|_| ShardError::Count(count.to_string()))?;
         if count == 0 || index >= count {
-            return Err(format!("index must be below count, got {index}/{count}"));
+            return Err(ShardError::OutOfRange { index, count });
         }
         Ok(Shard { index, count })
     }
@@ -211,7 +224,7 @@ impl std::str::FromStr for Shard {
 impl Shard {
     /// Whether this shard collects `target`. Stable across processes and versions: FNV-1a of
     /// the name, so every replica agrees on who owns what.
-    pub fn owns(&self, target: &str) -> bool {
+    pub(crate) fn owns(&self, target: &str) -> bool {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for b in target.bytes() {
             h ^= u64::from(b);
@@ -224,15 +237,15 @@ impl Shard {
 /// One problem found in a config file, with its position when known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    pub line: Option<u64>,
-    pub column: Option<u64>,
+    pub(crate) line: Option<u64>,
+    pub(crate) column: Option<u64>,
     pub message: String,
 }
 
 /// Every problem found in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
-    pub origin: String,
+    pub(crate) origin: String,
     pub problems: Vec<Problem>,
 }
 
@@ -259,9 +272,9 @@ impl std::error::Error for ConfigError {}
 /// about settings that work but are probably not meant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostics {
-    pub origin: String,
-    pub errors: Vec<Problem>,
-    pub warnings: Vec<Problem>,
+    pub(crate) origin: String,
+    pub(crate) errors: Vec<Problem>,
+    pub(crate) warnings: Vec<Problem>,
 }
 
 impl fmt::Display for Diagnostics {
@@ -431,7 +444,7 @@ impl Config {
 
     /// Reads and checks a config file for `--config.check`: the config when it is usable,
     /// and every error and warning.
-    pub fn check(path: &Path) -> (Option<Config>, Diagnostics) {
+    pub(crate) fn check(path: &Path) -> (Option<Config>, Diagnostics) {
         match read(path) {
             Ok((origin, text, base_dir)) => {
                 Config::parse_checked(&text, &origin, &base_dir, &|var| std::env::var(var).ok())
@@ -481,7 +494,7 @@ impl Config {
 
     /// Reads a config for `oauth-login`, which writes the refresh token files, so they need
     /// not exist yet.
-    pub fn load_for_oauth_login(path: &Path) -> Result<Config, ConfigError> {
+    pub(crate) fn load_for_oauth_login(path: &Path) -> Result<Config, ConfigError> {
         let (origin, text, base_dir) = read(path)?;
         let (config, d) =
             Config::parse_with(&text, &origin, &base_dir, &|v| std::env::var(v).ok(), true);

@@ -11,10 +11,33 @@ use crate::sources::webex::config::{
     Admin, BroadworksConfig, ManagedOrgsConfig, OAuthConfig, WebexCredentials, WebexTarget,
 };
 
+/// Why the demo could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot start the demo simulator: {0}")]
+    Simulator(#[source] std::io::Error),
+    #[error("cannot create {}: {source}", path.display())]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {}: {source}", path.display())]
+    TokenFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("simulator URL {url}: {source}")]
+    Url {
+        url: String,
+        source: url::ParseError,
+    },
+}
+
 /// A running demo. The simulator stops and the demo's state directory is removed on drop.
 pub struct Demo {
     pub config: Config,
-    simulator: Simulator,
+    /// Kept for its drop, which stops the simulator.
+    _simulator: Simulator,
     state_dir: PathBuf,
 }
 
@@ -25,13 +48,13 @@ impl Drop for Demo {
 }
 
 impl Demo {
-    pub async fn start(enterprises: u32) -> Result<Demo, String> {
+    pub async fn start(enterprises: u32) -> Result<Demo, DemoError> {
         let simulator = Simulator::start(simulator::Options {
             enterprises: enterprises as usize,
             ..Default::default()
         })
         .await
-        .map_err(|e| format!("cannot start the demo simulator: {e}"))?;
+        .map_err(DemoError::Simulator)?;
 
         // The OAuth integration rotates its refresh token like the real one, so the demo
         // keeps it in a private directory of its own.
@@ -44,7 +67,10 @@ impl Demo {
                 .recursive(true)
                 .mode(0o700)
                 .create(&state_dir)
-                .map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
+                .map_err(|source| DemoError::StateDir {
+                    path: state_dir.clone(),
+                    source,
+                })?;
         }
         let oauth = &simulator.options().oauth;
         let voss = &simulator.options().voss;
@@ -54,10 +80,13 @@ impl Demo {
             &oauth.refresh_token,
             &mut |_| Ok(()),
         )
-        .map_err(|e| format!("cannot write {}: {e}", refresh_token_file.display()))?;
+        .map_err(|source| DemoError::TokenFile {
+            path: refresh_token_file.clone(),
+            source,
+        })?;
 
         let interval = Duration::from_secs(15);
-        let url = |u: String| u.parse().map_err(|e| format!("simulator URL {u}: {e}"));
+        let url = |url: String| url.parse().map_err(|source| DemoError::Url { url, source });
         let config = Config {
             global: Global {
                 interval,
@@ -125,12 +154,8 @@ impl Demo {
         tracing::info!(upstream = %simulator.addr(), enterprises, "demo simulator started");
         Ok(Demo {
             config,
-            simulator,
+            _simulator: simulator,
             state_dir,
         })
-    }
-
-    pub fn simulator(&self) -> &Simulator {
-        &self.simulator
     }
 }

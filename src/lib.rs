@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod logging;
 pub mod metrics;
@@ -11,6 +12,8 @@ pub mod oauth_login;
 pub mod probe;
 pub mod scheduler;
 pub mod server;
+// The unit tests of the sources run against the simulator whatever the features.
+#[cfg(any(feature = "demo", test))]
 pub mod simulator;
 pub mod snapshot;
 pub mod sources;
@@ -20,6 +23,8 @@ pub mod web;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const REVISION: &str = env!("TENANT_EXPORTER_REVISION");
+/// Whether this build has `--demo` and the simulator (the default-on cargo feature `demo`).
+pub const DEMO_BUILT_IN: bool = cfg!(feature = "demo");
 
 /// Locks `m`, recovering from poisoning. Every lock in the exporter guards data that stays
 /// usable after a panic elsewhere (a map, a counter, a cache), and losing all of it would

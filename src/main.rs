@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
-use clap::Parser;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
 use tenant_exporter::cli::{resolve_listen_address, Cli};
 use tenant_exporter::config::{Config, Shard};
+#[cfg(feature = "demo")]
 use tenant_exporter::demo::Demo;
 use tenant_exporter::logging;
 use tenant_exporter::metrics::SelfMetrics;
@@ -26,7 +26,7 @@ use tenant_exporter::web::{self, WebConfig};
 const RELOAD_QUEUE: usize = 64;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     logging::init(cli.log_level, cli.log_format);
     // Panics are caught and counted where they can be (a collection); their report goes
     // to the log in its format, so a JSON log stays parseable, with where it happened.
@@ -56,6 +56,7 @@ fn main() -> ExitCode {
 /// Where the config comes from: a file, re-read on reload, or the demo.
 enum Source {
     File(std::path::PathBuf),
+    #[cfg(feature = "demo")]
     Demo(Demo),
 }
 
@@ -68,6 +69,7 @@ impl Source {
                 let path = path.clone();
                 tokio::task::spawn_blocking(move || Config::load(&path)).await??
             }
+            #[cfg(feature = "demo")]
             Source::Demo(demo) => demo.config.clone(),
         };
         Ok(config.sharded(shard))
@@ -85,10 +87,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(tenant_exporter::probe::main(&cli.config_path()).await);
     }
 
+    // Without the `demo` feature, `Cli::parse_args` has refused --demo already.
+    #[cfg(not(feature = "demo"))]
+    let source = Source::File(cli.config_path());
+    #[cfg(feature = "demo")]
     let source = if cli.demo {
         let demo = Demo::start(cli.demo_enterprises)
             .await
-            .map_err(|e| anyhow!(e))
             .context("cannot start the demo")?;
         Source::Demo(demo)
     } else {
@@ -146,7 +151,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
     let mut listeners = Vec::new();
     for addr in &cli.listen_addresses {
-        let a = resolve_listen_address(addr).await.map_err(|e| anyhow!(e))?;
+        let a = resolve_listen_address(addr).await?;
         let l = tokio::net::TcpListener::bind(a)
             .await
             .with_context(|| format!("--web.listen-address {addr:?}"))?;

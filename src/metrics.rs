@@ -12,11 +12,11 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-pub type CollectorLabels = [(&'static str, String); 2];
-pub type CodeLabels = [(&'static str, String); 3];
-pub type CredentialLabels = [(&'static str, String); 2];
+pub(crate) type CollectorLabels = [(&'static str, String); 2];
+pub(crate) type CodeLabels = [(&'static str, String); 3];
+pub(crate) type CredentialLabels = [(&'static str, String); 2];
 
-pub fn credential_labels(target: &str, credential: &str) -> CredentialLabels {
+pub(crate) fn credential_labels(target: &str, credential: &str) -> CredentialLabels {
     [
         ("target", target.to_string()),
         ("credential", credential.to_string()),
@@ -47,18 +47,18 @@ pub struct SelfMetrics {
     pub collector_stale: Family<CollectorLabels, Gauge>,
     pub last_success: Family<CollectorLabels, FloatGauge>,
     pub duration: Family<CollectorLabels, FloatGauge>,
-    pub interval: Family<CollectorLabels, FloatGauge>,
+    pub(crate) interval: Family<CollectorLabels, FloatGauge>,
     pub collections: Family<CollectorLabels, Counter>,
-    pub failures: Family<CollectorLabels, Counter>,
-    pub requests: Family<CodeLabels, Counter>,
+    pub(crate) failures: Family<CollectorLabels, Counter>,
+    pub(crate) requests: Family<CodeLabels, Counter>,
     pub request_duration: Family<CollectorLabels, Histogram, fn() -> Histogram>,
-    pub retries: Family<CodeLabels, Counter>,
-    pub credential_expiry: Family<CredentialLabels, FloatGauge>,
-    pub credential_refreshes: Family<CredentialLabels, Counter>,
-    pub credential_refresh_failures: Family<CredentialLabels, Counter>,
-    pub credential_locked: Family<CredentialLabels, Gauge>,
-    pub collector_panics: Family<CollectorLabels, Counter>,
-    pub http_connections_rejected: Counter,
+    pub(crate) retries: Family<CodeLabels, Counter>,
+    pub(crate) credential_expiry: Family<CredentialLabels, FloatGauge>,
+    pub(crate) credential_refreshes: Family<CredentialLabels, Counter>,
+    pub(crate) credential_refresh_failures: Family<CredentialLabels, Counter>,
+    pub(crate) credential_locked: Family<CredentialLabels, Gauge>,
+    pub(crate) collector_panics: Family<CollectorLabels, Counter>,
+    pub(crate) http_connections_rejected: Counter,
     /// The code and reason label sets created so far, so a removed target's can be found.
     code_labels: std::sync::Mutex<std::collections::HashSet<CodeLabels>>,
 }
@@ -190,7 +190,7 @@ impl SelfMetrics {
     /// Creates a scheduled target's series, counters at 0, so the first failure is an increase
     /// that `rate()` and `increase()` see: collections, failures, panics, retries for every
     /// reason, and refreshes and refresh failures of the `credentials` the target has.
-    pub fn register_target(
+    pub(crate) fn register_target(
         &self,
         collector: &str,
         target: &str,
@@ -216,14 +216,14 @@ impl SelfMetrics {
     }
 
     /// Counts an upstream request; `code` is the HTTP status or `error`.
-    pub fn count_request(&self, collector: &str, target: &str, code: &str) {
+    pub(crate) fn count_request(&self, collector: &str, target: &str, code: &str) {
         self.requests
             .get_or_create(&self.code_labels(collector, target, "code", code))
             .inc();
     }
 
     /// Counts a retry for `reason`.
-    pub fn count_retry(&self, collector: &str, target: &str, reason: &str) {
+    pub(crate) fn count_retry(&self, collector: &str, target: &str, reason: &str) {
         self.retries
             .get_or_create(&self.code_labels(collector, target, "reason", reason))
             .inc();
@@ -249,7 +249,7 @@ impl SelfMetrics {
     }
 
     /// Forgets the per-target series of a target that left the config.
-    pub fn remove_target(&self, collector: &str, target: &str) {
+    pub(crate) fn remove_target(&self, collector: &str, target: &str) {
         let mut seen = crate::lock(&self.code_labels);
         seen.retain(|l| {
             let ours = l[0].1 == collector && l[1].1 == target;
@@ -274,7 +274,7 @@ impl SelfMetrics {
 
     /// Forgets the credential series of a target that left the config: `kinds` are the
     /// `credential` label values its source may write.
-    pub fn remove_credentials(&self, target: &str, kinds: &[&str]) {
+    pub(crate) fn remove_credentials(&self, target: &str, kinds: &[&str]) {
         for c in kinds {
             let l = credential_labels(target, c);
             self.credential_expiry.remove(&l);
@@ -309,18 +309,22 @@ struct ProcessCollector;
 const USER_HZ: f64 = 100.0;
 
 #[derive(Debug, Default, PartialEq)]
-pub struct ProcessStats {
-    pub cpu_seconds: f64,
-    pub start_time_seconds: Option<f64>,
-    pub resident_bytes: u64,
-    pub virtual_bytes: u64,
-    pub open_fds: Option<u64>,
-    pub max_fds: Option<u64>,
+pub(crate) struct ProcessStats {
+    pub(crate) cpu_seconds: f64,
+    pub(crate) start_time_seconds: Option<f64>,
+    pub(crate) resident_bytes: u64,
+    pub(crate) virtual_bytes: u64,
+    pub(crate) open_fds: Option<u64>,
+    pub(crate) max_fds: Option<u64>,
 }
 
 /// Parses `/proc/self/stat`; the command name may contain spaces and parentheses, so fields
 /// are counted from the last `)`.
-pub fn parse_proc_stat(stat: &str, boot_time: Option<f64>, page_size: u64) -> Option<ProcessStats> {
+pub(crate) fn parse_proc_stat(
+    stat: &str,
+    boot_time: Option<f64>,
+    page_size: u64,
+) -> Option<ProcessStats> {
     let after = &stat[stat.rfind(')')? + 1..];
     let f: Vec<&str> = after.split_whitespace().collect();
     // after the name: state(0) ... utime(11) stime(12) ... starttime(19) vsize(20) rss(21)
@@ -362,7 +366,7 @@ fn read_process_stats() -> Option<ProcessStats> {
 }
 
 /// The soft limit on open files (`ulimit -n`), from `/proc/self/limits`.
-pub fn max_open_files() -> Option<u64> {
+pub(crate) fn max_open_files() -> Option<u64> {
     std::fs::read_to_string("/proc/self/limits")
         .ok()
         .and_then(|s| {

@@ -17,13 +17,13 @@ use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
 use tokio::sync::mpsc;
 use url::Url;
 
-use crate::config::{Config, Target};
+use crate::config::{Config, ConfigError, Target};
 use crate::metrics::SelfMetrics;
 use crate::sources::endpoint;
 use crate::sources::webex::broadworks;
 use crate::sources::webex::config::{OAuthConfig, WebexCredentials, WebexTarget};
 use crate::sources::webex::oauth::write_token_file;
-use crate::upstream::{Client, Policy, Request, RequestCtx};
+use crate::upstream::{Client, Policy, Request, RequestCtx, TlsError, UpstreamError};
 
 pub const DEFAULT_REDIRECT_URI: &str = "http://localhost:8921/callback";
 
@@ -33,20 +33,79 @@ pub struct OauthLoginArgs {
     /// The Webex target (its `name`) to authorize. Needed when more than one target has an
     /// `oauth` block.
     #[arg(long, value_name = "NAME")]
-    pub target: Option<String>,
+    pub(crate) target: Option<String>,
 
     /// The redirect URI registered in the Webex integration: http:// on localhost or a
     /// loopback address, with a port. The command listens there for the browser.
     #[arg(long = "redirect-uri", value_name = "URI", default_value = DEFAULT_REDIRECT_URI)]
-    pub redirect_uri: String,
+    pub(crate) redirect_uri: String,
 
     /// How long to wait for the browser to come back.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
-    pub wait: Duration,
+    pub(crate) wait: Duration,
+}
+
+/// Why `oauth-login` stopped, as it tells the user.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LoginError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("no webex target {name:?} with an oauth block (targets with one: {with_oauth})")]
+    NoSuchTarget { name: String, with_oauth: String },
+    #[error("no webex target has an oauth block (client_id, client_secret, refresh_token_file)")]
+    NoTarget,
+    #[error("several webex targets have an oauth block; choose one with --target ({0})")]
+    SeveralTargets(String),
+    #[error("webex target {0:?} enables no collector, so it needs no scope")]
+    NoScope(String),
+    #[error("--redirect-uri: {0}")]
+    RedirectUri(#[from] RedirectUriError),
+    /// Each address with why it could not be bound, `; `-separated.
+    #[error("cannot listen for the redirect: {0}")]
+    Listen(String),
+    /// Webex's `error` and `error_description`, sanitized.
+    #[error("Webex refused the authorization: {0}")]
+    Refused(String),
+    #[error("the redirect carried neither a code nor an error")]
+    NoCode,
+    #[error("the redirect listener stopped")]
+    ListenerStopped,
+    #[error("no redirect within {}; run the command again", humantime::format_duration(*.0))]
+    NoRedirect(Duration),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("exchanging the code failed: {0}")]
+    Exchange(#[source] UpstreamError),
+    #[error(transparent)]
+    Answer(UpstreamError),
+    #[error("the token endpoint answered without a refresh token")]
+    NoRefreshToken,
+    #[error("writing {}: {source}", path.display())]
+    Write {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What is wrong with `--redirect-uri`.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RedirectUriError {
+    #[error(transparent)]
+    Parse(#[from] url::ParseError),
+    #[error("must start with http:// (a loopback listener)")]
+    NotHttp,
+    #[error("no port")]
+    NoPort,
+    #[error(
+        "the host must be localhost, 127.0.0.1 or [::1]: the code must not leave this machine"
+    )]
+    NotLoopback,
 }
 
 /// The scopes a target's configured collectors need, and no more.
-pub fn scopes(target: &WebexTarget) -> Vec<&'static str> {
+pub(crate) fn scopes(target: &WebexTarget) -> Vec<&'static str> {
     let mut s = Vec::new();
     if target.broadworks.is_some() {
         s.push("spark-admin:broadworks_enterprises_read");
@@ -58,7 +117,7 @@ pub fn scopes(target: &WebexTarget) -> Vec<&'static str> {
 }
 
 /// The URL the user opens to approve the integration.
-pub fn authorize_url(
+pub(crate) fn authorize_url(
     target: &WebexTarget,
     oauth: &OAuthConfig,
     redirect_uri: &str,
@@ -83,25 +142,20 @@ pub fn authorize_url(
 
 /// The addresses to listen on for `redirect_uri`, which must be plain http on a loopback
 /// host: the browser delivers the code there, so it must not leave the machine.
-fn listen_addresses(redirect_uri: &Url) -> Result<Vec<SocketAddr>, String> {
+fn listen_addresses(redirect_uri: &Url) -> Result<Vec<SocketAddr>, RedirectUriError> {
     if redirect_uri.scheme() != "http" {
-        return Err("--redirect-uri: must start with http:// (a loopback listener)".into());
+        return Err(RedirectUriError::NotHttp);
     }
     let port = redirect_uri
         .port_or_known_default()
-        .ok_or("--redirect-uri: no port")?;
+        .ok_or(RedirectUriError::NoPort)?;
     let ips: Vec<IpAddr> = match redirect_uri.host() {
         Some(url::Host::Domain(d)) if d.eq_ignore_ascii_case("localhost") => {
             vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()]
         }
         Some(url::Host::Ipv4(a)) if a.is_loopback() => vec![a.into()],
         Some(url::Host::Ipv6(a)) if a.is_loopback() => vec![a.into()],
-        _ => {
-            return Err(
-                "--redirect-uri: the host must be localhost, 127.0.0.1 or [::1]: the code must not leave this machine"
-                    .into(),
-            )
-        }
+        _ => return Err(RedirectUriError::NotLoopback),
     };
     Ok(ips
         .into_iter()
@@ -113,7 +167,7 @@ fn listen_addresses(redirect_uri: &Url) -> Result<Vec<SocketAddr>, String> {
 fn pick<'a>(
     config: &'a Config,
     name: Option<&str>,
-) -> Result<(&'a WebexTarget, &'a OAuthConfig), String> {
+) -> Result<(&'a WebexTarget, &'a OAuthConfig), LoginError> {
     let with_oauth: Vec<(&WebexTarget, &OAuthConfig)> = config
         .targets
         .iter()
@@ -137,22 +191,14 @@ fn pick<'a>(
             .iter()
             .find(|(t, _)| t.name == n)
             .copied()
-            .ok_or_else(|| {
-                format!(
-                    "no webex target {n:?} with an oauth block (targets with one: {})",
-                    names()
-                )
+            .ok_or_else(|| LoginError::NoSuchTarget {
+                name: n.to_string(),
+                with_oauth: names(),
             }),
         None => match with_oauth.as_slice() {
             [one] => Ok(*one),
-            [] => Err(
-                "no webex target has an oauth block (client_id, client_secret, refresh_token_file)"
-                    .into(),
-            ),
-            _ => Err(format!(
-                "several webex targets have an oauth block; choose one with --target ({})",
-                names()
-            )),
+            [] => Err(LoginError::NoTarget),
+            _ => Err(LoginError::SeveralTargets(names())),
         },
     }
 }
@@ -160,7 +206,7 @@ fn pick<'a>(
 struct Callback {
     path: String,
     state: String,
-    done: mpsc::Sender<Result<String, String>>,
+    done: mpsc::Sender<Result<String, LoginError>>,
 }
 
 const PAGE_DONE: &str = "<!doctype html><title>tenant-exporter</title><p>tenant-exporter is authorized. You can close this window.</p>";
@@ -187,21 +233,21 @@ async fn callback(
         );
     }
     let outcome = match (q.get("code"), q.get("error")) {
-        (_, Some(e)) => Err(format!(
-            "Webex refused the authorization: {}{}",
+        (_, Some(e)) => Err(LoginError::Refused(format!(
+            "{}{}",
             crate::upstream::sanitize(e, 100),
             q.get("error_description")
                 .map(|d| format!(": {}", crate::upstream::sanitize(d, 200)))
                 .unwrap_or_default()
-        )),
+        ))),
         (Some(code), None) if !code.is_empty() => Ok(code.clone()),
-        _ => Err("the redirect carried neither a code nor an error".into()),
+        _ => Err(LoginError::NoCode),
     };
     let page = match &outcome {
         Ok(_) => PAGE_DONE.to_string(),
         Err(e) => format!(
             "<!doctype html><title>tenant-exporter</title><p>{}</p>",
-            html_escape(e)
+            html_escape(&e.to_string())
         ),
     };
     let _ = cb.done.send(outcome).await;
@@ -220,12 +266,12 @@ async fn exchange(
     oauth: &OAuthConfig,
     redirect_uri: &str,
     code: &str,
-) -> Result<(String, Option<u64>), String> {
+) -> Result<(String, Option<u64>), LoginError> {
     let mut policy = Policy::new(Duration::from_secs(30));
     // A code works once.
     policy.max_attempts = 1;
     let client = Client::new(policy, Arc::new(SelfMetrics::new()))
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))?
+        .map_err(LoginError::Client)?
         .with_tls(&target.name, &target.tls)?;
     let body = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("grant_type", "authorization_code")
@@ -257,28 +303,22 @@ async fn exchange(
         refresh_token: Option<String>,
         refresh_token_expires_in: Option<u64>,
     }
-    let resp = client
-        .send(&ctx, req)
-        .await
-        .map_err(|e| format!("exchanging the code failed: {e}"))?;
-    let t: Tokens = resp.json().map_err(|e| e.to_string())?;
+    let resp = client.send(&ctx, req).await.map_err(LoginError::Exchange)?;
+    let t: Tokens = resp.json().map_err(LoginError::Answer)?;
     match t.refresh_token.filter(|r| !r.trim().is_empty()) {
         Some(r) => Ok((r.trim().to_string(), t.refresh_token_expires_in)),
-        None => Err("the token endpoint answered without a refresh token".into()),
+        None => Err(LoginError::NoRefreshToken),
     }
 }
 
 /// Runs the flow for `args`; returns what to tell the user at the end.
-pub async fn login(config_path: &Path, args: &OauthLoginArgs) -> Result<String, String> {
-    let config = Config::load_for_oauth_login(config_path).map_err(|e| e.to_string())?;
+pub(crate) async fn login(config_path: &Path, args: &OauthLoginArgs) -> Result<String, LoginError> {
+    let config = Config::load_for_oauth_login(config_path)?;
     let (target, oauth) = pick(&config, args.target.as_deref())?;
     if scopes(target).is_empty() {
-        return Err(format!(
-            "webex target {:?} enables no collector, so it needs no scope",
-            target.name
-        ));
+        return Err(LoginError::NoScope(target.name.clone()));
     }
-    let redirect = Url::parse(&args.redirect_uri).map_err(|e| format!("--redirect-uri: {e}"))?;
+    let redirect = Url::parse(&args.redirect_uri).map_err(RedirectUriError::from)?;
     let state = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
     let (tx, mut rx) = mpsc::channel(1);
     let cb = Arc::new(Callback {
@@ -301,10 +341,7 @@ pub async fn login(config_path: &Path, args: &OauthLoginArgs) -> Result<String, 
         }
     }
     if servers.is_empty() {
-        return Err(format!(
-            "cannot listen for the redirect: {}",
-            bind_errors.join("; ")
-        ));
+        return Err(LoginError::Listen(bind_errors.join("; ")));
     }
     println!(
         "Open this URL in a browser and sign in as the Webex partner administrator the exporter \
@@ -314,18 +351,17 @@ pub async fn login(config_path: &Path, args: &OauthLoginArgs) -> Result<String, 
         args.redirect_uri
     );
     let outcome = tokio::select! {
-        r = rx.recv() => r.unwrap_or_else(|| Err("the redirect listener stopped".into())),
-        _ = tokio::time::sleep(args.wait) => Err(format!(
-            "no redirect within {}; run the command again",
-            humantime::format_duration(args.wait)
-        )),
+        r = rx.recv() => r.unwrap_or(Err(LoginError::ListenerStopped)),
+        _ = tokio::time::sleep(args.wait) => Err(LoginError::NoRedirect(args.wait)),
     };
     let result = async {
         let code = outcome?;
         let (refresh, lifetime) = exchange(target, oauth, &args.redirect_uri, &code).await?;
         let path = &oauth.refresh_token_file;
-        write_token_file(path, &refresh, &mut |_| Ok(()))
-            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        write_token_file(path, &refresh, &mut |_| Ok(())).map_err(|source| LoginError::Write {
+            path: path.clone(),
+            source,
+        })?;
         let days = lifetime
             .map(|s| format!(", valid for {} days unless used", s / 86_400))
             .unwrap_or_default();

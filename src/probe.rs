@@ -17,12 +17,12 @@ const MIN_DEADLINE: Duration = Duration::from_secs(30);
 /// The outcome for one collector of one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    pub collector: &'static str,
+    pub(crate) collector: &'static str,
     pub target: String,
     /// `None` when the collection worked.
     pub problem: Option<String>,
     /// Objects read (enterprises, orgs, customers, organizations).
-    pub objects: usize,
+    pub(crate) objects: usize,
 }
 
 impl std::fmt::Display for Outcome {
@@ -69,7 +69,7 @@ pub async fn run(config: &Config) -> Vec<Outcome> {
             let proxied = job.tls.proxy_url.is_some();
             let client = match client.with_tls(&job.target, &job.tls) {
                 Ok(c) => c,
-                Err(e) => return outcome(Some(e), 0),
+                Err(e) => return outcome(Some(e.to_string()), 0),
             };
             let ctx = RequestCtx {
                 collector: job.collector,
@@ -103,7 +103,7 @@ pub async fn run(config: &Config) -> Vec<Outcome> {
 
 /// The error with, in front, what to do about it when that can be told. `proxied`: the target
 /// has a `proxy_url`, so a refused connection is the proxy's.
-pub fn explain(collector: &str, e: &CollectError, proxied: bool) -> String {
+pub(crate) fn explain(collector: &str, e: &CollectError, proxied: bool) -> String {
     let status = match e {
         CollectError::Upstream(UpstreamError::Status { status, .. }) => Some(*status),
         _ => None,

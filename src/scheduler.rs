@@ -112,7 +112,7 @@ fn prepare(
         .map(|mut job| {
             let c = client
                 .with_tls(&job.target, &job.tls)
-                .map_err(|e| tls_error(&job, e))?
+                .map_err(|e| tls_error(&job, e.to_string()))?
                 .with_secrets(job.source.secrets());
             if let Some(path) = &job.tls.ca_file {
                 let pem = std::fs::read(path)
@@ -398,7 +398,7 @@ pub(crate) async fn collect_once(client: &Client, job: &Job) -> Result<Collected
 }
 
 /// A failed job of `--once`: `collector/target` and the error.
-pub type OnceFailure = (String, String);
+pub(crate) type OnceFailure = (String, String);
 
 /// Collects every job once, concurrently, for `--once`. Returns the failures.
 pub async fn run_once(

@@ -76,13 +76,13 @@ const REJECT_LOG_EVERY: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Connections open at once, across every listener.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// From accepting a connection to its first complete request head (TLS handshake
     /// included).
-    pub read_header_timeout: Duration,
+    pub(crate) read_header_timeout: Duration,
     /// Longest wait for the next request head on an open connection (keep-alive idle time
     /// and slow headers after the first request).
-    pub idle_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
 }
 
 impl Limits {
@@ -665,7 +665,7 @@ td.err {{ color: #a40e26; font-family: ui-monospace, monospace; font-size: .85em
 </head>
 <body>
 <h1>tenant-exporter</h1>
-<p>Version {version} (revision {revision}). Metrics: <a href="{path}">{path}</a> · <a href="/-/healthy">/-/healthy</a> · <a href="/-/ready">/-/ready</a></p>
+<p>Version {version} (revision {revision}, {demo}). Metrics: <a href="{path}">{path}</a> · <a href="/-/healthy">/-/healthy</a> · <a href="/-/ready">/-/ready</a></p>
 <h2>Targets</h2>
 <table>
 <thead><tr><th>Collector</th><th>Target</th><th>Health</th><th>Objects</th><th>Series</th><th>Last success</th><th>Duration</th><th>Next run</th><th>Last error</th></tr></thead>
@@ -677,6 +677,11 @@ td.err {{ color: #a40e26; font-family: ui-monospace, monospace; font-size: .85em
 "#,
         version = crate::VERSION,
         revision = crate::REVISION,
+        demo = if crate::DEMO_BUILT_IN {
+            "demo built in"
+        } else {
+            "without the demo"
+        },
     ))
 }
 

@@ -14,7 +14,7 @@ use crate::snapshot::{SampleSet, Snapshot, TargetSamples};
 use crate::sources::{CollectError, Collected};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Health {
+pub(crate) enum Health {
     /// No attempt finished yet.
     Pending,
     Up,
@@ -25,7 +25,7 @@ pub enum Health {
 }
 
 impl Health {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Health::Pending => "pending",
             Health::Up => "up",
@@ -37,18 +37,18 @@ impl Health {
 
 /// What the landing page shows of a target.
 #[derive(Debug, Clone)]
-pub struct TargetStatus {
-    pub collector: &'static str,
-    pub target: String,
-    pub interval: Duration,
-    pub health: Health,
-    pub last_success: Option<SystemTime>,
-    pub last_duration: Option<Duration>,
-    pub last_error: Option<String>,
+pub(crate) struct TargetStatus {
+    pub(crate) collector: &'static str,
+    pub(crate) target: String,
+    pub(crate) interval: Duration,
+    pub(crate) health: Health,
+    pub(crate) last_success: Option<SystemTime>,
+    pub(crate) last_duration: Option<Duration>,
+    pub(crate) last_error: Option<String>,
     /// The source's standing remark about its setup, if any.
-    pub note: Option<String>,
-    pub next_run: Option<SystemTime>,
-    pub objects: Option<usize>,
+    pub(crate) note: Option<String>,
+    pub(crate) next_run: Option<SystemTime>,
+    pub(crate) objects: Option<usize>,
 }
 
 /// How one collection ended.
@@ -100,7 +100,7 @@ impl Entry {
 }
 
 /// A job: its collector and target name.
-pub type Key = (&'static str, String);
+pub(crate) type Key = (&'static str, String);
 
 /// State shared by the collection tasks, the publisher and the HTTP server.
 pub struct Store {
@@ -134,12 +134,12 @@ impl Store {
         self.snapshot.load_full()
     }
 
-    pub fn statuses(&self) -> Vec<TargetStatus> {
+    pub(crate) fn statuses(&self) -> Vec<TargetStatus> {
         self.entries().values().map(|e| e.status.clone()).collect()
     }
 
     /// The jobs whose task died; `/-/healthy` fails while there is one.
-    pub fn dead_jobs(&self) -> Vec<Key> {
+    pub(crate) fn dead_jobs(&self) -> Vec<Key> {
         lock(&self.dead).clone()
     }
 

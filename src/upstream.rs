@@ -17,39 +17,39 @@ use crate::metrics::{collector_labels, SelfMetrics};
 
 /// Retry policy and limits. Tests shorten the waits.
 #[derive(Debug, Clone)]
-pub struct Policy {
-    pub timeout: Duration,
-    pub max_attempts: u32,
-    pub backoff_base: Duration,
-    pub backoff_cap: Duration,
+pub(crate) struct Policy {
+    pub(crate) timeout: Duration,
+    pub(crate) max_attempts: u32,
+    pub(crate) backoff_base: Duration,
+    pub(crate) backoff_cap: Duration,
     /// Longest honoured `Retry-After`.
-    pub retry_after_cap: Duration,
+    pub(crate) retry_after_cap: Duration,
     /// Wait after a 429/423 that came without `Retry-After` (Webex SDKs use 5 to 15 s).
-    pub retry_after_default: Duration,
+    pub(crate) retry_after_default: Duration,
     /// Largest response body read; a larger one fails the request.
-    pub max_body_bytes: usize,
+    pub(crate) max_body_bytes: usize,
     /// Response bytes held at once by the whole process (all targets): a response waits for
     /// its share before its body is read, so concurrent large bodies cannot add up past this.
-    pub max_body_bytes_in_flight: usize,
+    pub(crate) max_body_bytes_in_flight: usize,
     /// Pages one collection reads at most.
-    pub max_pages: usize,
+    pub(crate) max_pages: usize,
     /// Objects (items, readable or not) one collection reads at most.
-    pub max_objects: usize,
+    pub(crate) max_objects: usize,
 }
 
 /// Bodies up to this size are parsed on the async worker; larger ones on a blocking thread,
 /// so a large or hostile payload cannot stall `/metrics`.
-pub const PARSE_INLINE_MAX: usize = 64 << 10;
+pub(crate) const PARSE_INLINE_MAX: usize = 64 << 10;
 /// Error bodies are only read for their message: the rest is dropped unread.
 const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 
-pub const DEFAULT_MAX_BODY_BYTES: usize = 32 << 20;
-pub const DEFAULT_MAX_BODY_BYTES_IN_FLIGHT: usize = 64 << 20;
-pub const DEFAULT_MAX_PAGES: usize = 10_000;
-pub const DEFAULT_MAX_OBJECTS: usize = 100_000;
+pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 32 << 20;
+pub(crate) const DEFAULT_MAX_BODY_BYTES_IN_FLIGHT: usize = 64 << 20;
+pub(crate) const DEFAULT_MAX_PAGES: usize = 10_000;
+pub(crate) const DEFAULT_MAX_OBJECTS: usize = 100_000;
 
 impl Policy {
-    pub fn new(timeout: Duration) -> Self {
+    pub(crate) fn new(timeout: Duration) -> Self {
         Policy {
             timeout,
             max_attempts: 5,
@@ -78,13 +78,12 @@ impl Policy {
 
 /// An upstream that says "retry after 0 seconds" is retried after this long at least, so a
 /// misbehaving rate limiter cannot turn the exporter into a tight loop.
-pub const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
+pub(crate) const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// What one attempt of a request ended with, as far as retrying is concerned.
+/// What a failed attempt of a request ended with, as far as retrying is concerned (a 2xx
+/// answer is returned at once).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// A 2xx answer.
-    Success,
+pub(crate) enum Outcome {
     /// Any other HTTP status, with the `Retry-After` it came with.
     Status {
         status: u16,
@@ -95,10 +94,9 @@ pub enum Outcome {
     TooLarge,
 }
 
-/// What to do after an attempt.
+/// What to do after a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Decision {
-    Done,
+pub(crate) enum Decision {
     Fail,
     Retry {
         wait: Duration,
@@ -108,7 +106,7 @@ pub enum Decision {
 }
 
 /// The `reason` label values of `tenant_exporter_upstream_retries_total`.
-pub const RETRY_REASONS: [&str; 6] = [
+pub(crate) const RETRY_REASONS: [&str; 6] = [
     "rate_limited",
     "locked",
     "unavailable",
@@ -117,10 +115,10 @@ pub const RETRY_REASONS: [&str; 6] = [
     "network",
 ];
 
-/// The retry policy as a pure function: after attempt number `attempt` (0-based) ended with
+/// The retry policy as a pure function: after attempt number `attempt` (0-based) failed with
 /// `outcome`, with `time_left` before the collection's deadline and `jitter` a random number
-/// in [0, 1), is the request done, failed, or retried after a wait?
-pub fn decide(
+/// in [0, 1), does the request fail, or is it retried after a wait?
+pub(crate) fn decide(
     policy: &Policy,
     attempt: u32,
     outcome: Outcome,
@@ -128,7 +126,6 @@ pub fn decide(
     jitter: f64,
 ) -> Decision {
     let (wait, reason) = match outcome {
-        Outcome::Success => return Decision::Done,
         Outcome::TooLarge | Outcome::Transport(TransportKind::Redirect) => return Decision::Fail,
         Outcome::Status {
             status: status @ (429 | 423 | 503),
@@ -202,13 +199,6 @@ pub enum TransportKind {
 }
 
 impl UpstreamError {
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            UpstreamError::Status { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-
     /// The same error with every known secret blanked from the text the upstream supplied.
     fn redacted(self, r: &Redactor) -> UpstreamError {
         self.map_upstream_text(|t| r.scrub(t))
@@ -258,7 +248,7 @@ impl UpstreamError {
 }
 
 /// Placed where a secret was in upstream text.
-pub const REDACTED: &str = "<redacted>";
+pub(crate) const REDACTED: &str = "<redacted>";
 /// Shorter values are not secrets worth the name, and blanking them would garble messages.
 const MIN_SECRET_LEN: usize = 6;
 
@@ -266,12 +256,12 @@ const MIN_SECRET_LEN: usize = 6;
 /// landing page: the target's configured secrets, and the credentials of the request that
 /// the text answers (bearer and session tokens, Basic passwords, secret form and JSON fields).
 #[derive(Debug, Clone, Default)]
-pub struct Redactor {
+pub(crate) struct Redactor {
     secrets: Arc<[String]>,
 }
 
 impl Redactor {
-    pub fn new<I, S>(secrets: I) -> Redactor
+    pub(crate) fn new<I, S>(secrets: I) -> Redactor
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -320,7 +310,7 @@ impl Redactor {
         Redactor::new(v)
     }
 
-    pub fn scrub(&self, text: &str) -> String {
+    pub(crate) fn scrub(&self, text: &str) -> String {
         let mut out = text.to_string();
         for s in self.secrets.iter() {
             if out.contains(s.as_str()) {
@@ -382,7 +372,7 @@ fn fmt_tracking(t: &Option<String>) -> String {
 
 /// A URL as it may appear in logs and on the landing page: no query string (it may carry
 /// customer identifiers or, with some vendors, tokens) and no user info.
-pub fn display_url(url: &Url) -> String {
+pub(crate) fn display_url(url: &Url) -> String {
     let mut u = url.clone();
     u.set_query(None);
     u.set_fragment(None);
@@ -392,7 +382,7 @@ pub fn display_url(url: &Url) -> String {
 }
 
 /// Makes upstream text safe to show: printable, one line, bounded.
-pub fn sanitize(s: &str, max: usize) -> String {
+pub(crate) fn sanitize(s: &str, max: usize) -> String {
     let mut out: String = s
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -418,53 +408,44 @@ pub struct Client {
 
 /// How one call of [`Client::send_with`] differs from the usual retrying.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SendOptions<'a> {
+pub(crate) struct SendOptions<'a> {
     /// Statuses returned at once as errors, without the usual retries: the caller has a
     /// better answer (a 504 on a large page is asked again with a smaller page).
-    pub no_retry: &'a [u16],
+    pub(crate) no_retry: &'a [u16],
 }
 
 /// Who a request is for: labels its self-metrics and bounds its retries.
 #[derive(Debug, Clone)]
 pub struct RequestCtx {
-    pub collector: &'static str,
-    pub target: String,
+    pub(crate) collector: &'static str,
+    pub(crate) target: String,
     /// No retry is started that would end after this instant.
-    pub deadline: Instant,
+    pub(crate) deadline: Instant,
 }
 
-pub struct Request<'a> {
-    pub method: Method,
-    pub url: Url,
-    pub headers: HeaderMap,
-    pub body: Option<Bytes>,
+pub(crate) struct Request<'a> {
+    pub(crate) method: Method,
+    pub(crate) url: Url,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Option<Bytes>,
     /// For Webex: the header that carries a tracking id, logged with failures.
-    pub tracking_header: Option<&'a str>,
+    pub(crate) tracking_header: Option<&'a str>,
 }
 
 #[derive(Debug)]
-pub struct Response {
-    pub url: Url,
-    pub headers: HeaderMap,
-    pub body: Body,
+pub(crate) struct Response {
+    pub(crate) url: Url,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Body,
     /// The secrets of the request, for errors about this body.
     redactor: Redactor,
 }
 
 /// A response body, holding its share of the in-flight budget until it is dropped.
 #[derive(Debug)]
-pub struct Body {
+pub(crate) struct Body {
     bytes: Bytes,
     _budget: Option<OwnedSemaphorePermit>,
-}
-
-impl Body {
-    pub fn new(bytes: Bytes) -> Body {
-        Body {
-            bytes,
-            _budget: None,
-        }
-    }
 }
 
 impl Deref for Body {
@@ -475,7 +456,7 @@ impl Deref for Body {
 }
 
 impl Response {
-    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, UpstreamError> {
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, UpstreamError> {
         serde_json::from_slice(&self.body).map_err(|e| UpstreamError::Json {
             url: display_url(&self.url),
             reason: self.redactor.scrub(&e.to_string()),
@@ -484,13 +465,13 @@ impl Response {
 
     /// Blanks the secrets of the request that got this response (and the target's) from
     /// `text`, for errors about the body that the caller words itself.
-    pub fn scrub(&self, text: &str) -> String {
+    pub(crate) fn scrub(&self, text: &str) -> String {
         self.redactor.scrub(text)
     }
 
     /// Runs `parse` on the response: inline for a small body, on a blocking thread for a
     /// large one. The body's budget share is released when the parse is done.
-    pub async fn parse<T, F>(self, parse: F) -> Result<T, UpstreamError>
+    pub(crate) async fn parse<T, F>(self, parse: F) -> Result<T, UpstreamError>
     where
         T: Send + 'static,
         F: FnOnce(&Response) -> T + Send + 'static,
@@ -510,7 +491,7 @@ impl Response {
     }
 
     /// The `rel="next"` target of the `Link` header, resolved against the request URL.
-    pub fn next_link(&self) -> Option<Url> {
+    pub(crate) fn next_link(&self) -> Option<Url> {
         self.headers
             .get_all(reqwest::header::LINK)
             .iter()
@@ -555,6 +536,26 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     v.parse::<u64>().ok().map(Duration::from_secs)
 }
 
+/// Why a target's own trust settings (`tls`, `proxy_url`) give no client. reqwest's messages
+/// do not repeat the proxy URL and its credentials.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TlsError {
+    #[error("proxy_url: {0}")]
+    Proxy(#[source] reqwest::Error),
+    #[error("ca_file {}: {source}", path.display())]
+    CaFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("ca_file {}: {source}", path.display())]
+    CaPem {
+        path: std::path::PathBuf,
+        source: reqwest::Error,
+    },
+    #[error("TLS settings: {0}")]
+    Build(#[source] reqwest::Error),
+}
+
 /// A redirect that `same_origin_redirects` refused.
 #[derive(Debug, thiserror::Error)]
 enum RedirectRefused {
@@ -585,7 +586,7 @@ fn same_origin_redirects() -> reqwest::redirect::Policy {
 }
 
 impl Client {
-    pub fn new(policy: Policy, metrics: Arc<SelfMetrics>) -> Result<Client, reqwest::Error> {
+    pub(crate) fn new(policy: Policy, metrics: Arc<SelfMetrics>) -> Result<Client, reqwest::Error> {
         let http = Self::builder(&policy).build()?;
         // The budget must hold one largest body, or such a body would wait forever.
         let budget = policy
@@ -611,22 +612,25 @@ impl Client {
     }
 
     /// A client for an upstream with its own trust settings (extra CA, or none at all).
-    pub fn with_tls(&self, target: &str, tls: &TlsConfig) -> Result<Client, String> {
+    pub(crate) fn with_tls(&self, target: &str, tls: &TlsConfig) -> Result<Client, TlsError> {
         if tls.ca_file.is_none() && !tls.insecure_skip_verify && tls.proxy_url.is_none() {
             return Ok(self.clone());
         }
         let mut builder = Self::builder(&self.policy);
         if let Some(proxy) = &tls.proxy_url {
-            // The message is reqwest's, which does not repeat the URL and its credentials.
-            let proxy =
-                reqwest::Proxy::all(proxy.url().as_str()).map_err(|e| format!("proxy_url: {e}"))?;
+            let proxy = reqwest::Proxy::all(proxy.url().as_str()).map_err(TlsError::Proxy)?;
             builder = builder.proxy(proxy);
         }
         if let Some(path) = &tls.ca_file {
-            let pem =
-                std::fs::read(path).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+            let pem = std::fs::read(path).map_err(|source| TlsError::CaFile {
+                path: path.clone(),
+                source,
+            })?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| TlsError::CaPem {
+                    path: path.clone(),
+                    source,
+                })?;
             builder = builder.tls_certs_merge(certs);
         }
         if tls.insecure_skip_verify {
@@ -636,7 +640,7 @@ impl Client {
             );
             builder = builder.tls_danger_accept_invalid_certs(true);
         }
-        let http = builder.build().map_err(|e| format!("TLS settings: {e}"))?;
+        let http = builder.build().map_err(TlsError::Build)?;
         Ok(Client {
             http,
             policy: self.policy.clone(),
@@ -648,7 +652,7 @@ impl Client {
 
     /// The same client, blanking `secrets` (a target's configured credentials) from every
     /// upstream error it returns.
-    pub fn with_secrets<I, S>(&self, secrets: I) -> Client
+    pub(crate) fn with_secrets<I, S>(&self, secrets: I) -> Client
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -659,12 +663,12 @@ impl Client {
         }
     }
 
-    pub fn policy(&self) -> &Policy {
+    pub(crate) fn policy(&self) -> &Policy {
         &self.policy
     }
 
     /// Sends a request, retrying what is worth retrying, and returns a 2xx response.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         ctx: &RequestCtx,
         req: Request<'_>,
@@ -673,7 +677,7 @@ impl Client {
     }
 
     /// `send`, with `opts`.
-    pub async fn send_with(
+    pub(crate) async fn send_with(
         &self,
         ctx: &RequestCtx,
         req: Request<'_>,
@@ -743,7 +747,7 @@ impl Client {
             let (wait, reason) =
                 match decide(&self.policy, attempt, outcome, time_left, fastrand::f64()) {
                     Decision::Retry { wait, reason } => (wait, reason),
-                    Decision::Done | Decision::Fail => return Err(err),
+                    Decision::Fail => return Err(err),
                 };
             attempt += 1;
             tracing::debug!(
@@ -1030,7 +1034,6 @@ mod tests {
     fn retry_decisions() {
         let p = Policy::new(Duration::from_secs(10));
         let d = |attempt, outcome| decide(&p, attempt, outcome, LOTS, 0.0);
-        assert_eq!(d(0, Outcome::Success), Decision::Done);
         for fail in [
             status(400, None),
             status(401, None),

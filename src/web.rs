@@ -20,7 +20,7 @@ use rustls::ServerConfig;
 use serde::Deserialize;
 
 /// How often the web config and its files are checked for changes.
-pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+pub(crate) const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 /// Response headers operators may set, as in exporter-toolkit, with the names the
 /// documentation uses.
 const ALLOWED_HEADERS: [(&str, HeaderName); 5] = [
@@ -66,17 +66,17 @@ struct RawHttp {
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {}", path.display(), problems.join("; "))]
 pub struct WebConfigError {
-    pub path: PathBuf,
-    pub problems: Vec<String>,
+    pub(crate) path: PathBuf,
+    pub(crate) problems: Vec<String>,
 }
 
 /// A validated web configuration.
 pub struct WebConfig {
-    pub tls: Option<Arc<ServerConfig>>,
+    pub(crate) tls: Option<Arc<ServerConfig>>,
     /// Client certificates are required: the TLS layer authenticates every client.
-    pub requires_client_cert: bool,
-    pub auth: Auth,
-    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) requires_client_cert: bool,
+    pub(crate) auth: Auth,
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
     /// Every file it was built from, to watch for changes.
     files: Vec<PathBuf>,
 }
@@ -373,7 +373,7 @@ fn tls_config(
 }
 
 /// Basic auth users and the cache of successful checks.
-pub struct Auth {
+pub(crate) struct Auth {
     users: BTreeMap<String, String>,
     /// A hash of the same cost as the users', checked for unknown users so that an unknown
     /// user and a wrong password take the same time.
@@ -441,7 +441,7 @@ impl Live {
         })
     }
 
-    pub fn current(&self) -> Arc<WebConfig> {
+    pub(crate) fn current(&self) -> Arc<WebConfig> {
         self.current.load_full()
     }
 

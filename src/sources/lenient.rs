@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// A finite number, as a JSON number or a numeric string.
-pub fn number(v: &Value) -> Option<f64> {
+pub(crate) fn number(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse().ok(),
@@ -19,7 +19,7 @@ pub fn number(v: &Value) -> Option<f64> {
 }
 
 /// A non-negative integer, as a JSON number or a numeric string.
-pub fn unsigned(v: &Value) -> Option<u64> {
+pub(crate) fn unsigned(v: &Value) -> Option<u64> {
     match v {
         Value::Number(n) => n.as_u64(),
         Value::String(s) => s.trim().parse().ok(),
@@ -29,7 +29,7 @@ pub fn unsigned(v: &Value) -> Option<u64> {
 
 /// A count: a finite, non-negative number. [`Count::Invalid`] when a value is present but is
 /// not one, so the caller can skip the sample and say so.
-pub fn count(v: &Value) -> Count {
+pub(crate) fn count(v: &Value) -> Count {
     match v {
         Value::Null => Count::Absent,
         Value::String(s) if s.trim().is_empty() => Count::Absent,
@@ -42,7 +42,7 @@ pub fn count(v: &Value) -> Count {
 
 /// A flag: a boolean, a number (non-zero is true), or those spelled as strings
 /// ("true", "yes", "on", "1", ...).
-pub fn boolean(v: &Value) -> Option<bool> {
+pub(crate) fn boolean(v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
         Value::Number(n) => n.as_f64().map(|n| n != 0.0),
@@ -56,7 +56,7 @@ pub fn boolean(v: &Value) -> Option<bool> {
 }
 
 /// A string, or a number written as one.
-pub fn text(v: &Value) -> Option<String> {
+pub(crate) fn text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -66,7 +66,7 @@ pub fn text(v: &Value) -> Option<String> {
 
 /// A count field as read by [`de::count`]: absent, a valid count, or present but unusable.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub enum Count {
+pub(crate) enum Count {
     #[default]
     Absent,
     Valid(f64),
@@ -90,7 +90,7 @@ impl Count {
 /// Something in a payload that was skipped rather than failing the collection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Skipped {
-    pub what: String,
+    pub(crate) what: String,
 }
 
 /// How many examples of skipped values are kept for the log.
@@ -106,7 +106,7 @@ pub struct Skips {
 
 impl Skips {
     /// Counts one skipped value; `what` is only built while examples are still kept.
-    pub fn note(&mut self, what: impl FnOnce() -> String) {
+    pub(crate) fn note(&mut self, what: impl FnOnce() -> String) {
         self.count += 1;
         if self.examples.len() < SKIP_EXAMPLES {
             self.examples.push(Skipped { what: what() });
@@ -118,7 +118,7 @@ impl Skips {
     }
 
     /// Every skipped value, described or not.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.count
     }
 
@@ -137,7 +137,7 @@ impl Skips {
 
     /// One warning per collection for what was skipped, with the first example; nothing
     /// when nothing was.
-    pub fn warn(&self, ctx: &crate::upstream::RequestCtx, what: &str) {
+    pub(crate) fn warn(&self, ctx: &crate::upstream::RequestCtx, what: &str) {
         if let Some(first) = self.first() {
             tracing::warn!(
                 collector = ctx.collector,
@@ -159,11 +159,11 @@ impl std::ops::Index<usize> for Skips {
 
 /// What [`visit_list`] saw of the list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListSeen {
+pub(crate) struct ListSeen {
     /// Whether the list key was present (`null` counts as an empty list).
-    pub present: bool,
+    pub(crate) present: bool,
     /// Elements handed to the callback.
-    pub items: usize,
+    pub(crate) items: usize,
 }
 
 /// Reads a JSON object whose `list_key` holds an array, handing each element to `on_item`
@@ -171,10 +171,10 @@ pub struct ListSeen {
 /// list is kept, so the memory a page costs is its body plus what the callbacks keep: an
 /// array of ten million unreadable items is ten million callbacks, not ten million records.
 /// A callback error stops the parse with that message.
-pub fn visit_list<'de>(
+pub(crate) fn visit_list<'de, Stop: fmt::Display>(
     body: &'de [u8],
     list_key: &str,
-    on_item: &mut dyn FnMut(usize, &'de RawValue) -> Result<(), String>,
+    on_item: &mut dyn FnMut(usize, &'de RawValue) -> Result<(), Stop>,
     on_other: &mut dyn FnMut(&str, &'de RawValue),
 ) -> Result<ListSeen, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_slice(body);
@@ -187,13 +187,13 @@ pub fn visit_list<'de>(
     Ok(seen)
 }
 
-struct ObjectVisitor<'a, 'de> {
+struct ObjectVisitor<'a, 'de, Stop> {
     list_key: &'a str,
-    on_item: &'a mut dyn FnMut(usize, &'de RawValue) -> Result<(), String>,
+    on_item: &'a mut dyn FnMut(usize, &'de RawValue) -> Result<(), Stop>,
     on_other: &'a mut dyn FnMut(&str, &'de RawValue),
 }
 
-impl<'de> Visitor<'de> for ObjectVisitor<'_, 'de> {
+impl<'de, Stop: fmt::Display> Visitor<'de> for ObjectVisitor<'_, 'de, Stop> {
     type Value = ListSeen;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -222,13 +222,13 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_, 'de> {
     }
 }
 
-struct ItemsSeed<'a, 'de> {
+struct ItemsSeed<'a, 'de, Stop> {
     list_key: &'a str,
     offset: usize,
-    on_item: &'a mut dyn FnMut(usize, &'de RawValue) -> Result<(), String>,
+    on_item: &'a mut dyn FnMut(usize, &'de RawValue) -> Result<(), Stop>,
 }
 
-impl<'de> DeserializeSeed<'de> for ItemsSeed<'_, 'de> {
+impl<'de, Stop: fmt::Display> DeserializeSeed<'de> for ItemsSeed<'_, 'de, Stop> {
     type Value = usize;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
@@ -236,7 +236,7 @@ impl<'de> DeserializeSeed<'de> for ItemsSeed<'_, 'de> {
     }
 }
 
-impl<'de> Visitor<'de> for ItemsSeed<'_, 'de> {
+impl<'de, Stop: fmt::Display> Visitor<'de> for ItemsSeed<'_, 'de, Stop> {
     type Value = usize;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -259,7 +259,7 @@ impl<'de> Visitor<'de> for ItemsSeed<'_, 'de> {
 
 /// The first element of a list, the rest skipped without being kept.
 #[derive(Debug, Clone, PartialEq)]
-pub struct First<T>(pub Option<T>);
+pub(crate) struct First<T>(pub Option<T>);
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for First<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -288,36 +288,38 @@ pub mod de {
 
     /// A nested object or list read on its own: when it cannot be read as `T` it is absent,
     /// and the fields around it are kept.
-    pub fn object<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+    pub(crate) fn object<'de, D: Deserializer<'de>, T: DeserializeOwned>(
         d: D,
     ) -> Result<Option<T>, D::Error> {
         let raw = Box::<RawValue>::deserialize(d)?;
         Ok(serde_json::from_str::<Option<T>>(raw.get()).ok().flatten())
     }
 
-    pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Count, D::Error> {
+    pub(crate) fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Count, D::Error> {
         Ok(super::count(&Value::deserialize(d)?))
     }
 
-    pub fn number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    pub(crate) fn number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
         Ok(super::number(&Value::deserialize(d)?))
     }
 
-    pub fn unsigned<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    pub(crate) fn unsigned<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         Ok(super::unsigned(&Value::deserialize(d)?))
     }
 
-    pub fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    pub(crate) fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
         Ok(super::boolean(&Value::deserialize(d)?))
     }
 
-    pub fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    pub(crate) fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
         Ok(super::text(&Value::deserialize(d)?))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::convert::Infallible;
+
     use serde_json::json;
 
     use super::*;
@@ -354,7 +356,7 @@ mod tests {
             "items",
             &mut |i, raw| {
                 items.push((i, raw.get().to_string()));
-                Ok(())
+                Ok::<_, Infallible>(())
             },
             &mut |k, raw| other.push((k.to_string(), raw.get().to_string())),
         )
@@ -373,7 +375,7 @@ mod tests {
             "items",
             &mut |i, _| {
                 if i == 1 {
-                    Err("too many".into())
+                    Err("too many")
                 } else {
                     Ok(())
                 }
@@ -382,12 +384,13 @@ mod tests {
         );
         assert!(stop.unwrap_err().to_string().contains("too many"));
         for bad in [&b"[1]"[..], b"{\"items\": 3}", b"{\"items\": [1", b"{} x"] {
-            assert!(visit_list(bad, "items", &mut |_, _| Ok(()), &mut |_, _| {}).is_err());
+            let ok = &mut |_, _: &RawValue| Ok::<_, Infallible>(());
+            assert!(visit_list(bad, "items", ok, &mut |_, _| {}).is_err());
         }
         let absent = visit_list(
             b"{\"items\": null}",
             "items",
-            &mut |_, _| Ok(()),
+            &mut |_, _| Ok::<_, Infallible>(()),
             &mut |_, _| {},
         )
         .unwrap();

@@ -45,14 +45,14 @@ pub(crate) use help;
 
 /// The result of a collection that produced samples.
 pub struct Collected {
-    pub samples: Arc<dyn SampleSet>,
+    pub(crate) samples: Arc<dyn SampleSet>,
     /// Parts that failed while the rest succeeded (one admin, one organization). When not
     /// empty, the samples are published but the collection counts as failed.
-    pub problems: Vec<String>,
+    pub(crate) problems: Vec<String>,
 }
 
 impl Collected {
-    pub fn complete(samples: Arc<dyn SampleSet>) -> Collected {
+    pub(crate) fn complete(samples: Arc<dyn SampleSet>) -> Collected {
         Collected {
             samples,
             problems: Vec::new(),
@@ -124,7 +124,7 @@ impl Objects {
     }
 
     /// Counts one more object; an error naming the limit once it is passed.
-    pub fn take(&mut self) -> Result<(), String> {
+    pub(crate) fn take(&mut self) -> Result<(), String> {
         self.seen += 1;
         if self.seen > self.max {
             Err(format!(
@@ -138,7 +138,7 @@ impl Objects {
 }
 
 /// `base` joined with `path`, whether or not `base` ends in a slash.
-pub fn endpoint(base: &url::Url, path: &str) -> url::Url {
+pub(crate) fn endpoint(base: &url::Url, path: &str) -> url::Url {
     let mut url = base.clone();
     let joined = format!("{}/{}", base.path().trim_end_matches('/'), path);
     url.set_path(&joined);

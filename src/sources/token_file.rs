@@ -8,14 +8,23 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Secret;
 
-pub fn read_token_file(path: &Path) -> Result<Secret, String> {
+/// Why a token file gives no token.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    #[error("refresh token file {} is empty", .0.display())]
+    Empty(PathBuf),
+    #[error("cannot read refresh token file {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+}
+
+pub fn read_token_file(path: &Path) -> Result<Secret, TokenFileError> {
     match std::fs::read_to_string(path) {
         Ok(s) if !s.trim().is_empty() => Ok(Secret::new(s.trim())),
-        Ok(_) => Err(format!("refresh token file {} is empty", path.display())),
-        Err(e) => Err(format!(
-            "cannot read refresh token file {}: {e}",
-            path.display()
-        )),
+        Ok(_) => Err(TokenFileError::Empty(path.to_path_buf())),
+        Err(source) => Err(TokenFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
@@ -122,9 +131,13 @@ mod tests {
         let dir = tmp.path();
         let empty = dir.join("empty");
         std::fs::write(&empty, "  \n").unwrap();
-        assert!(read_token_file(&empty).unwrap_err().contains("is empty"));
+        assert!(read_token_file(&empty)
+            .unwrap_err()
+            .to_string()
+            .contains("is empty"));
         assert!(read_token_file(&dir.join("missing"))
             .unwrap_err()
+            .to_string()
             .contains("cannot read"));
     }
 }

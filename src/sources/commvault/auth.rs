@@ -46,11 +46,11 @@ use crate::sources::{endpoint, lenient, CollectError};
 use crate::upstream::{Client, Request, RequestCtx, Response, UpstreamError};
 
 /// The `credential` label of the session token's self-metrics.
-pub const CREDENTIAL: &str = "session_token";
+pub(crate) const CREDENTIAL: &str = "session_token";
 /// Commvault ends a session after this long without a request.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// A token idle for this long is renewed before it is used, well ahead of `IDLE_TIMEOUT`.
-pub const RENEW_AFTER: Duration = Duration::from_secs(20 * 60);
+pub(crate) const RENEW_AFTER: Duration = Duration::from_secs(20 * 60);
 /// An access token with a known expiry is renewed this long before it.
 const ACCESS_RENEW_MARGIN: Duration = Duration::from_secs(300);
 
@@ -110,14 +110,14 @@ struct Token {
 
 /// What to do with the current token before a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Plan {
+pub(crate) enum Plan {
     Use,
     Renew,
     Login,
 }
 
 /// The plan for a session token idle for `idle` (`None`: there is no token).
-pub fn plan(idle: Option<Duration>) -> Plan {
+pub(crate) fn plan(idle: Option<Duration>) -> Plan {
     match idle {
         Some(idle) if idle < RENEW_AFTER => Plan::Use,
         Some(idle) if idle < IDLE_TIMEOUT => Plan::Renew,
@@ -134,6 +134,58 @@ pub enum LoginFailure {
         message: Option<String>,
     },
     Refused(String),
+}
+
+/// Why a session answer (RenewLoginToken, V4/AccessToken/Renew) gives no token.
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    #[error("invalid JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    /// The error the answer reports, as `api_error` words it.
+    #[error("{0}")]
+    Refused(String),
+    #[error("the answer has no token")]
+    NoToken,
+    #[error("the answer has no accessToken")]
+    NoAccessToken,
+}
+
+/// Why there is no session or access token to send: the collection's error. Upstream text in
+/// it has been scrubbed of the session's secrets.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("{}", locked_message(user, *remaining, message.clone()))]
+    Locked {
+        user: String,
+        remaining: Option<Duration>,
+        message: Option<String>,
+    },
+    #[error("logging in to Commvault as {user:?} failed: {reason}")]
+    Login { user: String, reason: String },
+    #[error(transparent)]
+    Upstream(UpstreamError),
+    #[error("renewing the session failed: {0}")]
+    Renewal(String),
+    #[error("reading the refresh token file failed: {0}")]
+    Join(#[source] tokio::task::JoinError),
+    #[error("cannot read refresh_token_file {}: {source}", path.display())]
+    ReadTokenFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("refresh_token_file {} is empty", .0.display())]
+    EmptyTokenFile(PathBuf),
+    #[error("no access token")]
+    NoAccessToken,
+    #[error("the Commvault access token was refused (HTTP 401) or has expired, and no refresh_token_file is configured to renew it: create a new access token")]
+    NoRefreshTokenFile,
+    #[error("renewing the Commvault access token failed: {0}")]
+    AccessRenewal(String),
+    #[error("cannot save the rotated Commvault access token to {}: {source}; it is kept in memory and not used until saved", path.display())]
+    Save {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The keys of a session answer (Login, RenewLoginToken, V4/AccessToken/Renew) that are read.
@@ -163,11 +215,11 @@ struct AnswerData {
 
 /// The answer's keys that matter, as a small JSON object; `Null` for an answer of another
 /// shape (it has neither a token nor an error).
-fn parse_json(body: &[u8]) -> Result<Value, String> {
+fn parse_json(body: &[u8]) -> Result<Value, AnswerError> {
     let a: Answer = match serde_json::from_slice(body) {
         Ok(a) => a,
         Err(e) if e.classify() == serde_json::error::Category::Data => return Ok(Value::Null),
-        Err(e) => return Err(format!("invalid JSON: {e}")),
+        Err(e) => return Err(AnswerError::Json(e)),
     };
     let mut obj = serde_json::Map::new();
     let mut put = |k: &str, v: Option<Value>| {
@@ -213,7 +265,7 @@ fn text(v: &Value, key: &str) -> Option<String> {
 /// `data.authToken` as a Bearer token), or why there is none. Commvault reports a failed
 /// login with HTTP 200, so the body decides.
 pub fn parse_login(body: &[u8]) -> Result<Secret, LoginFailure> {
-    let v = parse_json(body).map_err(LoginFailure::Refused)?;
+    let v = parse_json(body).map_err(|e| LoginFailure::Refused(e.to_string()))?;
     let locked = v
         .get("isAccountLocked")
         .is_some_and(|l| lenient::boolean(l) == Some(true));
@@ -248,33 +300,33 @@ pub fn parse_login(body: &[u8]) -> Result<Secret, LoginFailure> {
 
 /// Reads a `RenewLoginToken` answer. A refusal comes as HTTP 200 with an `error` object and
 /// no token; an answer without a token is a failure, never "the old token still works".
-pub fn parse_renewal(body: &[u8]) -> Result<Secret, String> {
+pub fn parse_renewal(body: &[u8]) -> Result<Secret, AnswerError> {
     let v = parse_json(body)?;
     if let Some(e) = api_error(&v) {
-        return Err(e);
+        return Err(AnswerError::Refused(e));
     }
     text(&v, "token")
         .map(Secret::new)
-        .ok_or_else(|| "the answer has no token".into())
+        .ok_or(AnswerError::NoToken)
 }
 
 /// A renewed access token.
 pub struct AccessRenewal {
-    pub access_token: Secret,
+    pub(crate) access_token: Secret,
     /// `None` when the CommServe did not rotate it.
-    pub refresh_token: Option<Secret>,
-    pub expires: Option<SystemTime>,
+    pub(crate) refresh_token: Option<Secret>,
+    pub(crate) expires: Option<SystemTime>,
 }
 
 /// Reads a `V4/AccessToken/Renew` answer.
-pub fn parse_access_renewal(body: &[u8]) -> Result<AccessRenewal, String> {
+pub fn parse_access_renewal(body: &[u8]) -> Result<AccessRenewal, AnswerError> {
     let v = parse_json(body)?;
     if let Some(e) = api_error(&v) {
-        return Err(e);
+        return Err(AnswerError::Refused(e));
     }
     let access_token = text(&v, "accessToken")
         .map(Secret::new)
-        .ok_or("the answer has no accessToken")?;
+        .ok_or(AnswerError::NoAccessToken)?;
     Ok(AccessRenewal {
         access_token,
         refresh_token: text(&v, "refreshToken").map(Secret::new),
@@ -313,23 +365,25 @@ fn token_file_text(refresh: &Secret, access: &Secret) -> String {
 
 /// Reads a token file: the refresh token on the first line, the matching access token (once
 /// the exporter has rotated them) on the second.
-fn read_pair(path: &std::path::Path) -> Result<(Secret, Option<Secret>), String> {
-    let s = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read refresh_token_file {}: {e}", path.display()))?;
+fn read_pair(path: &std::path::Path) -> Result<(Secret, Option<Secret>), SessionError> {
+    let s = std::fs::read_to_string(path).map_err(|source| SessionError::ReadTokenFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut lines = s.lines().map(str::trim).filter(|l| !l.is_empty());
     let refresh = lines
         .next()
-        .ok_or_else(|| format!("refresh_token_file {} is empty", path.display()))?;
+        .ok_or_else(|| SessionError::EmptyTokenFile(path.to_path_buf()))?;
     Ok((Secret::new(refresh), lines.next().map(Secret::new)))
 }
 
 impl Session {
     /// The configured secrets, for the client to blank from upstream errors.
-    pub fn secrets(&self) -> Vec<String> {
+    pub(crate) fn secrets(&self) -> Vec<String> {
         self.inner.secrets()
     }
 
-    pub fn new(target: &CommvaultTarget, metrics: Arc<SelfMetrics>) -> Self {
+    pub(crate) fn new(target: &CommvaultTarget, metrics: Arc<SelfMetrics>) -> Self {
         let base = &target.base_url;
         // 0 from the start, so an alert can tell "not locked" from "no data".
         metrics
@@ -354,7 +408,7 @@ impl Session {
 
     /// Marks the start of a collection: a session that could not be had before may be tried
     /// again, and a 401 may replace the session once more.
-    pub async fn begin(&self) {
+    pub(crate) async fn begin(&self) {
         let mut s = self.state.lock().await;
         s.failed = None;
         s.replaced = false;
@@ -362,7 +416,7 @@ impl Session {
 
     /// `GET url` in the session. A 401 replaces the session (at most once per collection)
     /// and tries once more.
-    pub async fn get(
+    pub(crate) async fn get(
         &self,
         client: &Client,
         ctx: &RequestCtx,
@@ -385,14 +439,14 @@ impl Session {
     }
 
     /// Upstream text with every secret of this session blanked.
-    pub fn scrub(&self, s: &str) -> String {
+    pub(crate) fn scrub(&self, s: &str) -> String {
         self.inner.scrub(s)
     }
 
     /// Ends the session upstream, if there is one. Waits for an exchange in flight, so a
     /// login that was sent is logged out too. An API access token is kept: logging out would
     /// revoke it.
-    pub async fn logout(&self, client: &Client) {
+    pub(crate) async fn logout(&self, client: &Client) {
         if matches!(
             self.inner.credentials,
             CommvaultCredentials::AccessToken { .. }
@@ -550,6 +604,7 @@ impl Inner {
                     .credential_refresh_failures
                     .get_or_create(&labels)
                     .inc();
+                let e = e.to_string();
                 tracing::warn!(target = %self.target, error = %e, "no Commvault session");
                 state.failed = Some(e.clone());
                 Err(CollectError::Credential(e))
@@ -569,7 +624,7 @@ impl Inner {
         password: &Secret,
         renew: Option<Secret>,
         replaced: Option<Secret>,
-    ) -> Result<(Secret, bool), String> {
+    ) -> Result<(Secret, bool), SessionError> {
         state.token = None;
         // A Commvault Cloud Bearer token cannot be renewed: log in again.
         if let Some(old) = renew.filter(|t| !t.expose().starts_with("Bearer ")) {
@@ -587,7 +642,11 @@ impl Inner {
         if let Some(until) = state.locked_until {
             let now = Instant::now();
             if until > now {
-                return Err(locked_message(username, Some(until - now), None));
+                return Err(SessionError::Locked {
+                    user: username.to_string(),
+                    remaining: Some(until - now),
+                    message: None,
+                });
             }
             state.locked_until = None;
         }
@@ -609,7 +668,7 @@ impl Inner {
         username: &str,
         password: &Secret,
         state: &mut State,
-    ) -> Result<Secret, String> {
+    ) -> Result<Secret, SessionError> {
         let encoded = base64::engine::general_purpose::STANDARD.encode(password.expose());
         let body = serde_json::json!({
             "username": username,
@@ -649,16 +708,20 @@ impl Inner {
             Err(LoginFailure::Locked { remaining, message }) => {
                 locked(1);
                 state.locked_until = remaining.and_then(|r| Instant::now().checked_add(r));
-                let msg = locked_message(username, remaining, message.map(|m| self.scrub(&m)));
-                tracing::error!(target = %self.target, user = %username, remaining_lock_seconds = remaining.map(|r| r.as_secs()), "{msg}");
-                Err(msg)
+                let e = SessionError::Locked {
+                    user: username.to_string(),
+                    remaining,
+                    message: message.map(|m| self.scrub(&m)),
+                };
+                tracing::error!(target = %self.target, user = %username, remaining_lock_seconds = remaining.map(|r| r.as_secs()), "{e}");
+                Err(e)
             }
             Err(LoginFailure::Refused(e)) => {
                 locked(0);
-                Err(format!(
-                    "logging in to Commvault as {username:?} failed: {}",
-                    self.scrub(&e)
-                ))
+                Err(SessionError::Login {
+                    user: username.to_string(),
+                    reason: self.scrub(&e),
+                })
             }
         }
     }
@@ -668,7 +731,7 @@ impl Inner {
         client: &Client,
         ctx: &RequestCtx,
         token: &Secret,
-    ) -> Result<Secret, String> {
+    ) -> Result<Secret, SessionError> {
         let body = serde_json::json!({"sessionId": token.expose(), "deviceId": self.device_id});
         let req = self.request(
             Method::POST,
@@ -679,9 +742,9 @@ impl Inner {
         let resp = client
             .send(ctx, req)
             .await
-            .map_err(|e| self.scrub_error(e).to_string())?;
+            .map_err(|e| SessionError::Upstream(self.scrub_error(e)))?;
         let token = parse_renewal(&resp.body)
-            .map_err(|e| format!("renewing the session failed: {}", self.scrub(&e)))?;
+            .map_err(|e| SessionError::Renewal(self.scrub(&e.to_string())))?;
         self.remember(&token);
         Ok(token)
     }
@@ -696,14 +759,14 @@ impl Inner {
         configured: &Secret,
         file: Option<&PathBuf>,
         renew: bool,
-    ) -> Result<(Secret, bool), String> {
+    ) -> Result<(Secret, bool), SessionError> {
         if !state.loaded {
             let mut access = configured.clone();
             if let Some(path) = file {
                 let path = path.clone();
                 let (refresh, saved) = tokio::task::spawn_blocking(move || read_pair(&path))
                     .await
-                    .map_err(|e| format!("reading the refresh token file failed: {e}"))??;
+                    .map_err(SessionError::Join)??;
                 self.remember(&refresh);
                 state.refresh = Some(refresh);
                 if let Some(saved) = saved {
@@ -720,15 +783,15 @@ impl Inner {
         }
         if state.unsaved {
             self.save(state, file).await?;
-            let t = state.token.as_ref().ok_or("no access token")?;
+            let t = state.token.as_ref().ok_or(SessionError::NoAccessToken)?;
             return Ok((t.header.clone(), false));
         }
         if !renew {
-            let t = state.token.as_ref().ok_or("no access token")?;
+            let t = state.token.as_ref().ok_or(SessionError::NoAccessToken)?;
             return Ok((t.header.clone(), false));
         }
         let (Some(refresh), Some(current)) = (state.refresh.clone(), state.token.as_ref()) else {
-            return Err("the Commvault access token was refused (HTTP 401) or has expired, and no refresh_token_file is configured to renew it: create a new access token".into());
+            return Err(SessionError::NoRefreshTokenFile);
         };
         let (raw, header) = (current.raw.clone(), current.header.clone());
         let body = serde_json::json!({
@@ -743,15 +806,10 @@ impl Inner {
             Some(Bytes::from(body.to_string())),
         );
         let renewed = match client.send(ctx, req).await {
-            Ok(resp) => parse_access_renewal(&resp.body),
+            Ok(resp) => parse_access_renewal(&resp.body).map_err(|e| e.to_string()),
             Err(e) => Err(self.scrub_error(e).to_string()),
         }
-        .map_err(|e| {
-            format!(
-                "renewing the Commvault access token failed: {}",
-                self.scrub(&e)
-            )
-        })?;
+        .map_err(|e| SessionError::AccessRenewal(self.scrub(&e)))?;
         self.remember(&renewed.access_token);
         let header = Secret::new(access_header(renewed.access_token.expose()));
         if let Some(r) = &renewed.refresh_token {
@@ -780,7 +838,7 @@ impl Inner {
     }
 
     /// Writes the current refresh and access token to the token file, atomically.
-    async fn save(&self, state: &mut State, file: Option<&PathBuf>) -> Result<(), String> {
+    async fn save(&self, state: &mut State, file: Option<&PathBuf>) -> Result<(), SessionError> {
         let (Some(path), Some(refresh), Some(token)) =
             (file, state.refresh.as_ref(), state.token.as_ref())
         else {
@@ -800,10 +858,10 @@ impl Inner {
                 tracing::info!(target = %self.target, file = %path.display(), "saved the rotated Commvault access token");
                 Ok(())
             }
-            Err(e) => Err(format!(
-                "cannot save the rotated Commvault access token to {}: {e}; it is kept in memory and not used until saved",
-                path.display()
-            )),
+            Err(source) => Err(SessionError::Save {
+                path: path.clone(),
+                source,
+            }),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Commvault sources: a session per target (`auth`) and the organizations collector.
 //!
 //! Commvault answers many failures with HTTP 200 and an error in the body, in one of several
-//! shapes (see [`api_error`]), so every body is checked before it is read.
+//! shapes (see `api_error`), so every body is checked before it is read.
 
 use std::sync::Arc;
 
@@ -21,13 +21,13 @@ pub mod organizations;
 
 use config::CommvaultTarget;
 
-pub const COLLECTOR: &str = "commvault_organizations";
+pub(crate) const COLLECTOR: &str = "commvault_organizations";
 /// The `credential` label values of this source's self-metrics: the session, and the API
 /// access token when one is renewed.
-pub const CREDENTIALS: &[&str] = &[auth::CREDENTIAL, "access_token"];
+pub(crate) const CREDENTIALS: &[&str] = &[auth::CREDENTIAL, "access_token"];
 
 /// The organizations collector for one Commvault target.
-pub fn collector(target: &CommvaultTarget, metrics: Arc<SelfMetrics>) -> Arc<dyn Collect> {
+pub(crate) fn collector(target: &CommvaultTarget, metrics: Arc<SelfMetrics>) -> Arc<dyn Collect> {
     let session = auth::Session::new(target, metrics);
     Arc::new(organizations::Organizations::new(
         target.base_url.clone(),
@@ -63,7 +63,7 @@ pub(crate) fn jobs(t: &CommvaultTarget, metrics: &Arc<SelfMetrics>) -> Vec<Job> 
 /// "errorMessage", "errorString"}}`, `{"response": [{"errorCode": N, "errorString": ...}]}` and
 /// `{"errList": [{"errLogMessage": ..., "errorCode": N}]}`. A zero `errorCode` is success.
 /// The message is sanitized; a body that is not an object reports nothing.
-pub fn api_error(body: &Value) -> Option<String> {
+pub(crate) fn api_error(body: &Value) -> Option<String> {
     // Success bodies carry the top-level fields and an empty `errList` too.
     if let Some(e) = describe(body) {
         return Some(e);
@@ -118,17 +118,17 @@ fn message(v: &Value) -> Option<String> {
 /// the first `errList` entry is read.
 #[derive(Default)]
 pub(crate) struct StatusFields {
-    pub error_code: Option<Value>,
-    pub error_message: Option<Value>,
-    pub err_list: Option<First<Value>>,
-    pub error: Option<Value>,
-    pub response: Option<First<Value>>,
+    pub(crate) error_code: Option<Value>,
+    pub(crate) error_message: Option<Value>,
+    pub(crate) err_list: Option<First<Value>>,
+    pub(crate) error: Option<Value>,
+    pub(crate) response: Option<First<Value>>,
 }
 
 impl StatusFields {
     /// Reads `raw` if `key` is a status field; whether it was. An answer with only these
     /// and no `providers` means "no organizations": Commvault leaves out empty lists.
-    pub fn capture(&mut self, key: &str, raw: &RawValue) -> bool {
+    pub(crate) fn capture(&mut self, key: &str, raw: &RawValue) -> bool {
         match key {
             "errorCode" => self.error_code = serde_json::from_str(raw.get()).ok(),
             "errorMessage" => self.error_message = serde_json::from_str(raw.get()).ok(),
@@ -142,7 +142,7 @@ impl StatusFields {
         true
     }
 
-    pub fn api_error(&self) -> Option<String> {
+    pub(crate) fn api_error(&self) -> Option<String> {
         let mut obj = serde_json::Map::new();
         if let Some(v) = &self.error_code {
             obj.insert("errorCode".into(), v.clone());

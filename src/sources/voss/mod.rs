@@ -11,13 +11,13 @@ pub mod spark_customers;
 
 use config::VossTarget;
 
-pub const COLLECTOR: &str = "voss_spark_customers";
+pub(crate) const COLLECTOR: &str = "voss_spark_customers";
 /// The `credential` label values of this source's self-metrics: none, a VOSS login is a
 /// password sent with every request.
-pub const CREDENTIALS: &[&str] = &[];
+pub(crate) const CREDENTIALS: &[&str] = &[];
 
 /// The SparkCustomer collector for one VOSS target.
-pub fn collector(target: &VossTarget) -> Arc<dyn Collect> {
+pub(crate) fn collector(target: &VossTarget) -> Arc<dyn Collect> {
     Arc::new(spark_customers::SparkCustomers::new(target))
 }
 

@@ -28,7 +28,7 @@ use oauth::OAuth;
 
 /// The `credential` label values of this source's self-metrics: an OAuth integration's
 /// tokens.
-pub const CREDENTIALS: &[&str] = &["access_token", "refresh_token"];
+pub(crate) const CREDENTIALS: &[&str] = &["access_token", "refresh_token"];
 
 /// This source's metric families, by collector.
 pub(crate) fn families() -> [(&'static str, &'static [Family]); 2] {
@@ -102,7 +102,7 @@ enum AuthKind {
 }
 
 impl WebexAuth {
-    pub fn new(
+    pub(crate) fn new(
         target: &str,
         base_url: &Url,
         credentials: &WebexCredentials,
@@ -126,14 +126,15 @@ impl WebexAuth {
         WebexAuth { kind }
     }
 
-    pub fn bearer(token: Secret) -> Self {
+    #[cfg(test)]
+    pub(crate) fn bearer(token: Secret) -> Self {
         WebexAuth {
             kind: AuthKind::Static(token),
         }
     }
 
     /// The configured secrets, to be blanked from upstream errors.
-    pub fn secrets(&self) -> Vec<String> {
+    pub(crate) fn secrets(&self) -> Vec<String> {
         match &self.kind {
             AuthKind::Static(t) => vec![t.expose().to_string()],
             AuthKind::OAuth(o) => o.secrets(),
@@ -141,7 +142,7 @@ impl WebexAuth {
     }
 
     /// What the landing page should say about these credentials, if anything.
-    pub fn note(&self) -> Option<&'static str> {
+    pub(crate) fn note(&self) -> Option<&'static str> {
         match &self.kind {
             AuthKind::Static(_) => Some(STATIC_TOKEN_WARNING),
             AuthKind::OAuth(_) => None,
@@ -150,7 +151,7 @@ impl WebexAuth {
 
     /// Waits for a token refresh in flight, so that a target being stopped does not lose
     /// a rotated refresh token.
-    pub async fn settle(&self) {
+    pub(crate) async fn settle(&self) {
         if let AuthKind::OAuth(o) = &self.kind {
             o.settle().await;
         }
@@ -164,20 +165,9 @@ impl WebexAuth {
         }
     }
 
-    /// GET `url` with the target's credentials. A 401 with an OAuth integration refreshes
-    /// the access token and tries once more.
-    pub async fn get(
-        &self,
-        client: &Client,
-        ctx: &RequestCtx,
-        url: &Url,
-    ) -> Result<Response, CollectError> {
-        self.get_with(client, ctx, url, SendOptions::default())
-            .await
-    }
-
-    /// `get`, with `opts` for the requests.
-    pub async fn get_with(
+    /// GET `url` with the target's credentials and `opts` for the requests. A 401 with an
+    /// OAuth integration refreshes the access token and tries once more.
+    pub(crate) async fn get_with(
         &self,
         client: &Client,
         ctx: &RequestCtx,
@@ -203,30 +193,31 @@ impl WebexAuth {
 }
 
 /// Logged, and shown on the landing page, for targets with a static access token.
-pub const STATIC_TOKEN_WARNING: &str = "a static access_token is configured: a personal access \
+pub(crate) const STATIC_TOKEN_WARNING: &str =
+    "a static access_token is configured: a personal access \
      token lasts 12 hours, after which collection fails; use an OAuth integration (oauth:) for \
      unattended collection";
 
 /// The smallest `max` a list is asked with after 504s on larger pages.
-pub const MIN_PAGE_SIZE: usize = 10;
+pub(crate) const MIN_PAGE_SIZE: usize = 10;
 
 /// A Webex list read page by page along its `Link: rel="next"` headers.
-pub struct Pages<'a> {
+pub(crate) struct Pages<'a> {
     /// What the list holds, for errors ("enterprises").
-    pub what: &'a str,
+    pub(crate) what: &'a str,
     /// The target's configured base URL: next links must stay on its origin.
-    pub base_url: &'a Url,
+    pub(crate) base_url: &'a Url,
     /// The `max` to ask for, when the list takes one: halved after a 504 (the API's
     /// documented answer to "page too large") down to `MIN_PAGE_SIZE`.
-    pub page_size: Option<usize>,
-    pub max_pages: usize,
+    pub(crate) page_size: Option<usize>,
+    pub(crate) max_pages: usize,
 }
 
 impl Pages<'_> {
     /// Reads the list from `first`. `fix` puts back query parameters a next link dropped;
     /// `on_page` takes one page and returns how many items it held. An empty page ends the
     /// list whatever its links say (the API has been seen to link past the end).
-    pub async fn read(
+    pub(crate) async fn read(
         &self,
         auth: &WebexAuth,
         client: &Client,

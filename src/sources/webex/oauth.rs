@@ -28,7 +28,7 @@ const DEFAULT_ACCESS_LIFETIME: Duration = Duration::from_secs(3600);
 /// unknown: they would overflow time arithmetic or never refresh.
 const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
 
-pub struct OAuth {
+pub(crate) struct OAuth {
     inner: Arc<Inner>,
 }
 
@@ -84,7 +84,7 @@ static LIVE: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
 
 /// A token lifetime from the token endpoint, or `None` when absent or absurd (with a
 /// warning).
-pub fn token_lifetime(target: &str, field: &str, secs: Option<u64>) -> Option<Duration> {
+pub(crate) fn token_lifetime(target: &str, field: &str, secs: Option<u64>) -> Option<Duration> {
     let secs = secs?;
     let d = Duration::from_secs(secs);
     if secs == 0 || d > MAX_TOKEN_LIFETIME {
@@ -100,7 +100,7 @@ pub fn token_lifetime(target: &str, field: &str, secs: Option<u64>) -> Option<Du
 }
 
 impl OAuth {
-    pub fn new(
+    pub(crate) fn new(
         target: &str,
         token_url: Url,
         config: OAuthConfig,
@@ -129,17 +129,17 @@ impl OAuth {
     }
 
     /// The configured secrets.
-    pub fn secrets(&self) -> Vec<String> {
+    pub(crate) fn secrets(&self) -> Vec<String> {
         vec![self.inner.config.client_secret.expose().to_string()]
     }
 
     /// Returns once no refresh is in flight.
-    pub async fn settle(&self) {
+    pub(crate) async fn settle(&self) {
         drop(self.inner.state.lock().await);
     }
 
     /// A valid access token, refreshing it first when it expires soon.
-    pub async fn access_token(
+    pub(crate) async fn access_token(
         &self,
         client: &Client,
         ctx: &RequestCtx,
@@ -171,7 +171,7 @@ impl OAuth {
     }
 
     /// Forgets `used` after the API rejected it, so the next call refreshes.
-    pub async fn invalidate(&self, used: &Secret) {
+    pub(crate) async fn invalidate(&self, used: &Secret) {
         let mut state = self.inner.state.lock().await;
         if state.access.as_ref().is_some_and(|a| &a.token == used) {
             state.access = None;
@@ -186,7 +186,8 @@ impl Inner {
         let path = self.config.refresh_token_file.clone();
         let read = tokio::task::spawn_blocking(move || read_token_file(&path))
             .await
-            .unwrap_or_else(|e| Err(format!("reading the refresh token file failed: {e}")));
+            .map_err(|e| format!("reading the refresh token file failed: {e}"))
+            .and_then(|r| r.map_err(|e| e.to_string()));
         match (read, &state.refresh) {
             (Ok(r), _) => {
                 state.refresh = Some(r.clone());
