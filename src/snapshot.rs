@@ -706,5 +706,16 @@ pub fn openmetrics_to_prometheus_text(om: &str) -> String {
     out
 }
 
+/// The length and CRC-32 of the exposition of `sets` in OpenMetrics and in the 0.0.4 text
+/// format: pins the exact bytes of a large exposition without spelling it out.
+#[cfg(test)]
+pub(crate) fn fingerprint(sets: Vec<TargetSamples>) -> [(usize, u32); 2] {
+    let snap = Snapshot::encode(sets);
+    [Exposition::OpenMetrics, Exposition::Text].map(|f| {
+        let text = snap.text_of(f);
+        (text.len(), crc32fast::hash(text.as_bytes()))
+    })
+}
+
 #[cfg(test)]
 mod tests;

@@ -364,6 +364,34 @@ mod tests {
         );
     }
 
+    /// Several admins with and without orgs, exactly as encoded before the families became
+    /// typed (length and CRC-32 of both formats).
+    #[test]
+    fn varied_admins_give_the_same_bytes_as_before() {
+        let admins = (0..20u64)
+            .map(|a| AdminOrgs {
+                admin: format!("admin \"{a}\"").into(),
+                orgs: (0..a * 3)
+                    .map(|o| Org {
+                        org_id: format!("Y2lz{a}-{o}").into(),
+                        role: if o % 4 == 0 {
+                            "".into()
+                        } else {
+                            format!("role{o}").into()
+                        },
+                    })
+                    .collect(),
+                read_at: 1_700_000_000.5 + a as f64,
+            })
+            .collect();
+        let got = crate::snapshot::fingerprint(vec![crate::snapshot::TargetSamples {
+            collector: COLLECTOR,
+            target: "partner-eu".into(),
+            samples: Arc::new(ManagedOrgSet { admins }),
+        }]);
+        assert_eq!(got, [(65_468, 2_295_173_766); 2]);
+    }
+
     #[test]
     fn repeats_and_items_without_org_id_are_skipped() {
         let mut orgs = Vec::new();

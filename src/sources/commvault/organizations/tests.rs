@@ -322,3 +322,39 @@ fn many_failures_are_summarized() {
     assert_eq!(s[MAX_PROBLEMS], "and 3 more organizations failed");
     assert_eq!(summarize(&failures[..2]), failures[..2]);
 }
+
+/// A varied set of organizations, every value present and absent, exactly as encoded before
+/// the families became typed (length and CRC-32 of both formats).
+#[test]
+fn varied_organizations_give_the_same_bytes_as_before() {
+    let items: Vec<Arc<Organization>> = (0..200u64)
+        .map(|id| {
+            let mut counts = [None; 8];
+            for (k, c) in counts.iter_mut().enumerate() {
+                if (id + k as u64) % 5 != 0 {
+                    *c = Some(((id * 13 + k as u64 * 7) % 90) as f64);
+                }
+            }
+            Arc::new(Organization {
+                id,
+                name: format!("org{id}.example \"q\"").into(),
+                description: if id % 3 == 0 {
+                    "".into()
+                } else {
+                    format!("d\\{id}").into()
+                },
+                company: format!("Company {id}").into(),
+                enabled: [Some(true), Some(false), None][(id % 3) as usize],
+                counts,
+                created: (id % 4 != 0).then_some(1_507_659_390.0 + id as f64 * 0.25),
+                read_at: if id % 9 == 0 { 0.0 } else { NOW + id as f64 },
+            })
+        })
+        .collect();
+    let got = crate::snapshot::fingerprint(vec![crate::snapshot::TargetSamples {
+        collector: COLLECTOR,
+        target: "cs1".into(),
+        samples: Arc::new(OrganizationSet::new(250, items)),
+    }]);
+    assert_eq!(got, [(228_830, 1_645_339_599); 2]);
+}

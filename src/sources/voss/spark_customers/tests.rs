@@ -549,3 +549,28 @@ async fn bodies_in_flight_share_one_budget() {
         .unwrap_err();
     assert!(e.to_string().contains("limits.max_body_bytes"), "{e}");
 }
+
+/// A varied set of customers, every value present and absent, exactly as encoded before
+/// the families became typed (length and CRC-32 of both formats).
+#[test]
+fn varied_customers_give_the_same_bytes_as_before() {
+    let items: Vec<Customer> = (0..200u64)
+        .map(|i| Customer {
+            pkid: format!("65e0{i:020x}").into(),
+            hierarchy: format!("sys.hcs.CS-P.CS-{}.C{i}", i % 7).into(),
+            name: format!("Customer \"{i}\"").into(),
+            account_number: format!("Y2lz{i:08}").into(),
+            access_token_expiry: (i % 3 != 0).then_some(1_710_401_689.151028 + i as f64),
+            refresh_token_expiry: (i % 4 != 1).then_some(1_716_819_155.5 + i as f64),
+            dirsync_enabled: [Some(true), Some(false), None][(i % 3) as usize],
+        })
+        .collect();
+    let mut skipped = Skips::default();
+    let set = SparkCustomerSet::new(items, &mut skipped);
+    let got = crate::snapshot::fingerprint(vec![crate::snapshot::TargetSamples {
+        collector: COLLECTOR,
+        target: "voss1".into(),
+        samples: Arc::new(set),
+    }]);
+    assert_eq!(got, [(96_835, 4_136_601_229); 2]);
+}
