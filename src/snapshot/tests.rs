@@ -6,42 +6,37 @@ use super::*;
 #[derive(Debug)]
 struct Fake(Vec<(&'static str, f64)>);
 
-static FAKE_FAMILIES: [Family; 3] = [
-    Family {
+static FAKE_FAMILIES: [FamilyOf<Fake>; 3] = [
+    FamilyOf {
         name: "fake_value",
         help: "A value.",
+        encode: |s, target, enc| {
+            for (name, v) in &s.0 {
+                enc.encode_family(&[("target", target), ("name", *name)])?
+                    .encode_gauge(v)?;
+            }
+            Ok(())
+        },
     },
-    Family {
+    FamilyOf {
         name: "fake_items",
         help: "How many.",
+        encode: |s, target, enc| {
+            enc.encode_family(&[("target", target)])?
+                .encode_gauge(&(s.0.len() as i64))
+        },
     },
-    Family {
+    FamilyOf {
         name: "fake_events_total",
         help: "Events seen.",
+        encode: |s, target, enc| counter(enc, &[("target", target)], 7 * s.0.len() as u64),
     },
 ];
 
-impl SampleSet for Fake {
-    fn families(&self) -> &'static [Family] {
-        &FAKE_FAMILIES
-    }
-    fn objects(&self) -> usize {
+impl Samples for Fake {
+    const FAMILIES: &'static [FamilyOf<Self>] = &FAKE_FAMILIES;
+    fn count(&self) -> usize {
         self.0.len()
-    }
-    fn encode(&self, family: usize, target: &str, enc: &mut MetricEncoder<'_>) -> fmt::Result {
-        if family == 1 {
-            return enc
-                .encode_family(&[("target", target)])?
-                .encode_gauge(&(self.0.len() as i64));
-        }
-        if family == 2 {
-            return counter(enc, &[("target", target)], 7 * self.0.len() as u64);
-        }
-        for (name, v) in &self.0 {
-            enc.encode_family(&[("target", target), ("name", *name)])?
-                .encode_gauge(v)?;
-        }
-        Ok(())
     }
 }
 
@@ -236,7 +231,7 @@ struct Counting {
 }
 
 impl SampleSet for Counting {
-    fn families(&self) -> &'static [Family] {
+    fn families(&self) -> Table {
         self.inner.families()
     }
     fn objects(&self) -> usize {
@@ -340,7 +335,7 @@ fn a_family_left_out_everywhere_is_not_described() {
     #[derive(Debug)]
     struct NoItems(Fake);
     impl SampleSet for NoItems {
-        fn families(&self) -> &'static [Family] {
+        fn families(&self) -> Table {
             self.0.families()
         }
         fn objects(&self) -> usize {

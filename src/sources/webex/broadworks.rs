@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 use url::Url;
 
 use super::WebexAuth;
-use crate::snapshot::{counter, gauge, Family, SampleSet};
+use crate::snapshot::{counter, gauge, FamilyOf, Samples};
 use crate::sources::webex::config::BroadworksConfig;
 use crate::sources::{help, lenient, parse_timestamp, Collect, CollectError, Collected, Objects};
 use crate::upstream::{display_url, Client, RequestCtx};
@@ -37,133 +37,186 @@ const CHANGE_KINDS: [(&str, &str); 12] = [
     ("org_contact", "deleted"),
 ];
 
-/// The families, in exposition order. The default ones keep an enterprise whose last sync
-/// had no error at 11 series; the per-enterprise detail families are opt-in.
-pub(crate) static FAMILIES: [Family; 16] = [
-    Family {
+/// The families, in exposition order, each with the encoder of its samples. The default
+/// ones keep an enterprise whose last sync had no error at 11 series; the per-enterprise
+/// detail families are opt-in.
+pub(crate) static FAMILIES: [FamilyOf<Enterprises>; 16] = [
+    FamilyOf {
         name: "webex_broadworks_enterprise_info",
         help: help!("Webex", "BroadWorks enterprise identifiers, value 1."),
+        encode: |s, target, enc| {
+            for e in &s.items {
+                let labels = [
+                    ("target", target),
+                    ("sp_enterprise_id", &*e.sp_enterprise_id),
+                    ("enterprise_id", &e.id),
+                    ("org_id", &e.org_id),
+                    ("provisioning_id", &e.provisioning_id),
+                ];
+                gauge(enc, &labels, 1.0)?;
+            }
+            Ok(())
+        },
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_enterprises",
         help: help!(
             "Webex",
             "BroadWorks enterprises provisioned for this target."
         ),
+        encode: |s, target, enc| gauge(enc, &[("target", target)], s.items.len() as f64),
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_directory_sync_enabled",
         help: help!(
             "Webex",
             "Whether directory sync is enabled for the enterprise (1) or not (0)."
         ),
+        encode: |s, target, enc| {
+            s.each(target, enc, |e| e.sync_enabled.map(|v| if v { 1.0 } else { 0.0 }))
+        },
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_directory_sync_status",
         help: help!(
             "Webex",
             "Directory sync status: 1 for the current status, 0 for the other known ones."
         ),
+        encode: Enterprises::encode_status,
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_directory_sync_last_start_timestamp_seconds",
         help: help!("Webex", "Unix time the last directory sync started."),
+        encode: |s, target, enc| s.each(target, enc, |e| e.last_start),
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_directory_sync_last_end_timestamp_seconds",
         help: help!("Webex", "Unix time the last directory sync ended."),
+        encode: |s, target, enc| s.each(target, enc, |e| e.last_end),
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_directory_sync_last_success_timestamp_seconds",
         help: help!(
             "Webex",
             "Unix time of the last successful directory sync: lastSuccessfulSyncTime, or the end time of a last sync that is COMPLETE without errors when Webex leaves lastSuccessfulSyncTime out."
         ),
+        encode: |s, target, enc| s.each(target, enc, |e| e.last_success),
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_directory_sync_error_info",
         help: help!(
             "Webex",
             "Errors of the last directory sync, one per error code, with the first description (at most 200 characters) and the sync's lastSyncTrackingId; value 1."
         ),
+        encode: Enterprises::encode_error_info,
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_directory_syncs_total",
         help: help!(
             "Webex",
             "Finished directory syncs seen by this exporter, counted once per lastSyncTrackingId; failed when the sync reported errors, is FAILED, or ended after the last success. The sync already finished when an enterprise is first seen is not counted."
         ),
+        encode: |s, target, enc| {
+            for e in &s.items {
+                for (result, v) in [("success", e.syncs[0]), ("failed", e.syncs[1])] {
+                    let l = [
+                        ("target", target),
+                        ("sp_enterprise_id", &*e.sp_enterprise_id),
+                        ("result", result),
+                    ];
+                    counter(enc, &l, v)?;
+                }
+            }
+            Ok(())
+        },
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_directory_sync_changes_total",
         help: help!(
             "Webex",
             "Objects changed by the directory syncs counted in webex_broadworks_directory_syncs_total, summed over the target's enterprises."
         ),
+        encode: |s, target, enc| {
+            for ((object, action), v) in CHANGE_KINDS.iter().zip(s.changes_total) {
+                let l = [("target", target), ("object", object), ("action", action)];
+                counter(enc, &l, v)?;
+            }
+            Ok(())
+        },
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_target_external_identities",
         help: help!(
             "Webex",
             "External users and machines in Webex Common Identity, summed over the target's enterprises."
         ),
+        encode: |s, target, enc| {
+            s.target_sums(
+                target,
+                enc,
+                [("user", |e| e.external_users), ("machine", |e| e.external_machines)],
+            )
+        },
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_target_contacts",
         help: help!(
             "Webex",
             "User and org contacts in the Webex contact service, summed over the target's enterprises."
         ),
+        encode: |s, target, enc| {
+            s.target_sums(
+                target,
+                enc,
+                [("user", |e| e.user_contacts), ("org", |e| e.org_contacts)],
+            )
+        },
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_directory_sync_errors",
         help: help!(
             "Webex",
             "Errors reported for the last directory sync attempt; absent when Webex sends no errors field."
         ),
+        encode: |s, target, enc| {
+            s.each(target, enc, |e| {
+                e.errors.as_ref().map(|_| e.error_count as f64)
+            })
+        },
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_directory_sync_last_changes",
         help: help!(
             "Webex",
             "Objects changed by the last directory sync, by object and action."
         ),
+        encode: Enterprises::encode_last_changes,
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_external_identities",
         help: help!(
             "Webex",
             "External users and machines in Webex Common Identity across all syncs."
         ),
+        encode: |s, target, enc| {
+            s.each_object(target, enc, |e| {
+                [("user", e.external_users), ("machine", e.external_machines)]
+            })
+        },
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_contacts",
         help: help!(
             "Webex",
             "User and org contacts in the Webex contact service."
         ),
+        encode: |s, target, enc| {
+            s.each_object(target, enc, |e| {
+                [("user", e.user_contacts), ("org", e.org_contacts)]
+            })
+        },
     },
 ];
-
-/// Indexes into `FAMILIES`.
-mod fam {
-    pub const INFO: usize = 0;
-    pub const ENTERPRISES: usize = 1;
-    pub const SYNC_ENABLED: usize = 2;
-    pub const STATUS: usize = 3;
-    pub const LAST_START: usize = 4;
-    pub const LAST_END: usize = 5;
-    pub const LAST_SUCCESS: usize = 6;
-    pub const ERROR_INFO: usize = 7;
-    pub const SYNCS: usize = 8;
-    pub const CHANGES: usize = 9;
-    pub const TARGET_IDENTITIES: usize = 10;
-    pub const TARGET_CONTACTS: usize = 11;
-    pub const ERRORS: usize = 12;
-    pub const LAST_CHANGES: usize = 13;
-    pub const IDENTITIES: usize = 14;
-    pub const CONTACTS: usize = 15;
-}
 
 /// Families left out unless the config enables them: per-enterprise detail that the
 /// dashboards only sum per target (see the `target_*` and `_changes_total` families).
@@ -567,160 +620,134 @@ impl SyncTracker {
     }
 }
 
-impl SampleSet for Enterprises {
-    fn families(&self) -> &'static [Family] {
-        &FAMILIES
-    }
+impl Samples for Enterprises {
+    const FAMILIES: &'static [FamilyOf<Self>] = &FAMILIES;
 
-    fn objects(&self) -> usize {
+    fn count(&self) -> usize {
         self.items.len()
     }
 
     /// The defaults; the config's selection wraps the set (`sources::families`).
-    fn enabled(&self, family: usize) -> bool {
-        FAMILIES
-            .get(family)
-            .is_some_and(|f| !OPT_IN.contains(&f.name))
+    fn on_by_default(name: &str) -> bool {
+        !OPT_IN.contains(&name)
+    }
+}
+
+/// A value read from an enterprise.
+type Value = fn(&Enterprise) -> Option<f64>;
+
+/// What the encoders of `FAMILIES` share.
+impl Enterprises {
+    /// One gauge per enterprise with a value.
+    fn each(
+        &self,
+        target: &str,
+        enc: &mut MetricEncoder<'_>,
+        value: impl Fn(&Enterprise) -> Option<f64>,
+    ) -> fmt::Result {
+        for e in &self.items {
+            if let Some(v) = value(e) {
+                let l = [
+                    ("target", target),
+                    ("sp_enterprise_id", &*e.sp_enterprise_id),
+                ];
+                gauge(enc, &l, v)?;
+            }
+        }
+        Ok(())
     }
 
-    fn encode(&self, family: usize, target: &str, enc: &mut MetricEncoder<'_>) -> fmt::Result {
-        // Folded from +0.0: an empty f64 `sum()` is -0.0.
-        let sum = |f: fn(&Enterprise) -> Option<f64>| {
-            self.items.iter().filter_map(f).fold(0.0, |a, b| a + b)
-        };
-        match family {
-            fam::ENTERPRISES => return gauge(enc, &[("target", target)], self.items.len() as f64),
-            fam::CHANGES => {
-                for ((object, action), v) in CHANGE_KINDS.iter().zip(self.changes_total) {
-                    let l = [("target", target), ("object", object), ("action", action)];
-                    counter(enc, &l, v)?;
+    /// Per enterprise, one gauge per object with a value.
+    fn each_object(
+        &self,
+        target: &str,
+        enc: &mut MetricEncoder<'_>,
+        values: impl Fn(&Enterprise) -> [(&'static str, Option<f64>); 2],
+    ) -> fmt::Result {
+        for e in &self.items {
+            for (object, v) in values(e) {
+                if let Some(v) = v {
+                    let l = [
+                        ("target", target),
+                        ("sp_enterprise_id", &*e.sp_enterprise_id),
+                        ("object", object),
+                    ];
+                    gauge(enc, &l, v)?;
                 }
-                return Ok(());
             }
-            fam::TARGET_IDENTITIES => {
-                for (object, v) in [
-                    ("user", sum(|e| e.external_users)),
-                    ("machine", sum(|e| e.external_machines)),
-                ] {
-                    gauge(enc, &[("target", target), ("object", object)], v)?;
-                }
-                return Ok(());
-            }
-            fam::TARGET_CONTACTS => {
-                for (object, v) in [
-                    ("user", sum(|e| e.user_contacts)),
-                    ("org", sum(|e| e.org_contacts)),
-                ] {
-                    gauge(enc, &[("target", target), ("object", object)], v)?;
-                }
-                return Ok(());
-            }
-            _ => {}
         }
+        Ok(())
+    }
+
+    /// One gauge per object: its values summed over the enterprises that have one.
+    fn target_sums(
+        &self,
+        target: &str,
+        enc: &mut MetricEncoder<'_>,
+        objects: [(&str, Value); 2],
+    ) -> fmt::Result {
+        for (object, value) in objects {
+            // Folded from +0.0: an empty f64 `sum()` is -0.0.
+            let sum = self.items.iter().filter_map(value).fold(0.0, |a, b| a + b);
+            gauge(enc, &[("target", target), ("object", object)], sum)?;
+        }
+        Ok(())
+    }
+
+    fn encode_status(&self, target: &str, enc: &mut MetricEncoder<'_>) -> fmt::Result {
         for e in &self.items {
             let id = &*e.sp_enterprise_id;
-            let base = [("target", target), ("sp_enterprise_id", id)];
-            match family {
-                fam::INFO => gauge(
+            let current = e.status.as_deref();
+            for s in KNOWN_STATUSES {
+                let v = if current == Some(s) { 1.0 } else { 0.0 };
+                gauge(
+                    enc,
+                    &[("target", target), ("sp_enterprise_id", id), ("status", s)],
+                    v,
+                )?;
+            }
+            if let Some(s) = current.filter(|s| !KNOWN_STATUSES.contains(s)) {
+                gauge(
+                    enc,
+                    &[("target", target), ("sp_enterprise_id", id), ("status", s)],
+                    1.0,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn encode_error_info(&self, target: &str, enc: &mut MetricEncoder<'_>) -> fmt::Result {
+        for e in &self.items {
+            for err in e.errors.iter().flatten() {
+                gauge(
                     enc,
                     &[
                         ("target", target),
-                        ("sp_enterprise_id", id),
-                        ("enterprise_id", &e.id),
-                        ("org_id", &e.org_id),
-                        ("provisioning_id", &e.provisioning_id),
+                        ("sp_enterprise_id", &e.sp_enterprise_id),
+                        ("error_code", &err.code),
+                        ("description", &err.description),
+                        ("tracking_id", e.tracking_id.as_deref().unwrap_or("")),
                     ],
                     1.0,
-                )?,
-                fam::SYNC_ENABLED => {
-                    if let Some(v) = e.sync_enabled {
-                        gauge(enc, &base, if v { 1.0 } else { 0.0 })?
-                    }
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn encode_last_changes(&self, target: &str, enc: &mut MetricEncoder<'_>) -> fmt::Result {
+        for e in &self.items {
+            for ((object, action), v) in CHANGE_KINDS.iter().zip(e.changes) {
+                if let Some(v) = v {
+                    let l = [
+                        ("target", target),
+                        ("sp_enterprise_id", &*e.sp_enterprise_id),
+                        ("object", object),
+                        ("action", action),
+                    ];
+                    gauge(enc, &l, v)?;
                 }
-                fam::STATUS => {
-                    let current = e.status.as_deref();
-                    for s in KNOWN_STATUSES {
-                        let v = if current == Some(s) { 1.0 } else { 0.0 };
-                        gauge(
-                            enc,
-                            &[("target", target), ("sp_enterprise_id", id), ("status", s)],
-                            v,
-                        )?;
-                    }
-                    if let Some(s) = current.filter(|s| !KNOWN_STATUSES.contains(s)) {
-                        gauge(
-                            enc,
-                            &[("target", target), ("sp_enterprise_id", id), ("status", s)],
-                            1.0,
-                        )?;
-                    }
-                }
-                fam::LAST_START | fam::LAST_END | fam::LAST_SUCCESS => {
-                    let v = [e.last_start, e.last_end, e.last_success][family - fam::LAST_START];
-                    if let Some(v) = v {
-                        gauge(enc, &base, v)?
-                    }
-                }
-                fam::ERROR_INFO => {
-                    for err in e.errors.iter().flatten() {
-                        gauge(
-                            enc,
-                            &[
-                                ("target", target),
-                                ("sp_enterprise_id", id),
-                                ("error_code", &err.code),
-                                ("description", &err.description),
-                                ("tracking_id", e.tracking_id.as_deref().unwrap_or("")),
-                            ],
-                            1.0,
-                        )?;
-                    }
-                }
-                fam::SYNCS => {
-                    for (result, v) in [("success", e.syncs[0]), ("failed", e.syncs[1])] {
-                        let l = [
-                            ("target", target),
-                            ("sp_enterprise_id", id),
-                            ("result", result),
-                        ];
-                        counter(enc, &l, v)?;
-                    }
-                }
-                fam::ERRORS if e.errors.is_some() => gauge(enc, &base, e.error_count as f64)?,
-                fam::LAST_CHANGES => {
-                    for ((object, action), v) in CHANGE_KINDS.iter().zip(e.changes) {
-                        if let Some(v) = v {
-                            let l = [
-                                ("target", target),
-                                ("sp_enterprise_id", id),
-                                ("object", object),
-                                ("action", action),
-                            ];
-                            gauge(enc, &l, v)?;
-                        }
-                    }
-                }
-                fam::IDENTITIES | fam::CONTACTS => {
-                    let values = if family == fam::IDENTITIES {
-                        [("user", e.external_users), ("machine", e.external_machines)]
-                    } else {
-                        [("user", e.user_contacts), ("org", e.org_contacts)]
-                    };
-                    for (object, v) in values {
-                        if let Some(v) = v {
-                            gauge(
-                                enc,
-                                &[
-                                    ("target", target),
-                                    ("sp_enterprise_id", id),
-                                    ("object", object),
-                                ],
-                                v,
-                            )?;
-                        }
-                    }
-                }
-                _ => {}
             }
         }
         Ok(())
