@@ -68,22 +68,23 @@ fn families_are_grouped_across_targets_and_labels_escaped() {
             vec![("quote\"back\\slash\nnewline Zürich", 1.0), ("y", -3.0)],
         ),
     ]);
-    let expected = r#"# HELP fake_value A value.
-# TYPE fake_value gauge
-fake_value{target="a",name="quote\"back\\slash\nnewline Zürich"} 1.0
-fake_value{target="a",name="y"} -3.0
-fake_value{target="b",name="x"} 2.5
-# HELP fake_items How many.
-# TYPE fake_items gauge
-fake_items{target="a"} 2
-fake_items{target="b"} 1
-# HELP fake_events Events seen.
-# TYPE fake_events counter
-fake_events_total{target="a"} 14
-fake_events_total{target="b"} 7
-"#;
-    assert_eq!(snap.text(), expected);
-    assert_eq!(snap.text_len(), expected.len() as u64);
+    let text = snap.text();
+    assert_eq!(snap.text_len(), text.len() as u64);
+    insta::assert_snapshot!(text, @r#"
+    # HELP fake_value A value.
+    # TYPE fake_value gauge
+    fake_value{target="a",name="quote\"back\\slash\nnewline Zürich"} 1.0
+    fake_value{target="a",name="y"} -3.0
+    fake_value{target="b",name="x"} 2.5
+    # HELP fake_items How many.
+    # TYPE fake_items gauge
+    fake_items{target="a"} 2
+    fake_items{target="b"} 1
+    # HELP fake_events Events seen.
+    # TYPE fake_events counter
+    fake_events_total{target="a"} 14
+    fake_events_total{target="b"} 7
+    "#);
 }
 
 #[test]

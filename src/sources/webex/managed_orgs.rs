@@ -351,16 +351,19 @@ mod tests {
             ],
         };
         let text = exposition_of(COLLECTOR, "partner-eu", Arc::new(set));
-        assert_eq!(
-            samples(&text),
-            [
-                r#"webex_partner_managed_orgs{target="partner-eu",admin="alice"} 1.0"#,
-                r#"webex_partner_managed_orgs{target="partner-eu",admin="bob"} 0.0"#,
-                r#"webex_partner_managed_org_info{target="partner-eu",admin="alice",org_id="Y2LZY29ZCGFYAZOVL3VZL1BFT1BMRS9MNWIZNJE4NY1JOGRKLTQ3MJCTOGIYZI1MOWM0NDDMMJKWNDY",role="YXRSYXMTCG9YDGFSLNBHCNRUZXIUC2FSZXNMDWXSYWRTAW4="} 1.0"#,
-                r#"webex_partner_admin_last_success_timestamp_seconds{target="partner-eu",admin="alice"} 1700000000.0"#,
-                r#"webex_partner_admin_last_success_timestamp_seconds{target="partner-eu",admin="bob"} 1700000060.0"#,
-            ]
-        );
+        insta::assert_snapshot!(text, @r#"
+        # HELP webex_partner_managed_orgs Customer orgs managed by this partner admin. Cached from the Webex API; refreshed every collection interval.
+        # TYPE webex_partner_managed_orgs gauge
+        webex_partner_managed_orgs{target="partner-eu",admin="alice"} 1.0
+        webex_partner_managed_orgs{target="partner-eu",admin="bob"} 0.0
+        # HELP webex_partner_managed_org_info A customer org managed by this partner admin, with the admin's role id, value 1. Cached from the Webex API; refreshed every collection interval.
+        # TYPE webex_partner_managed_org_info gauge
+        webex_partner_managed_org_info{target="partner-eu",admin="alice",org_id="Y2LZY29ZCGFYAZOVL3VZL1BFT1BMRS9MNWIZNJE4NY1JOGRKLTQ3MJCTOGIYZI1MOWM0NDDMMJKWNDY",role="YXRSYXMTCG9YDGFSLNBHCNRUZXIUC2FSZXNMDWXSYWRTAW4="} 1.0
+        # HELP webex_partner_admin_last_success_timestamp_seconds Unix time this admin's managed-org list was last read successfully. Cached from the Webex API; refreshed every collection interval.
+        # TYPE webex_partner_admin_last_success_timestamp_seconds gauge
+        webex_partner_admin_last_success_timestamp_seconds{target="partner-eu",admin="alice"} 1700000000.0
+        webex_partner_admin_last_success_timestamp_seconds{target="partner-eu",admin="bob"} 1700000060.0
+        "#);
     }
 
     /// Several admins with and without orgs, exactly as encoded before the families became

@@ -16,23 +16,47 @@ fn vendor_example_gives_exact_exposition() {
     let mut org = parse_organization(16, SEED.as_bytes()).unwrap();
     org.read_at = 1_800_000_000.0;
     let text = exposition(1, vec![org]);
-    let id = r#"target="cs1",organization_id="16",organization="testalias""#;
-    let expected = format!(
-        r#"commvault_organization_info{{{id},description="test Company",company="test Company"}} 1.0
-commvault_organizations{{target="cs1"}} 1.0
-commvault_organization_enabled{{{id}}} 1.0
-commvault_organization_users{{{id}}} 1.0
-commvault_organization_devices{{{id}}} 0.0
-commvault_organization_physical_devices{{{id}}} 0.0
-commvault_organization_servers{{{id}}} 0.0
-commvault_organization_vms{{{id}}} 0.0
-commvault_organization_hypervisors{{{id}}} 0.0
-commvault_organization_machines{{{id}}} 0.0
-commvault_organization_misc_machines{{{id}}} 0.0
-commvault_organization_created_timestamp_seconds{{{id}}} 1507659390.0
-commvault_organization_last_success_timestamp_seconds{{{id}}} 1800000000.0"#
-    );
-    assert_eq!(samples(&text).join("\n"), expected);
+    insta::assert_snapshot!(text, @r#"
+    # HELP commvault_organization_info Commvault organization with its description and company (connect) name, value 1. Cached from the Commvault API; refreshed every collection interval.
+    # TYPE commvault_organization_info gauge
+    commvault_organization_info{target="cs1",organization_id="16",organization="testalias",description="test Company",company="test Company"} 1.0
+    # HELP commvault_organizations Organizations listed by the target, or named in the config. Cached from the Commvault API; refreshed every collection interval.
+    # TYPE commvault_organizations gauge
+    commvault_organizations{target="cs1"} 1.0
+    # HELP commvault_organization_enabled Whether the organization is enabled (1) or not (0). Cached from the Commvault API; refreshed every collection interval.
+    # TYPE commvault_organization_enabled gauge
+    commvault_organization_enabled{target="cs1",organization_id="16",organization="testalias"} 1.0
+    # HELP commvault_organization_users Users of the organization. Cached from the Commvault API; refreshed every collection interval.
+    # TYPE commvault_organization_users gauge
+    commvault_organization_users{target="cs1",organization_id="16",organization="testalias"} 1.0
+    # HELP commvault_organization_devices Devices of the organization. Cached from the Commvault API; refreshed every collection interval.
+    # TYPE commvault_organization_devices gauge
+    commvault_organization_devices{target="cs1",organization_id="16",organization="testalias"} 0.0
+    # HELP commvault_organization_physical_devices Physical devices of the organization. Cached from the Commvault API; refreshed every collection interval.
+    # TYPE commvault_organization_physical_devices gauge
+    commvault_organization_physical_devices{target="cs1",organization_id="16",organization="testalias"} 0.0
+    # HELP commvault_organization_servers Servers of the organization. Cached from the Commvault API; refreshed every collection interval.
+    # TYPE commvault_organization_servers gauge
+    commvault_organization_servers{target="cs1",organization_id="16",organization="testalias"} 0.0
+    # HELP commvault_organization_vms Virtual machines of the organization. Cached from the Commvault API; refreshed every collection interval.
+    # TYPE commvault_organization_vms gauge
+    commvault_organization_vms{target="cs1",organization_id="16",organization="testalias"} 0.0
+    # HELP commvault_organization_hypervisors Hypervisors of the organization. Cached from the Commvault API; refreshed every collection interval.
+    # TYPE commvault_organization_hypervisors gauge
+    commvault_organization_hypervisors{target="cs1",organization_id="16",organization="testalias"} 0.0
+    # HELP commvault_organization_machines Machines of the organization, all kinds. Cached from the Commvault API; refreshed every collection interval.
+    # TYPE commvault_organization_machines gauge
+    commvault_organization_machines{target="cs1",organization_id="16",organization="testalias"} 0.0
+    # HELP commvault_organization_misc_machines Machines of the organization of no other kind. Cached from the Commvault API; refreshed every collection interval.
+    # TYPE commvault_organization_misc_machines gauge
+    commvault_organization_misc_machines{target="cs1",organization_id="16",organization="testalias"} 0.0
+    # HELP commvault_organization_created_timestamp_seconds Unix time the organization was created. Cached from the Commvault API; refreshed every collection interval.
+    # TYPE commvault_organization_created_timestamp_seconds gauge
+    commvault_organization_created_timestamp_seconds{target="cs1",organization_id="16",organization="testalias"} 1507659390.0
+    # HELP commvault_organization_last_success_timestamp_seconds Unix time the organization's details were last read successfully. Cached from the Commvault API; refreshed every collection interval.
+    # TYPE commvault_organization_last_success_timestamp_seconds gauge
+    commvault_organization_last_success_timestamp_seconds{target="cs1",organization_id="16",organization="testalias"} 1800000000.0
+    "#);
     // Every family is described once, with a HELP that says the values are cached.
     assert_cached_gauges(&text, &families());
 }

@@ -58,32 +58,61 @@ fn vendor_example_gives_exact_exposition() {
     let (items, skipped) = parse(SEED);
     assert!(skipped.is_empty(), "{skipped:?}");
     let text = exposition(items);
-    let id = r#"target="sp1",sp_enterprise_id="Reseller1+acme""#;
-    let mut expected = vec![
-        format!(
-            r#"webex_broadworks_enterprise_info{{{id},enterprise_id="Y2lzY29zcGFyazovL3VzL0VOVEVSUFJJU0UvOTZhYmMyYWEtM2RjYy0xMWU1LWExNTItZmUzNDgxOWNkYzlh",org_id="Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi85NmFiYzJhYS0zZGNjLTExZTUtYTE1Mi1mZTM0ODE5Y2RjOWE",provisioning_id="ZjViMzYxODctYzhkZC00NzI3LThiMmYtZjljNDQ3ZjI5MDQ2OjQyODVmNTk0LTViNTEtNDdiZS05Mzk2LTZjMzZlMmFkODNhNQ"}} 1.0"#
-        ),
-        r#"webex_broadworks_enterprises{target="sp1"} 1.0"#.to_string(),
-        format!("webex_broadworks_directory_sync_enabled{{{id}}} 1.0"),
-        format!(r#"webex_broadworks_directory_sync_status{{{id},status="COMPLETE"}} 1.0"#),
-        format!(r#"webex_broadworks_directory_sync_status{{{id},status="IN_PROGRESS"}} 0.0"#),
-        format!(r#"webex_broadworks_directory_sync_status{{{id},status="NOT_SYNCED"}} 0.0"#),
-        format!(r#"webex_broadworks_directory_sync_status{{{id},status="FAILED"}} 0.0"#),
-        format!("webex_broadworks_directory_sync_last_start_timestamp_seconds{{{id}}} 1617809200.704911"),
-        format!("webex_broadworks_directory_sync_last_end_timestamp_seconds{{{id}}} 1617809202.69506"),
-        // COMPLETE without errors and without lastSuccessfulSyncTime: the end is the success.
-        format!("webex_broadworks_directory_sync_last_success_timestamp_seconds{{{id}}} 1617809202.69506"),
-        format!(r#"webex_broadworks_directory_syncs_total{{{id},result="success"}} 0"#),
-        format!(r#"webex_broadworks_directory_syncs_total{{{id},result="failed"}} 0"#),
-    ];
-    expected.extend(changes_lines(&[]));
-    expected.extend([
-        r#"webex_broadworks_target_external_identities{target="sp1",object="user"} 2.0"#.into(),
-        r#"webex_broadworks_target_external_identities{target="sp1",object="machine"} 1.0"#.into(),
-        r#"webex_broadworks_target_contacts{target="sp1",object="user"} 0.0"#.into(),
-        r#"webex_broadworks_target_contacts{target="sp1",object="org"} 0.0"#.into(),
-    ]);
-    assert_eq!(samples(&text), expected);
+    // COMPLETE without errors and without lastSuccessfulSyncTime: the end is the success.
+    insta::assert_snapshot!(text, @r#"
+    # HELP webex_broadworks_enterprise_info BroadWorks enterprise identifiers, value 1. Cached from the Webex API; refreshed every collection interval.
+    # TYPE webex_broadworks_enterprise_info gauge
+    webex_broadworks_enterprise_info{target="sp1",sp_enterprise_id="Reseller1+acme",enterprise_id="Y2lzY29zcGFyazovL3VzL0VOVEVSUFJJU0UvOTZhYmMyYWEtM2RjYy0xMWU1LWExNTItZmUzNDgxOWNkYzlh",org_id="Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi85NmFiYzJhYS0zZGNjLTExZTUtYTE1Mi1mZTM0ODE5Y2RjOWE",provisioning_id="ZjViMzYxODctYzhkZC00NzI3LThiMmYtZjljNDQ3ZjI5MDQ2OjQyODVmNTk0LTViNTEtNDdiZS05Mzk2LTZjMzZlMmFkODNhNQ"} 1.0
+    # HELP webex_broadworks_enterprises BroadWorks enterprises provisioned for this target. Cached from the Webex API; refreshed every collection interval.
+    # TYPE webex_broadworks_enterprises gauge
+    webex_broadworks_enterprises{target="sp1"} 1.0
+    # HELP webex_broadworks_directory_sync_enabled Whether directory sync is enabled for the enterprise (1) or not (0). Cached from the Webex API; refreshed every collection interval.
+    # TYPE webex_broadworks_directory_sync_enabled gauge
+    webex_broadworks_directory_sync_enabled{target="sp1",sp_enterprise_id="Reseller1+acme"} 1.0
+    # HELP webex_broadworks_directory_sync_status Directory sync status: 1 for the current status, 0 for the other known ones. Cached from the Webex API; refreshed every collection interval.
+    # TYPE webex_broadworks_directory_sync_status gauge
+    webex_broadworks_directory_sync_status{target="sp1",sp_enterprise_id="Reseller1+acme",status="COMPLETE"} 1.0
+    webex_broadworks_directory_sync_status{target="sp1",sp_enterprise_id="Reseller1+acme",status="IN_PROGRESS"} 0.0
+    webex_broadworks_directory_sync_status{target="sp1",sp_enterprise_id="Reseller1+acme",status="NOT_SYNCED"} 0.0
+    webex_broadworks_directory_sync_status{target="sp1",sp_enterprise_id="Reseller1+acme",status="FAILED"} 0.0
+    # HELP webex_broadworks_directory_sync_last_start_timestamp_seconds Unix time the last directory sync started. Cached from the Webex API; refreshed every collection interval.
+    # TYPE webex_broadworks_directory_sync_last_start_timestamp_seconds gauge
+    webex_broadworks_directory_sync_last_start_timestamp_seconds{target="sp1",sp_enterprise_id="Reseller1+acme"} 1617809200.704911
+    # HELP webex_broadworks_directory_sync_last_end_timestamp_seconds Unix time the last directory sync ended. Cached from the Webex API; refreshed every collection interval.
+    # TYPE webex_broadworks_directory_sync_last_end_timestamp_seconds gauge
+    webex_broadworks_directory_sync_last_end_timestamp_seconds{target="sp1",sp_enterprise_id="Reseller1+acme"} 1617809202.69506
+    # HELP webex_broadworks_directory_sync_last_success_timestamp_seconds Unix time of the last successful directory sync: lastSuccessfulSyncTime, or the end time of a last sync that is COMPLETE without errors when Webex leaves lastSuccessfulSyncTime out. Cached from the Webex API; refreshed every collection interval.
+    # TYPE webex_broadworks_directory_sync_last_success_timestamp_seconds gauge
+    webex_broadworks_directory_sync_last_success_timestamp_seconds{target="sp1",sp_enterprise_id="Reseller1+acme"} 1617809202.69506
+    # HELP webex_broadworks_directory_sync_error_info Errors of the last directory sync, one per error code, with the first description (at most 200 characters) and the sync's lastSyncTrackingId; value 1. Cached from the Webex API; refreshed every collection interval.
+    # TYPE webex_broadworks_directory_sync_error_info gauge
+    # HELP webex_broadworks_directory_syncs Finished directory syncs seen by this exporter, counted once per lastSyncTrackingId; failed when the sync reported errors, is FAILED, or ended after the last success. The sync already finished when an enterprise is first seen is not counted. Cached from the Webex API; refreshed every collection interval.
+    # TYPE webex_broadworks_directory_syncs counter
+    webex_broadworks_directory_syncs_total{target="sp1",sp_enterprise_id="Reseller1+acme",result="success"} 0
+    webex_broadworks_directory_syncs_total{target="sp1",sp_enterprise_id="Reseller1+acme",result="failed"} 0
+    # HELP webex_broadworks_directory_sync_changes Objects changed by the directory syncs counted in webex_broadworks_directory_syncs_total, summed over the target's enterprises. Cached from the Webex API; refreshed every collection interval.
+    # TYPE webex_broadworks_directory_sync_changes counter
+    webex_broadworks_directory_sync_changes_total{target="sp1",object="user",action="added"} 0
+    webex_broadworks_directory_sync_changes_total{target="sp1",object="user",action="updated"} 0
+    webex_broadworks_directory_sync_changes_total{target="sp1",object="user",action="deleted"} 0
+    webex_broadworks_directory_sync_changes_total{target="sp1",object="machine",action="added"} 0
+    webex_broadworks_directory_sync_changes_total{target="sp1",object="machine",action="updated"} 0
+    webex_broadworks_directory_sync_changes_total{target="sp1",object="machine",action="deleted"} 0
+    webex_broadworks_directory_sync_changes_total{target="sp1",object="user_contact",action="added"} 0
+    webex_broadworks_directory_sync_changes_total{target="sp1",object="user_contact",action="updated"} 0
+    webex_broadworks_directory_sync_changes_total{target="sp1",object="user_contact",action="deleted"} 0
+    webex_broadworks_directory_sync_changes_total{target="sp1",object="org_contact",action="added"} 0
+    webex_broadworks_directory_sync_changes_total{target="sp1",object="org_contact",action="updated"} 0
+    webex_broadworks_directory_sync_changes_total{target="sp1",object="org_contact",action="deleted"} 0
+    # HELP webex_broadworks_target_external_identities External users and machines in Webex Common Identity, summed over the target's enterprises. Cached from the Webex API; refreshed every collection interval.
+    # TYPE webex_broadworks_target_external_identities gauge
+    webex_broadworks_target_external_identities{target="sp1",object="user"} 2.0
+    webex_broadworks_target_external_identities{target="sp1",object="machine"} 1.0
+    # HELP webex_broadworks_target_contacts User and org contacts in the Webex contact service, summed over the target's enterprises. Cached from the Webex API; refreshed every collection interval.
+    # TYPE webex_broadworks_target_contacts gauge
+    webex_broadworks_target_contacts{target="sp1",object="user"} 0.0
+    webex_broadworks_target_contacts{target="sp1",object="org"} 0.0
+    "#);
     // At most 12 series for an enterprise whose last sync had no error, by default.
     assert_eq!(
         samples(&text)
@@ -100,34 +129,21 @@ fn vendor_example_gives_exact_exposition() {
 fn vendor_example_with_every_family_has_no_errors_sample() {
     let (items, _) = parse(SEED);
     let text = exposition_all(items);
-    let id = r#"target="sp1",sp_enterprise_id="Reseller1+acme""#;
-    let mut expected: Vec<String> = [
-        ("user", "added"),
-        ("user", "updated"),
-        ("user", "deleted"),
-        ("machine", "added"),
-        ("machine", "updated"),
-        ("machine", "deleted"),
-    ]
-    .iter()
-    .map(|(o, a)| {
-        format!(
-            r#"webex_broadworks_directory_sync_last_changes{{{id},object="{o}",action="{a}"}} 0.0"#
-        )
-    })
-    .collect();
-    expected.push(format!(
-        r#"webex_broadworks_external_identities{{{id},object="user"}} 2.0"#
-    ));
-    expected.push(format!(
-        r#"webex_broadworks_external_identities{{{id},object="machine"}} 1.0"#
-    ));
     let opt_in: Vec<&str> = samples(&text)
         .into_iter()
         .filter(|l| OPT_IN.iter().any(|f| l.starts_with(&format!("{f}{{"))))
         .collect();
     // Webex sent no `errors` field: no errors sample rather than a made-up 0.
-    assert_eq!(opt_in, expected);
+    insta::assert_snapshot!(opt_in.join("\n"), @r#"
+    webex_broadworks_directory_sync_last_changes{target="sp1",sp_enterprise_id="Reseller1+acme",object="user",action="added"} 0.0
+    webex_broadworks_directory_sync_last_changes{target="sp1",sp_enterprise_id="Reseller1+acme",object="user",action="updated"} 0.0
+    webex_broadworks_directory_sync_last_changes{target="sp1",sp_enterprise_id="Reseller1+acme",object="user",action="deleted"} 0.0
+    webex_broadworks_directory_sync_last_changes{target="sp1",sp_enterprise_id="Reseller1+acme",object="machine",action="added"} 0.0
+    webex_broadworks_directory_sync_last_changes{target="sp1",sp_enterprise_id="Reseller1+acme",object="machine",action="updated"} 0.0
+    webex_broadworks_directory_sync_last_changes{target="sp1",sp_enterprise_id="Reseller1+acme",object="machine",action="deleted"} 0.0
+    webex_broadworks_external_identities{target="sp1",sp_enterprise_id="Reseller1+acme",object="user"} 2.0
+    webex_broadworks_external_identities{target="sp1",sp_enterprise_id="Reseller1+acme",object="machine"} 1.0
+    "#);
     assert_cached_families(&text, &families(), |_| true);
 }
 
@@ -154,28 +170,33 @@ fn missing_fields_produce_no_samples_rather_than_zeros() {
     let (items, skipped) = parse(r#"{"items":[{"spEnterpriseId":"bare"}]}"#);
     assert!(skipped.is_empty());
     let text = exposition_all(items);
-    let id = r#"target="sp1",sp_enterprise_id="bare""#;
-    let mut expected = vec![
-        format!(
-            r#"webex_broadworks_enterprise_info{{{id},enterprise_id="",org_id="",provisioning_id=""}} 1.0"#
-        ),
-        r#"webex_broadworks_enterprises{target="sp1"} 1.0"#.to_string(),
-        format!(r#"webex_broadworks_directory_sync_status{{{id},status="COMPLETE"}} 0.0"#),
-        format!(r#"webex_broadworks_directory_sync_status{{{id},status="IN_PROGRESS"}} 0.0"#),
-        format!(r#"webex_broadworks_directory_sync_status{{{id},status="NOT_SYNCED"}} 0.0"#),
-        format!(r#"webex_broadworks_directory_sync_status{{{id},status="FAILED"}} 0.0"#),
-        // Counters exist from the start, so the first sync shows in increase().
-        format!(r#"webex_broadworks_directory_syncs_total{{{id},result="success"}} 0"#),
-        format!(r#"webex_broadworks_directory_syncs_total{{{id},result="failed"}} 0"#),
-    ];
-    expected.extend(changes_lines(&[]));
-    expected.extend([
-        r#"webex_broadworks_target_external_identities{target="sp1",object="user"} 0.0"#.into(),
-        r#"webex_broadworks_target_external_identities{target="sp1",object="machine"} 0.0"#.into(),
-        r#"webex_broadworks_target_contacts{target="sp1",object="user"} 0.0"#.into(),
-        r#"webex_broadworks_target_contacts{target="sp1",object="org"} 0.0"#.into(),
-    ]);
-    assert_eq!(samples(&text), expected);
+    // Counters exist from the start, so the first sync shows in increase().
+    insta::assert_snapshot!(samples(&text).join("\n"), @r#"
+    webex_broadworks_enterprise_info{target="sp1",sp_enterprise_id="bare",enterprise_id="",org_id="",provisioning_id=""} 1.0
+    webex_broadworks_enterprises{target="sp1"} 1.0
+    webex_broadworks_directory_sync_status{target="sp1",sp_enterprise_id="bare",status="COMPLETE"} 0.0
+    webex_broadworks_directory_sync_status{target="sp1",sp_enterprise_id="bare",status="IN_PROGRESS"} 0.0
+    webex_broadworks_directory_sync_status{target="sp1",sp_enterprise_id="bare",status="NOT_SYNCED"} 0.0
+    webex_broadworks_directory_sync_status{target="sp1",sp_enterprise_id="bare",status="FAILED"} 0.0
+    webex_broadworks_directory_syncs_total{target="sp1",sp_enterprise_id="bare",result="success"} 0
+    webex_broadworks_directory_syncs_total{target="sp1",sp_enterprise_id="bare",result="failed"} 0
+    webex_broadworks_directory_sync_changes_total{target="sp1",object="user",action="added"} 0
+    webex_broadworks_directory_sync_changes_total{target="sp1",object="user",action="updated"} 0
+    webex_broadworks_directory_sync_changes_total{target="sp1",object="user",action="deleted"} 0
+    webex_broadworks_directory_sync_changes_total{target="sp1",object="machine",action="added"} 0
+    webex_broadworks_directory_sync_changes_total{target="sp1",object="machine",action="updated"} 0
+    webex_broadworks_directory_sync_changes_total{target="sp1",object="machine",action="deleted"} 0
+    webex_broadworks_directory_sync_changes_total{target="sp1",object="user_contact",action="added"} 0
+    webex_broadworks_directory_sync_changes_total{target="sp1",object="user_contact",action="updated"} 0
+    webex_broadworks_directory_sync_changes_total{target="sp1",object="user_contact",action="deleted"} 0
+    webex_broadworks_directory_sync_changes_total{target="sp1",object="org_contact",action="added"} 0
+    webex_broadworks_directory_sync_changes_total{target="sp1",object="org_contact",action="updated"} 0
+    webex_broadworks_directory_sync_changes_total{target="sp1",object="org_contact",action="deleted"} 0
+    webex_broadworks_target_external_identities{target="sp1",object="user"} 0.0
+    webex_broadworks_target_external_identities{target="sp1",object="machine"} 0.0
+    webex_broadworks_target_contacts{target="sp1",object="user"} 0.0
+    webex_broadworks_target_contacts{target="sp1",object="org"} 0.0
+    "#);
 }
 
 #[test]
