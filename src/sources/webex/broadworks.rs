@@ -2,6 +2,7 @@
 //!
 //! `GET {base}/broadworks/enterprises?max=N[&startsWith=..]`, following `Link: rel="next"`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -87,12 +88,12 @@ pub(crate) static FAMILIES: [FamilyOf<Enterprises>; 16] = [
     FamilyOf {
         name: "webex_broadworks_directory_sync_last_start_timestamp_seconds",
         help: help!("Webex", "Unix time the last directory sync started."),
-        encode: |s, target, enc| s.each(target, enc, |e| e.last_start),
+        encode: |s, target, enc| s.each(target, enc, Enterprise::last_start),
     },
     FamilyOf {
         name: "webex_broadworks_directory_sync_last_end_timestamp_seconds",
         help: help!("Webex", "Unix time the last directory sync ended."),
-        encode: |s, target, enc| s.each(target, enc, |e| e.last_end),
+        encode: |s, target, enc| s.each(target, enc, Enterprise::last_end),
     },
     FamilyOf {
         name: "webex_broadworks_directory_sync_last_success_timestamp_seconds",
@@ -100,7 +101,7 @@ pub(crate) static FAMILIES: [FamilyOf<Enterprises>; 16] = [
             "Webex",
             "Unix time of the last successful directory sync: lastSuccessfulSyncTime, or the end time of a last sync that is COMPLETE without errors when Webex leaves lastSuccessfulSyncTime out."
         ),
-        encode: |s, target, enc| s.each(target, enc, |e| e.last_success),
+        encode: |s, target, enc| s.each(target, enc, Enterprise::last_success),
     },
     FamilyOf {
         name: "webex_broadworks_directory_sync_error_info",
@@ -154,7 +155,10 @@ pub(crate) static FAMILIES: [FamilyOf<Enterprises>; 16] = [
             s.target_sums(
                 target,
                 enc,
-                [("user", |e| e.external_users), ("machine", |e| e.external_machines)],
+                [
+                    ("user", |e| e.count(count::EXTERNAL_USERS)),
+                    ("machine", |e| e.count(count::EXTERNAL_MACHINES)),
+                ],
             )
         },
     },
@@ -168,7 +172,10 @@ pub(crate) static FAMILIES: [FamilyOf<Enterprises>; 16] = [
             s.target_sums(
                 target,
                 enc,
-                [("user", |e| e.user_contacts), ("org", |e| e.org_contacts)],
+                [
+                    ("user", |e| e.count(count::USER_CONTACTS)),
+                    ("org", |e| e.count(count::ORG_CONTACTS)),
+                ],
             )
         },
     },
@@ -180,7 +187,7 @@ pub(crate) static FAMILIES: [FamilyOf<Enterprises>; 16] = [
         ),
         encode: |s, target, enc| {
             s.each(target, enc, |e| {
-                e.errors.as_ref().map(|_| e.error_count as f64)
+                e.errors.as_ref().map(|_| f64::from(e.error_count))
             })
         },
     },
@@ -200,7 +207,10 @@ pub(crate) static FAMILIES: [FamilyOf<Enterprises>; 16] = [
         ),
         encode: |s, target, enc| {
             s.each_object(target, enc, |e| {
-                [("user", e.external_users), ("machine", e.external_machines)]
+                [
+                    ("user", e.count(count::EXTERNAL_USERS)),
+                    ("machine", e.count(count::EXTERNAL_MACHINES)),
+                ]
             })
         },
     },
@@ -212,7 +222,10 @@ pub(crate) static FAMILIES: [FamilyOf<Enterprises>; 16] = [
         ),
         encode: |s, target, enc| {
             s.each_object(target, enc, |e| {
-                [("user", e.user_contacts), ("org", e.org_contacts)]
+                [
+                    ("user", e.count(count::USER_CONTACTS)),
+                    ("org", e.count(count::ORG_CONTACTS)),
+                ]
             })
         },
     },
@@ -230,32 +243,90 @@ pub const OPT_IN: [&str; 4] = [
 /// The longest error description exposed, in characters.
 const DESCRIPTION_MAX: usize = 200;
 
-/// One enterprise, reduced to what the metrics need.
+/// One enterprise, reduced to what the metrics need. About 100,000 of them can be held
+/// per target, so the layout is compact: times are `f64` with NaN for "absent", and the 16
+/// counts whole numbers in 4 bytes each (see [`Counts`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Enterprise {
     pub sp_enterprise_id: Box<str>,
     pub id: Box<str>,
     pub org_id: Box<str>,
     pub provisioning_id: Box<str>,
-    pub sync_enabled: Option<bool>,
-    pub status: Option<Box<str>>,
-    pub last_start: Option<f64>,
-    pub last_end: Option<f64>,
-    pub last_success: Option<f64>,
+    /// A known status borrows its static spelling, so it costs no allocation.
+    pub status: Option<Cow<'static, str>>,
     pub tracking_id: Option<Box<str>>,
-    /// In the order of `CHANGE_KINDS`.
-    pub changes: [Option<f64>; 12],
     /// Distinct error codes of the last attempt with their first description; `None` when
     /// Webex sent no `errors` field.
-    pub errors: Option<Vec<SyncError>>,
-    /// Errors of the last attempt, duplicates included.
-    pub error_count: usize,
-    pub external_users: Option<f64>,
-    pub external_machines: Option<f64>,
-    pub user_contacts: Option<f64>,
-    pub org_contacts: Option<f64>,
+    pub errors: Option<Box<[SyncError]>>,
+    /// Last sync start, end and success, Unix seconds; NaN when absent.
+    times: [f64; 3],
+    counts: Counts,
     /// Counted syncs: successful, failed. Set by the collector's `SyncTracker`.
     pub syncs: [u64; 2],
+    /// Errors of the last attempt, duplicates included.
+    pub error_count: u32,
+    pub sync_enabled: Option<bool>,
+}
+
+/// Indexes of an enterprise's counts ([`Enterprise::count`]): the changes of the last sync
+/// in the order of `CHANGE_KINDS` (0 to 11), then the totals.
+pub mod count {
+    pub const EXTERNAL_USERS: usize = 12;
+    pub const EXTERNAL_MACHINES: usize = 13;
+    pub const USER_CONTACTS: usize = 14;
+    pub const ORG_CONTACTS: usize = 15;
+}
+
+/// Sixteen optional counts in 4 bytes each. The API's counts are whole numbers; a value
+/// that is not one, or does not fit, is kept exactly in a side table instead, so no exposed
+/// value changes.
+#[derive(Debug, Clone, PartialEq)]
+struct Counts {
+    small: [u32; 16],
+    exact: Option<Box<[Option<f64>; 16]>>,
+}
+
+const ABSENT: u32 = u32::MAX;
+const IN_EXACT: u32 = u32::MAX - 1;
+
+impl Default for Counts {
+    fn default() -> Self {
+        Counts {
+            small: [ABSENT; 16],
+            exact: None,
+        }
+    }
+}
+
+impl Counts {
+    fn get(&self, k: usize) -> Option<f64> {
+        match *self.small.get(k)? {
+            ABSENT => None,
+            IN_EXACT => self.exact.as_ref()?[k],
+            n => Some(f64::from(n)),
+        }
+    }
+
+    fn set(&mut self, k: usize, v: Option<f64>) {
+        let Some(slot) = self.small.get_mut(k) else {
+            return;
+        };
+        *slot = match v {
+            None => ABSENT,
+            // Exact round trip, sign included: -0.0 is not stored as 0.
+            Some(v) if v < f64::from(IN_EXACT) && f64::from(v as u32).to_bits() == v.to_bits() => {
+                v as u32
+            }
+            Some(v) => {
+                self.exact.get_or_insert_with(|| Box::new([None; 16]))[k] = Some(v);
+                IN_EXACT
+            }
+        };
+    }
+}
+
+fn present(t: f64) -> Option<f64> {
+    (!t.is_nan()).then_some(t)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -265,17 +336,72 @@ pub struct SyncError {
 }
 
 impl Enterprise {
+    /// An enterprise with its identifiers and nothing else known.
+    pub fn new(
+        sp_enterprise_id: Box<str>,
+        id: Box<str>,
+        org_id: Box<str>,
+        provisioning_id: Box<str>,
+    ) -> Enterprise {
+        Enterprise {
+            sp_enterprise_id,
+            id,
+            org_id,
+            provisioning_id,
+            status: None,
+            tracking_id: None,
+            errors: None,
+            times: [f64::NAN; 3],
+            counts: Counts::default(),
+            syncs: [0; 2],
+            error_count: 0,
+            sync_enabled: None,
+        }
+    }
+
+    pub fn last_start(&self) -> Option<f64> {
+        present(self.times[0])
+    }
+
+    pub fn last_end(&self) -> Option<f64> {
+        present(self.times[1])
+    }
+
+    pub fn last_success(&self) -> Option<f64> {
+        present(self.times[2])
+    }
+
+    /// Sets the last sync's start, end and success times.
+    pub fn set_times(&mut self, start: Option<f64>, end: Option<f64>, success: Option<f64>) {
+        self.times = [start, end, success].map(|t| t.unwrap_or(f64::NAN));
+    }
+
+    /// Count `k`: a change of the last sync (`0..12`, in the order of `CHANGE_KINDS`) or a
+    /// total ([`count`]).
+    pub fn count(&self, k: usize) -> Option<f64> {
+        self.counts.get(k)
+    }
+
+    pub fn set_count(&mut self, k: usize, v: Option<f64>) {
+        self.counts.set(k, v);
+    }
+
+    /// The changes of the last sync, in the order of `CHANGE_KINDS`.
+    pub fn changes(&self) -> [Option<f64>; 12] {
+        std::array::from_fn(|k| self.count(k))
+    }
+
     /// A finished sync that did not succeed: it reported errors, is FAILED, or ended after
     /// the last success.
     fn last_sync_failed(&self) -> bool {
         self.errors.as_ref().is_some_and(|e| !e.is_empty())
             || self.status.as_deref() == Some("FAILED")
-            || matches!((self.last_end, self.last_success), (Some(end), Some(ok)) if end > ok)
+            || matches!((self.last_end(), self.last_success()), (Some(end), Some(ok)) if end > ok)
     }
 
     /// What identifies the last sync: its tracking id, else its end time.
     fn sync_key(&self) -> Option<SyncKey> {
-        match (&self.tracking_id, self.last_end) {
+        match (&self.tracking_id, self.last_end()) {
             (Some(id), _) => Some(SyncKey::Tracking(id.clone())),
             (None, Some(end)) => Some(SyncKey::End(end.to_bits())),
             (None, None) => None,
@@ -436,6 +562,14 @@ pub fn parse_page(
     Ok(())
 }
 
+/// A status, borrowing the static spelling of a known one.
+fn status_name(s: String) -> Cow<'static, str> {
+    match KNOWN_STATUSES.iter().find(|k| **k == s) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(s),
+    }
+}
+
 fn convert(raw: RawEnterprise, skipped: &mut Skips) -> Option<Enterprise> {
     let sp_enterprise_id: Box<str> = raw.sp_enterprise_id.filter(|s| !s.is_empty())?.into();
     let sync = raw.broadworks_directory_sync;
@@ -463,35 +597,23 @@ fn convert(raw: RawEnterprise, skipped: &mut Skips) -> Option<Enterprise> {
         ),
         None => (None, None, None),
     };
-    let mut e = Enterprise {
+    let mut e = Enterprise::new(
         sp_enterprise_id,
-        id: raw.id.unwrap_or_default().into(),
-        org_id: raw.org_id.unwrap_or_default().into(),
-        provisioning_id: raw.provisioning_id.unwrap_or_default().into(),
-        sync_enabled,
-        status: None,
-        last_start,
-        last_end,
-        last_success,
-        tracking_id: None,
-        changes: [None; 12],
-        errors: None,
-        error_count: 0,
-        external_users: None,
-        external_machines: None,
-        user_contacts: None,
-        org_contacts: None,
-        syncs: [0; 2],
-    };
+        raw.id.unwrap_or_default().into(),
+        raw.org_id.unwrap_or_default().into(),
+        raw.provisioning_id.unwrap_or_default().into(),
+    );
+    e.sync_enabled = sync_enabled;
+    let mut last_success = last_success;
     if let Some(s) = status {
-        e.status = s.sync_status.filter(|v| !v.is_empty()).map(Into::into);
+        e.status = s.sync_status.filter(|v| !v.is_empty()).map(status_name);
         let who = format!("enterprise {:?}", e.sp_enterprise_id);
         let mut count = |c: Count, field: &str| c.take(skipped, &who, field);
         e.tracking_id = s
             .last_sync_tracking_id
             .filter(|v| !v.is_empty())
             .map(Into::into);
-        e.changes = [
+        let counts = [
             count(s.users_added, "usersAdded"),
             count(s.users_updated, "usersUpdated"),
             count(s.users_deleted, "usersDeleted"),
@@ -504,9 +626,22 @@ fn convert(raw: RawEnterprise, skipped: &mut Skips) -> Option<Enterprise> {
             count(s.org_contacts_added, "orgContactsAdded"),
             count(s.org_contacts_updated, "orgContactsUpdated"),
             count(s.org_contacts_deleted, "orgContactsDeleted"),
+            count(s.total_external_users, "totalExternalUsersInCI"),
+            count(s.total_external_machines, "totalExternalMachinesInCI"),
+            count(
+                s.total_user_contacts_in_contact_service,
+                "totalUserContactsInContactService",
+            ),
+            count(
+                s.total_org_contacts_in_contact_service,
+                "totalOrgContactsInContactService",
+            ),
         ];
+        for (k, v) in counts.into_iter().enumerate() {
+            e.set_count(k, v);
+        }
         e.errors = s.errors.map(|raw| {
-            e.error_count = raw.len();
+            e.error_count = u32::try_from(raw.len()).unwrap_or(u32::MAX);
             let mut errors: Vec<SyncError> = Vec::new();
             for err in raw {
                 let code: Box<str> = match err.error_code {
@@ -526,27 +661,18 @@ fn convert(raw: RawEnterprise, skipped: &mut Skips) -> Option<Enterprise> {
                 errors.push(SyncError { code, description });
             }
             errors.sort_by(|a, b| a.code.cmp(&b.code));
-            errors
+            errors.into_boxed_slice()
         });
-        e.external_users = count(s.total_external_users, "totalExternalUsersInCI");
-        e.external_machines = count(s.total_external_machines, "totalExternalMachinesInCI");
-        e.user_contacts = count(
-            s.total_user_contacts_in_contact_service,
-            "totalUserContactsInContactService",
-        );
-        e.org_contacts = count(
-            s.total_org_contacts_in_contact_service,
-            "totalOrgContactsInContactService",
-        );
         // Webex's own example of a good sync has no lastSuccessfulSyncTime: a sync that
         // completed without errors is the last success.
-        if e.last_success.is_none()
+        if last_success.is_none()
             && e.status.as_deref() == Some("COMPLETE")
             && e.errors.as_ref().is_none_or(|v| v.is_empty())
         {
-            e.last_success = e.last_end;
+            last_success = last_end;
         }
     }
+    e.set_times(last_start, last_end, last_success);
     Some(e)
 }
 
@@ -600,7 +726,7 @@ impl SyncTracker {
                     let finished = e.status.as_deref() != Some("IN_PROGRESS");
                     if finished && key.is_some() && key != t.last {
                         t.syncs[usize::from(e.last_sync_failed())] += 1;
-                        for (total, v) in self.changes.iter_mut().zip(e.changes) {
+                        for (total, v) in self.changes.iter_mut().zip(e.changes()) {
                             // Counts of objects; anything else (negative, fractional,
                             // not a number) adds nothing.
                             if let Some(v) = v.filter(|v| v.is_finite() && *v >= 0.0) {
@@ -738,7 +864,7 @@ impl Enterprises {
 
     fn encode_last_changes(&self, target: &str, enc: &mut MetricEncoder<'_>) -> fmt::Result {
         for e in &self.items {
-            for ((object, action), v) in CHANGE_KINDS.iter().zip(e.changes) {
+            for ((object, action), v) in CHANGE_KINDS.iter().zip(e.changes()) {
                 if let Some(v) = v {
                     let l = [
                         ("target", target),

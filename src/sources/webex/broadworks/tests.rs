@@ -252,7 +252,7 @@ fn last_success_falls_back_to_the_end_only_for_a_clean_complete_sync() {
             r#"{{"items":[{{"spEnterpriseId":"e1","broadworksDirectorySync":{{"directorySyncStatus":{{
                 "syncStatus":"{status}","lastSyncEndTime":"{end}"{errors}}}}}}}]}}"#
         ));
-        assert_eq!(items[0].last_success, expected, "{status} {errors}");
+        assert_eq!(items[0].last_success(), expected, "{status} {errors}");
     }
 }
 
@@ -417,9 +417,9 @@ fn unreadable_items_are_skipped_and_the_rest_kept() {
     assert_eq!(skipped.len(), 3, "{skipped:?}");
     assert_eq!(items.len(), 2);
     assert_eq!(&*items[0].sp_enterprise_id, "42");
-    assert_eq!(items[1].changes[0], Some(3.0));
-    assert_eq!(items[1].changes[1], None);
-    assert_eq!(items[1].changes[2], None);
+    assert_eq!(items[1].count(0), Some(3.0));
+    assert_eq!(items[1].count(1), None);
+    assert_eq!(items[1].count(2), None);
     assert!(skipped[1].what.contains("usersUpdated"), "{skipped:?}");
 }
 
@@ -437,9 +437,9 @@ fn one_wrong_typed_field_keeps_the_rest_of_the_enterprise() {
     assert_eq!((&*e.id, &*e.org_id), ("", "o1"));
     assert_eq!(e.sync_enabled, Some(true));
     assert_eq!(e.status, None);
-    assert_eq!(e.last_end, Some(1617809202.0));
-    assert_eq!(e.changes[0], None);
-    assert_eq!(e.changes[3], Some(2.0));
+    assert_eq!(e.last_end(), Some(1617809202.0));
+    assert_eq!(e.count(0), None);
+    assert_eq!(e.count(3), Some(2.0));
     assert_eq!(skipped.len(), 1, "{skipped:?}");
     assert_eq!(items[1].sync_enabled, None);
 }
@@ -723,4 +723,64 @@ fn varied_estate_gives_the_same_bytes_as_before() {
         samples: set,
     }]);
     assert_eq!(got, [(998_085, 1_712_824_684), (998_109, 3_493_328_334)]);
+}
+
+#[test]
+fn counts_keep_their_exact_value_however_they_are_stored() {
+    let mut e = Enterprise::new("e".into(), "".into(), "".into(), "".into());
+    let values = [
+        Some(0.0),
+        Some(-0.0),
+        Some(3.0),
+        Some(2.5),
+        Some(f64::from(u32::MAX - 2)),
+        Some(f64::from(u32::MAX - 1)),
+        Some(f64::from(u32::MAX)),
+        Some(5e9),
+        Some(1e300),
+        None,
+    ];
+    for (k, v) in values.iter().enumerate() {
+        e.set_count(k, *v);
+    }
+    for (k, v) in values.iter().enumerate() {
+        assert_eq!(e.count(k).map(f64::to_bits), v.map(f64::to_bits), "{k}");
+    }
+    // A count stored small again after an exact one reads as the small one.
+    e.set_count(3, Some(4.0));
+    assert_eq!(e.count(3), Some(4.0));
+    assert_eq!(e.count(16), None);
+}
+
+#[test]
+fn fractional_and_huge_counts_are_exposed_unchanged() {
+    let (items, skipped) = parse(
+        r#"{"items":[{"spEnterpriseId":"e1","broadworksDirectorySync":{"directorySyncStatus":{
+            "usersAdded":2.5,"totalExternalUsersInCI":5000000000,"totalExternalMachinesInCI":7}}}]}"#,
+    );
+    assert!(skipped.is_empty(), "{skipped:?}");
+    let text = exposition_all(items);
+    let lines: Vec<&str> = samples(&text)
+        .into_iter()
+        .filter(|l| {
+            l.contains(r#"object="user",action="added""#) || l.contains("external_identities{")
+        })
+        .collect();
+    insta::assert_snapshot!(lines.join("\n"), @r#"
+    webex_broadworks_directory_sync_changes_total{target="sp1",object="user",action="added"} 0
+    webex_broadworks_target_external_identities{target="sp1",object="user"} 5000000000.0
+    webex_broadworks_target_external_identities{target="sp1",object="machine"} 7.0
+    webex_broadworks_directory_sync_last_changes{target="sp1",sp_enterprise_id="e1",object="user",action="added"} 2.5
+    webex_broadworks_external_identities{target="sp1",sp_enterprise_id="e1",object="user"} 5000000000.0
+    webex_broadworks_external_identities{target="sp1",sp_enterprise_id="e1",object="machine"} 7.0
+    "#);
+}
+
+/// 100,000 enterprises per target must fit in about 1 KiB each of RSS (issue 12); the struct
+/// is most of it.
+#[test]
+fn an_enterprise_stays_small() {
+    let size = std::mem::size_of::<Enterprise>();
+    eprintln!("Enterprise is {size} bytes");
+    assert!(size <= 240, "Enterprise is {size} bytes");
 }
