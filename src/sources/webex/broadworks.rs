@@ -258,8 +258,8 @@ pub struct Enterprise {
     /// Distinct error codes of the last attempt with their first description; `None` when
     /// Webex sent no `errors` field.
     pub errors: Option<Box<[SyncError]>>,
-    /// Last sync start, end and success, Unix seconds; NaN when absent.
-    times: [f64; 3],
+    /// Last sync start, end and success.
+    times: Times,
     counts: Counts,
     /// Counted syncs: successful, failed. Set by the collector's `SyncTracker`.
     pub syncs: [u64; 2],
@@ -325,6 +325,17 @@ impl Counts {
     }
 }
 
+/// Unix seconds, NaN when absent; equal when their bits are, so two enterprises without a
+/// time compare equal.
+#[derive(Debug, Clone, Copy)]
+struct Times([f64; 3]);
+
+impl PartialEq for Times {
+    fn eq(&self, other: &Times) -> bool {
+        self.0.map(f64::to_bits) == other.0.map(f64::to_bits)
+    }
+}
+
 fn present(t: f64) -> Option<f64> {
     (!t.is_nan()).then_some(t)
 }
@@ -351,7 +362,7 @@ impl Enterprise {
             status: None,
             tracking_id: None,
             errors: None,
-            times: [f64::NAN; 3],
+            times: Times([f64::NAN; 3]),
             counts: Counts::default(),
             syncs: [0; 2],
             error_count: 0,
@@ -360,20 +371,20 @@ impl Enterprise {
     }
 
     pub fn last_start(&self) -> Option<f64> {
-        present(self.times[0])
+        present(self.times.0[0])
     }
 
     pub fn last_end(&self) -> Option<f64> {
-        present(self.times[1])
+        present(self.times.0[1])
     }
 
     pub fn last_success(&self) -> Option<f64> {
-        present(self.times[2])
+        present(self.times.0[2])
     }
 
     /// Sets the last sync's start, end and success times.
     pub fn set_times(&mut self, start: Option<f64>, end: Option<f64>, success: Option<f64>) {
-        self.times = [start, end, success].map(|t| t.unwrap_or(f64::NAN));
+        self.times = Times([start, end, success].map(|t| t.unwrap_or(f64::NAN)));
     }
 
     /// Count `k`: a change of the last sync (`0..12`, in the order of `CHANGE_KINDS`) or a
