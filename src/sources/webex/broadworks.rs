@@ -248,13 +248,15 @@ const DESCRIPTION_MAX: usize = 200;
 /// counts whole numbers in 4 bytes each (see [`Counts`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Enterprise {
-    pub sp_enterprise_id: Box<str>,
+    /// Shared with the collector's `SyncTracker`, which keys its counts by it.
+    pub sp_enterprise_id: Arc<str>,
     pub id: Box<str>,
     pub org_id: Box<str>,
     pub provisioning_id: Box<str>,
     /// A known status borrows its static spelling, so it costs no allocation.
     pub status: Option<Cow<'static, str>>,
-    pub tracking_id: Option<Box<str>>,
+    /// Shared with the collector's `SyncTracker`, which remembers the last sync by it.
+    pub tracking_id: Option<Arc<str>>,
     /// Distinct error codes of the last attempt with their first description; `None` when
     /// Webex sent no `errors` field.
     pub errors: Option<Box<[SyncError]>>,
@@ -349,7 +351,7 @@ pub struct SyncError {
 impl Enterprise {
     /// An enterprise with its identifiers and nothing else known.
     pub fn new(
-        sp_enterprise_id: Box<str>,
+        sp_enterprise_id: Arc<str>,
         id: Box<str>,
         org_id: Box<str>,
         provisioning_id: Box<str>,
@@ -422,7 +424,7 @@ impl Enterprise {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum SyncKey {
-    Tracking(Box<str>),
+    Tracking(Arc<str>),
     End(u64),
 }
 
@@ -582,7 +584,7 @@ fn status_name(s: String) -> Cow<'static, str> {
 }
 
 fn convert(raw: RawEnterprise, skipped: &mut Skips) -> Option<Enterprise> {
-    let sp_enterprise_id: Box<str> = raw.sp_enterprise_id.filter(|s| !s.is_empty())?.into();
+    let sp_enterprise_id: Arc<str> = raw.sp_enterprise_id.filter(|s| !s.is_empty())?.into();
     let sync = raw.broadworks_directory_sync;
     let sync_enabled = sync.as_ref().and_then(|s| s.enable_dir_sync);
     let status = sync.and_then(|s| s.directory_sync_status);
@@ -709,7 +711,7 @@ impl Enterprises {
 /// has been counted so far.
 #[derive(Debug, Default)]
 pub struct SyncTracker {
-    enterprises: std::collections::HashMap<Box<str>, Tracked>,
+    enterprises: std::collections::HashMap<Arc<str>, Tracked>,
     changes: [u64; 12],
 }
 
