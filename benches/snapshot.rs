@@ -30,7 +30,7 @@ use tenant_exporter::metrics::{collector_labels, SelfMetrics};
 use tenant_exporter::snapshot::{Exposition, Snapshot, TargetSamples};
 use tenant_exporter::sources::families::{FamilySelection, Selected};
 use tenant_exporter::sources::webex::broadworks::{
-    parse_page, Enterprise, Enterprises, Skips, SyncError,
+    count, parse_page, Enterprise, Enterprises, Skips, SyncError,
 };
 use tenant_exporter::sources::Objects;
 
@@ -58,71 +58,76 @@ fn at(i: usize, secs: u64) -> f64 {
 /// several error codes, or counts the API left out.
 fn enterprise(i: usize) -> Enterprise {
     let h = mix(i as u64, 1);
-    let sp_enterprise_id: Box<str> = if i == 0 {
+    let sp_enterprise_id: std::sync::Arc<str> = if i == 0 {
         // Characters that need escaping in the exposition, as real customer names have.
         "Reseller1+\"Zürich\" Ost\\Süd".into()
     } else {
         format!("Reseller{}+tenant-{i:05}", 1 + i % 3).into()
     };
-    let mut e = Enterprise {
+    let mut e = Enterprise::new(
         sp_enterprise_id,
-        id: format!("Y2lzY29zcGFyazovL3VzL0VOVEVSUFJJU0Uv{h:016x}").into(),
-        org_id: format!(
+        format!("Y2lzY29zcGFyazovL3VzL0VOVEVSUFJJU0Uv{h:016x}").into(),
+        format!(
             "Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi8{:016x}",
             mix(i as u64, 2)
         )
         .into(),
-        provisioning_id: format!("ZjViMzYxODctYzhkZC00NzI3LThiMmYt{:016x}", mix(i as u64, 3))
-            .into(),
-        sync_enabled: Some(true),
-        status: Some("COMPLETE".into()),
-        last_start: None,
-        last_end: None,
-        last_success: None,
-        tracking_id: None,
-        changes: [None; 12],
-        errors: Some(Vec::new()),
-        error_count: 0,
-        external_users: Some((20 + h % 500) as f64),
-        external_machines: Some((2 + h % 40) as f64),
-        user_contacts: Some((50 + h % 900) as f64),
-        org_contacts: Some((5 + h % 60) as f64),
-        syncs: [0; 2],
-    };
+        format!("ZjViMzYxODctYzhkZC00NzI3LThiMmYt{:016x}", mix(i as u64, 3)).into(),
+    );
+    e.sync_enabled = Some(true);
+    e.status = Some("COMPLETE".into());
+    e.errors = Some(Box::default());
+    let totals = [
+        (count::EXTERNAL_USERS, 20 + h % 500),
+        (count::EXTERNAL_MACHINES, 2 + h % 40),
+        (count::USER_CONTACTS, 50 + h % 900),
+        (count::ORG_CONTACTS, 5 + h % 60),
+    ];
+    for (k, v) in totals {
+        e.set_count(k, Some(v as f64));
+    }
     if i % 20 == 7 {
         // Never synced: the status object holds only the status.
         e.sync_enabled = Some(false);
         e.status = Some("NOT_SYNCED".into());
-        e.errors = Some(Vec::new());
-        e.external_users = None;
-        e.external_machines = None;
-        e.user_contacts = None;
-        e.org_contacts = None;
+        for (k, _) in totals {
+            e.set_count(k, None);
+        }
         return e;
     }
     let period = 600;
     let phase = h % period;
     let start = (NOW - phase) / period * period + phase;
     let run = 20 + h % 40;
-    e.last_start = Some(at(i, start));
-    e.last_end = Some(at(i, start + run));
-    e.last_success = Some(at(i, start + run));
+    e.set_times(
+        Some(at(i, start)),
+        Some(at(i, start + run)),
+        Some(at(i, start + run)),
+    );
     e.tracking_id = Some(format!("BROADWORKS_SIM_{:.8}_2914", &*e.id).into());
     let maxima = [4, 12, 2, 2, 3, 2, 3, 5, 2, 2, 2, 1];
-    for (k, (slot, max)) in e.changes.iter_mut().zip(maxima).enumerate() {
-        *slot = Some((mix(i as u64 ^ ((k as u64 + 1) << 32), start) % max) as f64);
+    for (k, max) in maxima.into_iter().enumerate() {
+        e.set_count(
+            k,
+            Some((mix(i as u64 ^ ((k as u64 + 1) << 32), start) % max) as f64),
+        );
     }
     match i % 20 {
         2 => {
             e.status = Some("FAILED".into());
-            e.last_end = Some(at(i, start + 8));
-            e.last_success = Some((NOW - 3 * 86_400) as f64);
-            e.errors = Some(vec![error("6003")]);
+            e.set_times(
+                e.last_start(),
+                Some(at(i, start + 8)),
+                Some((NOW - 3 * 86_400) as f64),
+            );
+            e.errors = Some(vec![error("6003")].into());
             e.error_count = 1;
-            e.changes[..6].fill(Some(0.0));
+            for k in 0..6 {
+                e.set_count(k, Some(0.0));
+            }
         }
         12 => {
-            e.errors = Some(vec![error("6011")]);
+            e.errors = Some(vec![error("6011")].into());
             e.error_count = 1;
         }
         4 => e.status = Some("IN_PROGRESS".into()),
@@ -135,14 +140,14 @@ fn enterprise(i: usize) -> Enterprise {
         // Several error codes, one of them repeated.
         299 => {
             e.status = Some("FAILED".into());
-            e.errors = Some(vec![error("6003"), error("6011"), error("unknown")]);
+            e.errors = Some(vec![error("6003"), error("6011"), error("unknown")].into());
             e.error_count = 4;
         }
         // An old API version without the contact-service counts.
         399 => {
-            e.user_contacts = None;
-            e.org_contacts = None;
-            e.changes[6..].fill(None);
+            for k in (6..12).chain([count::USER_CONTACTS, count::ORG_CONTACTS]) {
+                e.set_count(k, None);
+            }
         }
         _ => {}
     }
@@ -180,9 +185,9 @@ fn enterprise_json(e: &Enterprise) -> Value {
         status["lastSyncTrackingId"] = json!(&**id);
     }
     let times = [
-        ("lastSyncStartTime", e.last_start),
-        ("lastSyncEndTime", e.last_end),
-        ("lastSuccessfulSyncTime", e.last_success),
+        ("lastSyncStartTime", e.last_start()),
+        ("lastSyncEndTime", e.last_end()),
+        ("lastSuccessfulSyncTime", e.last_success()),
     ];
     for (name, t) in times {
         if let Some(t) = t {
@@ -203,16 +208,25 @@ fn enterprise_json(e: &Enterprise) -> Value {
         "orgContactsUpdated",
         "orgContactsDeleted",
     ];
-    for (name, v) in changes.iter().zip(e.changes) {
+    for (name, v) in changes.iter().zip(e.changes()) {
         if let Some(v) = v {
             status[*name] = json!(v as u64);
         }
     }
     let counts = [
-        ("totalExternalUsersInCI", e.external_users),
-        ("totalExternalMachinesInCI", e.external_machines),
-        ("totalUserContactsInContactService", e.user_contacts),
-        ("totalOrgContactsInContactService", e.org_contacts),
+        ("totalExternalUsersInCI", e.count(count::EXTERNAL_USERS)),
+        (
+            "totalExternalMachinesInCI",
+            e.count(count::EXTERNAL_MACHINES),
+        ),
+        (
+            "totalUserContactsInContactService",
+            e.count(count::USER_CONTACTS),
+        ),
+        (
+            "totalOrgContactsInContactService",
+            e.count(count::ORG_CONTACTS),
+        ),
     ];
     for (name, v) in counts {
         if let Some(v) = v {
@@ -224,7 +238,10 @@ fn enterprise_json(e: &Enterprise) -> Value {
             // Every distinct code, then the first one again for the duplicates.
             let errors: Vec<Value> = codes
                 .iter()
-                .chain(std::iter::repeat_n(&codes[0], e.error_count - codes.len()))
+                .chain(std::iter::repeat_n(
+                    &codes[0],
+                    e.error_count as usize - codes.len(),
+                ))
                 .map(|c| match c.code.parse::<u64>() {
                     Ok(n) => json!({"errorCode": n, "description": &*c.description}),
                     Err(_) => json!({"description": &*c.description}),
@@ -335,7 +352,7 @@ fn bench(c: &mut Criterion) {
         .items
         .iter()
         .map(|e| {
-            let fixed = [&e.sp_enterprise_id, &e.id, &e.org_id, &e.provisioning_id];
+            let fixed = [&*e.sp_enterprise_id, &e.id, &e.org_id, &e.provisioning_id];
             fixed.iter().map(|s| s.len()).sum::<usize>()
                 + e.status.as_ref().map_or(0, |s| s.len())
                 + e.errors
@@ -420,7 +437,11 @@ fn bench(c: &mut Criterion) {
     let mut items = polled[7].items.clone();
     for e in &mut items {
         // A new sync everywhere: new end times, so every time family changes.
-        e.last_end = e.last_end.map(|t| t + 600.0);
+        e.set_times(
+            e.last_start(),
+            e.last_end().map(|t| t + 600.0),
+            e.last_success(),
+        );
     }
     polled[7] = Arc::new(Enterprises::new(items));
     let started = std::time::Instant::now();

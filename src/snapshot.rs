@@ -27,13 +27,13 @@ use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-/// A metric family a source exposes.
+/// A metric family a source exposes: what its descriptor says.
 ///
 /// A family whose name ends in `_total` is a counter: it is described without the suffix in
 /// OpenMetrics (`# TYPE x counter`, samples `x_total`) and with it in the Prometheus 0.0.4
 /// text format (`# TYPE x_total counter`). Every other family is a gauge; `_info` gauges
 /// have the value 1.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Family {
     pub name: &'static str,
     pub help: &'static str,
@@ -54,18 +54,133 @@ impl Family {
     }
 }
 
-/// The immutable result of one successful collection of one target.
+/// Writes the samples of one family of a set for a target, with `enc.encode_family` (see
+/// [`gauge`] and [`counter`]).
+pub type Encode<S> = fn(&S, &str, &mut MetricEncoder<'_>) -> fmt::Result;
+
+/// One entry of a source's family table: the family's name, its help and the encoder of its
+/// samples, side by side, so no index ties a name to its values. Written with non-capturing
+/// closures, the tables stay `static`.
+pub struct FamilyOf<S> {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub encode: Encode<S>,
+}
+
+impl<S> FamilyOf<S> {
+    pub const fn family(&self) -> Family {
+        Family {
+            name: self.name,
+            help: self.help,
+        }
+    }
+}
+
+impl<S> fmt::Debug for FamilyOf<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.family().fmt(f)
+    }
+}
+
+/// A source's result type: the table of its families, in exposition order. Every `Samples`
+/// is a [`SampleSet`], the object-safe view the snapshot encodes.
+pub trait Samples: Send + Sync + fmt::Debug + Sized + 'static {
+    const FAMILIES: &'static [FamilyOf<Self>];
+    /// The number of upstream objects (enterprises, customers, ...) in the set.
+    fn count(&self) -> usize;
+    /// Whether the family `name` is exposed when the config says nothing about it.
+    fn on_by_default(_name: &str) -> bool {
+        true
+    }
+}
+
+/// The immutable result of one successful collection of one target, as the snapshot sees
+/// it. Sources implement [`Samples`]; wrappers (the config's family selection) implement
+/// this.
 pub trait SampleSet: Send + Sync + fmt::Debug + 'static {
-    /// The families this set's source exposes, the same slice for every set of that source.
-    fn families(&self) -> &'static [Family];
-    /// Writes the samples of `families()[family]` for `target` with `enc.encode_family`
-    /// (see [`gauge`] and [`counter`]).
+    /// The families this set's source exposes, the same table for every set of that source.
+    fn families(&self) -> Table;
+    /// Writes the samples of `families().get(family)` for `target`.
     fn encode(&self, family: usize, target: &str, enc: &mut MetricEncoder<'_>) -> fmt::Result;
     /// The number of upstream objects (enterprises, customers, ...) in the set.
     fn objects(&self) -> usize;
-    /// Whether `families()[family]` is exposed for this set's target (family selection).
+    /// Whether `families().get(family)` is exposed for this set's target (family selection).
     fn enabled(&self, _family: usize) -> bool {
         true
+    }
+}
+
+impl<S: Samples> SampleSet for S {
+    fn families(&self) -> Table {
+        Table::of::<S>()
+    }
+
+    fn encode(&self, family: usize, target: &str, enc: &mut MetricEncoder<'_>) -> fmt::Result {
+        match S::FAMILIES.get(family) {
+            Some(f) => (f.encode)(self, target, enc),
+            None => Ok(()),
+        }
+    }
+
+    fn objects(&self) -> usize {
+        self.count()
+    }
+
+    fn enabled(&self, family: usize) -> bool {
+        S::FAMILIES
+            .get(family)
+            .is_some_and(|f| S::on_by_default(f.name))
+    }
+}
+
+/// A source's family table without its encoders: what selection, naming checks and
+/// descriptors need, the same for every set of the source.
+#[derive(Clone, Copy)]
+pub struct Table {
+    len: usize,
+    get: fn(usize) -> Option<Family>,
+}
+
+fn family_of<S: Samples>(i: usize) -> Option<Family> {
+    S::FAMILIES.get(i).map(FamilyOf::family)
+}
+
+impl Table {
+    /// The table of `S`.
+    pub fn of<S: Samples>() -> Table {
+        Table {
+            len: S::FAMILIES.len(),
+            get: family_of::<S>,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn get(&self, i: usize) -> Option<Family> {
+        (self.get)(i)
+    }
+
+    /// The families in exposition order.
+    pub fn iter(&self) -> impl Iterator<Item = Family> + 'static {
+        let t = *self;
+        (0..t.len).filter_map(move |i| t.get(i))
+    }
+
+    /// The index of the family `name`.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.iter().position(|f| f.name == name)
+    }
+}
+
+impl fmt::Debug for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter().map(|f| f.name)).finish()
     }
 }
 
@@ -153,7 +268,7 @@ struct Body {
 struct CachedTarget {
     collector: &'static str,
     target: String,
-    families: &'static [Family],
+    families: Table,
     /// The set the pieces were encoded from; weak, so a snapshot does not keep replaced
     /// samples alive, while the allocation it pins cannot be reused by a new set.
     samples: Weak<dyn SampleSet>,
@@ -237,9 +352,9 @@ impl Snapshot {
         let mut text = Assembler::default();
         // Families in the order of their collectors' tables; a family name two collectors
         // share is still described once, with every target's samples under it.
-        let mut order: Vec<&'static Family> = Vec::new();
+        let mut order: Vec<Family> = Vec::new();
         for run in targets.chunk_by(|a, b| a.collector == b.collector) {
-            for family in run[0].families {
+            for family in run[0].families.iter() {
                 if !order.iter().any(|f| f.name == family.name) {
                     order.push(family);
                 }
@@ -248,7 +363,7 @@ impl Snapshot {
         for family in order {
             let selected = || {
                 targets.iter().filter_map(|t| {
-                    let i = t.families.iter().position(|f| f.name == family.name)?;
+                    let i = t.families.position(family.name)?;
                     t.pieces.get(i)?.as_ref()
                 })
             };
@@ -479,7 +594,7 @@ impl Assembler {
 #[derive(Debug)]
 struct OneFamily {
     samples: Option<Arc<dyn SampleSet>>,
-    family: &'static Family,
+    family: Family,
     index: usize,
     target: String,
 }
@@ -501,7 +616,7 @@ impl Collector for OneFamily {
 }
 
 fn write_family(
-    family: &'static Family,
+    family: Family,
     index: usize,
     target: &str,
     samples: Option<Arc<dyn SampleSet>>,
@@ -518,7 +633,7 @@ fn write_family(
 }
 
 /// The descriptor pieces of a family: OpenMetrics, and Prometheus 0.0.4 for counters.
-fn describe(family: &'static Family) -> (Piece, Option<Piece>) {
+fn describe(family: Family) -> (Piece, Option<Piece>) {
     let mut om = String::new();
     // Writing into a String cannot fail.
     let _ = write_family(family, 0, "", None, &mut PieceWriter::text(&mut om));
@@ -536,7 +651,9 @@ fn describe(family: &'static Family) -> (Piece, Option<Piece>) {
 /// The sample piece of one family of one target; `cached` is reused when the text is the
 /// same.
 fn encode_piece(set: &TargetSamples, index: usize, cached: Option<&Piece>) -> Piece {
-    let family = &set.samples.families()[index];
+    let Some(family) = set.samples.families().get(index) else {
+        return Piece::default();
+    };
     let write = |w: &mut PieceWriter| {
         write_family(family, index, &set.target, Some(set.samples.clone()), w)
     };
@@ -704,6 +821,17 @@ pub fn openmetrics_to_prometheus_text(om: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The length and CRC-32 of the exposition of `sets` in OpenMetrics and in the 0.0.4 text
+/// format: pins the exact bytes of a large exposition without spelling it out.
+#[cfg(test)]
+pub(crate) fn fingerprint(sets: Vec<TargetSamples>) -> [(usize, u32); 2] {
+    let snap = Snapshot::encode(sets);
+    [Exposition::OpenMetrics, Exposition::Text].map(|f| {
+        let text = snap.text_of(f);
+        (text.len(), crc32fast::hash(text.as_bytes()))
+    })
 }
 
 #[cfg(test)]

@@ -356,24 +356,14 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::Family;
+    use crate::snapshot::{FamilyOf, Samples};
 
     #[derive(Debug)]
     struct Two;
 
-    impl SampleSet for Two {
-        fn families(&self) -> &'static [Family] {
-            &[]
-        }
-        fn encode(
-            &self,
-            _family: usize,
-            _target: &str,
-            _enc: &mut prometheus_client::encoding::MetricEncoder<'_>,
-        ) -> std::fmt::Result {
-            Ok(())
-        }
-        fn objects(&self) -> usize {
+    impl Samples for Two {
+        const FAMILIES: &'static [FamilyOf<Self>] = &[];
+        fn count(&self) -> usize {
             2
         }
     }

@@ -6,42 +6,37 @@ use super::*;
 #[derive(Debug)]
 struct Fake(Vec<(&'static str, f64)>);
 
-static FAKE_FAMILIES: [Family; 3] = [
-    Family {
+static FAKE_FAMILIES: [FamilyOf<Fake>; 3] = [
+    FamilyOf {
         name: "fake_value",
         help: "A value.",
+        encode: |s, target, enc| {
+            for (name, v) in &s.0 {
+                enc.encode_family(&[("target", target), ("name", *name)])?
+                    .encode_gauge(v)?;
+            }
+            Ok(())
+        },
     },
-    Family {
+    FamilyOf {
         name: "fake_items",
         help: "How many.",
+        encode: |s, target, enc| {
+            enc.encode_family(&[("target", target)])?
+                .encode_gauge(&(s.0.len() as i64))
+        },
     },
-    Family {
+    FamilyOf {
         name: "fake_events_total",
         help: "Events seen.",
+        encode: |s, target, enc| counter(enc, &[("target", target)], 7 * s.0.len() as u64),
     },
 ];
 
-impl SampleSet for Fake {
-    fn families(&self) -> &'static [Family] {
-        &FAKE_FAMILIES
-    }
-    fn objects(&self) -> usize {
+impl Samples for Fake {
+    const FAMILIES: &'static [FamilyOf<Self>] = &FAKE_FAMILIES;
+    fn count(&self) -> usize {
         self.0.len()
-    }
-    fn encode(&self, family: usize, target: &str, enc: &mut MetricEncoder<'_>) -> fmt::Result {
-        if family == 1 {
-            return enc
-                .encode_family(&[("target", target)])?
-                .encode_gauge(&(self.0.len() as i64));
-        }
-        if family == 2 {
-            return counter(enc, &[("target", target)], 7 * self.0.len() as u64);
-        }
-        for (name, v) in &self.0 {
-            enc.encode_family(&[("target", target), ("name", *name)])?
-                .encode_gauge(v)?;
-        }
-        Ok(())
     }
 }
 
@@ -73,22 +68,23 @@ fn families_are_grouped_across_targets_and_labels_escaped() {
             vec![("quote\"back\\slash\nnewline Zürich", 1.0), ("y", -3.0)],
         ),
     ]);
-    let expected = r#"# HELP fake_value A value.
-# TYPE fake_value gauge
-fake_value{target="a",name="quote\"back\\slash\nnewline Zürich"} 1.0
-fake_value{target="a",name="y"} -3.0
-fake_value{target="b",name="x"} 2.5
-# HELP fake_items How many.
-# TYPE fake_items gauge
-fake_items{target="a"} 2
-fake_items{target="b"} 1
-# HELP fake_events Events seen.
-# TYPE fake_events counter
-fake_events_total{target="a"} 14
-fake_events_total{target="b"} 7
-"#;
-    assert_eq!(snap.text(), expected);
-    assert_eq!(snap.text_len(), expected.len() as u64);
+    let text = snap.text();
+    assert_eq!(snap.text_len(), text.len() as u64);
+    insta::assert_snapshot!(text, @r#"
+    # HELP fake_value A value.
+    # TYPE fake_value gauge
+    fake_value{target="a",name="quote\"back\\slash\nnewline Zürich"} 1.0
+    fake_value{target="a",name="y"} -3.0
+    fake_value{target="b",name="x"} 2.5
+    # HELP fake_items How many.
+    # TYPE fake_items gauge
+    fake_items{target="a"} 2
+    fake_items{target="b"} 1
+    # HELP fake_events Events seen.
+    # TYPE fake_events counter
+    fake_events_total{target="a"} 14
+    fake_events_total{target="b"} 7
+    "#);
 }
 
 #[test]
@@ -236,7 +232,7 @@ struct Counting {
 }
 
 impl SampleSet for Counting {
-    fn families(&self) -> &'static [Family] {
+    fn families(&self) -> Table {
         self.inner.families()
     }
     fn objects(&self) -> usize {
@@ -340,7 +336,7 @@ fn a_family_left_out_everywhere_is_not_described() {
     #[derive(Debug)]
     struct NoItems(Fake);
     impl SampleSet for NoItems {
-        fn families(&self) -> &'static [Family] {
+        fn families(&self) -> Table {
             self.0.families()
         }
         fn objects(&self) -> usize {

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use prometheus_client::encoding::MetricEncoder;
 
-use crate::snapshot::{Family, SampleSet};
+use crate::snapshot::{SampleSet, Table};
 use crate::sources::webex::broadworks;
 use crate::sources::{commvault, voss, webex, Collect, CollectError, Collected};
 use crate::upstream::{Client, RequestCtx};
 
 /// Every source's families, by collector: the names a `metrics:` list may use.
-pub fn tables() -> Vec<(&'static str, &'static [Family])> {
+pub fn tables() -> Vec<(&'static str, Table)> {
     [
         &webex::families()[..],
         &voss::families()[..],
@@ -57,7 +57,7 @@ impl FamilySelection {
             .map_or_else(|| enabled_by_default(name), |(_, on)| *on)
     }
 
-    fn mask(&self, families: &[Family]) -> Vec<bool> {
+    fn mask(&self, families: Table) -> Vec<bool> {
         families.iter().map(|f| self.selects(f.name)).collect()
     }
 }
@@ -77,7 +77,7 @@ impl Selected {
 }
 
 impl SampleSet for Selected {
-    fn families(&self) -> &'static [Family] {
+    fn families(&self) -> Table {
         self.inner.families()
     }
 

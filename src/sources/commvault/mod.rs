@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::metrics::SelfMetrics;
-use crate::snapshot::{Family, SampleSet as _};
+use crate::snapshot::{SampleSet as _, Table};
 use crate::sources::families::select;
 use crate::sources::lenient::First;
 use crate::sources::{lenient, Collect, Job};
@@ -39,7 +39,7 @@ pub(crate) fn collector(target: &CommvaultTarget, metrics: Arc<SelfMetrics>) -> 
 }
 
 /// This source's metric families, by collector.
-pub(crate) fn families() -> [(&'static str, &'static [Family]); 1] {
+pub(crate) fn families() -> [(&'static str, Table); 1] {
     [(
         COLLECTOR,
         organizations::OrganizationSet::default().families(),

@@ -21,7 +21,7 @@ use url::Url;
 
 use super::auth::Session;
 use super::StatusFields;
-use crate::snapshot::{gauge, Family, SampleSet};
+use crate::snapshot::{gauge, FamilyOf, Samples};
 use crate::sources::lenient::{Count, First, Skips};
 use crate::sources::{endpoint, help, lenient, Collect, CollectError, Collected, Objects};
 use crate::upstream::{display_url, sanitize, Client, RequestCtx};
@@ -29,78 +29,105 @@ use crate::upstream::{display_url, sanitize, Client, RequestCtx};
 /// Failed organizations named one by one in a collection's problems; the rest are counted.
 const MAX_PROBLEMS: usize = 5;
 
-static FAMILIES: [Family; 13] = [
-    Family {
+static FAMILIES: [FamilyOf<OrganizationSet>; 13] = [
+    FamilyOf {
         name: "commvault_organization_info",
         help: help!(
             "Commvault",
             "Commvault organization with its description and company (connect) name, value 1."
         ),
+        encode: |s, target, enc| {
+            for o in &s.items {
+                let id = o.id.to_string();
+                let labels = [
+                    ("target", target),
+                    ("organization_id", id.as_str()),
+                    ("organization", &*o.name),
+                    ("description", &*o.description),
+                    ("company", &*o.company),
+                ];
+                gauge(enc, &labels, 1.0)?;
+            }
+            Ok(())
+        },
     },
-    Family {
+    FamilyOf {
         name: "commvault_organizations",
         help: help!(
             "Commvault",
             "Organizations listed by the target, or named in the config."
         ),
+        encode: |s, target, enc| gauge(enc, &[("target", target)], s.listed as f64),
     },
-    Family {
+    FamilyOf {
         name: "commvault_organization_enabled",
         help: help!(
             "Commvault",
             "Whether the organization is enabled (1) or not (0)."
         ),
+        encode: |s, target, enc| {
+            s.each(target, enc, |o| {
+                o.enabled.map(|e| if e { 1.0 } else { 0.0 })
+            })
+        },
     },
-    Family {
+    FamilyOf {
         name: "commvault_organization_users",
         help: help!("Commvault", "Users of the organization."),
+        encode: |s, target, enc| s.each(target, enc, |o| o.counts[0]),
     },
-    Family {
+    FamilyOf {
         name: "commvault_organization_devices",
         help: help!("Commvault", "Devices of the organization."),
+        encode: |s, target, enc| s.each(target, enc, |o| o.counts[1]),
     },
-    Family {
+    FamilyOf {
         name: "commvault_organization_physical_devices",
         help: help!("Commvault", "Physical devices of the organization."),
+        encode: |s, target, enc| s.each(target, enc, |o| o.counts[2]),
     },
-    Family {
+    FamilyOf {
         name: "commvault_organization_servers",
         help: help!("Commvault", "Servers of the organization."),
+        encode: |s, target, enc| s.each(target, enc, |o| o.counts[3]),
     },
-    Family {
+    FamilyOf {
         name: "commvault_organization_vms",
         help: help!("Commvault", "Virtual machines of the organization."),
+        encode: |s, target, enc| s.each(target, enc, |o| o.counts[4]),
     },
-    Family {
+    FamilyOf {
         name: "commvault_organization_hypervisors",
         help: help!("Commvault", "Hypervisors of the organization."),
+        encode: |s, target, enc| s.each(target, enc, |o| o.counts[5]),
     },
-    Family {
+    FamilyOf {
         name: "commvault_organization_machines",
         help: help!("Commvault", "Machines of the organization, all kinds."),
+        encode: |s, target, enc| s.each(target, enc, |o| o.counts[6]),
     },
-    Family {
+    FamilyOf {
         name: "commvault_organization_misc_machines",
         help: help!(
             "Commvault",
             "Machines of the organization of no other kind."
         ),
+        encode: |s, target, enc| s.each(target, enc, |o| o.counts[7]),
     },
-    Family {
+    FamilyOf {
         name: "commvault_organization_created_timestamp_seconds",
         help: help!("Commvault", "Unix time the organization was created."),
+        encode: |s, target, enc| s.each(target, enc, |o| o.created),
     },
-    Family {
+    FamilyOf {
         name: "commvault_organization_last_success_timestamp_seconds",
         help: help!(
             "Commvault",
             "Unix time the organization's details were last read successfully."
         ),
+        encode: |s, target, enc| s.each(target, enc, |o| Some(o.read_at).filter(|t| *t > 0.0)),
     },
 ];
-
-/// The family index of the first count; counts follow in the order of `Organization::counts`.
-const FIRST_COUNT: usize = 3;
 
 /// One organization, reduced to what the metrics need.
 #[derive(Debug, Clone, PartialEq)]
@@ -146,46 +173,31 @@ impl OrganizationSet {
     }
 }
 
-impl SampleSet for OrganizationSet {
-    fn families(&self) -> &'static [Family] {
-        &FAMILIES
-    }
+impl Samples for OrganizationSet {
+    const FAMILIES: &'static [FamilyOf<Self>] = &FAMILIES;
 
-    fn objects(&self) -> usize {
+    fn count(&self) -> usize {
         self.items.len()
     }
+}
 
-    fn encode(&self, family: usize, target: &str, enc: &mut MetricEncoder<'_>) -> fmt::Result {
-        if family == 1 {
-            return gauge(enc, &[("target", target)], self.listed as f64);
-        }
+impl OrganizationSet {
+    /// One gauge per organization with a value.
+    fn each(
+        &self,
+        target: &str,
+        enc: &mut MetricEncoder<'_>,
+        value: fn(&Organization) -> Option<f64>,
+    ) -> fmt::Result {
         for o in &self.items {
-            let id = o.id.to_string();
-            let base = [
-                ("target", target),
-                ("organization_id", id.as_str()),
-                ("organization", &*o.name),
-            ];
-            let value = match family {
-                0 => {
-                    let [t, i, n] = base;
-                    let labels = [
-                        t,
-                        i,
-                        n,
-                        ("description", &*o.description),
-                        ("company", &*o.company),
-                    ];
-                    gauge(enc, &labels, 1.0)?;
-                    continue;
-                }
-                2 => o.enabled.map(|e| if e { 1.0 } else { 0.0 }),
-                11 => o.created,
-                12 => Some(o.read_at).filter(|t| *t > 0.0),
-                f => o.counts.get(f - FIRST_COUNT).copied().flatten(),
-            };
-            if let Some(v) = value {
-                gauge(enc, &base, v)?;
+            if let Some(v) = value(o) {
+                let id = o.id.to_string();
+                let labels = [
+                    ("target", target),
+                    ("organization_id", id.as_str()),
+                    ("organization", &*o.name),
+                ];
+                gauge(enc, &labels, v)?;
             }
         }
         Ok(())

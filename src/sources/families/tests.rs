@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::config::Config;
+use crate::snapshot::Family;
 use crate::sources::testing::*;
 use crate::sources::webex::broadworks::{parse_page, Enterprises};
 
@@ -66,8 +67,8 @@ fn every_family_follows_the_naming_rules() {
     let mut seen = Vec::new();
     for (collector, families) in tables() {
         assert!(!families.is_empty(), "{collector}");
-        for f in families {
-            problems.extend(naming_problems(collector, f));
+        for f in families.iter() {
+            problems.extend(naming_problems(collector, &f));
             if seen.contains(&f.name) {
                 problems.push(format!("{}: listed twice", f.name));
             }
@@ -116,9 +117,11 @@ fn info_families_have_the_value_1_and_counters_are_typed() {
     );
     let set = Selected::new(Arc::new(Enterprises::new(items)), &all);
     let text = exposition_of(broadworks::COLLECTOR, "t", Arc::new(set));
-    assert_cached_families(&text, broadworks::Enterprises::default().families(), |_| {
-        true
-    });
+    let families: Vec<Family> = broadworks::Enterprises::default()
+        .families()
+        .iter()
+        .collect();
+    assert_cached_families(&text, &families, |_| true);
 }
 
 fn parse(text: &str) -> Result<Config, String> {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::snapshot::{Family, SampleSet as _};
+use crate::snapshot::{SampleSet as _, Table};
 use crate::sources::families::select;
 use crate::sources::{Collect, Job};
 
@@ -22,7 +22,7 @@ pub(crate) fn collector(target: &VossTarget) -> Arc<dyn Collect> {
 }
 
 /// This source's metric families, by collector.
-pub(crate) fn families() -> [(&'static str, &'static [Family]); 1] {
+pub(crate) fn families() -> [(&'static str, Table); 1] {
     [(
         COLLECTOR,
         spark_customers::SparkCustomerSet::default().families(),

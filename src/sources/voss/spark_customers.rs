@@ -23,7 +23,7 @@ use url::Url;
 
 use super::COLLECTOR;
 use crate::config::Secret;
-use crate::snapshot::{gauge, Family, SampleSet};
+use crate::snapshot::{gauge, FamilyOf, Samples};
 pub use crate::sources::lenient::{Skipped, Skips};
 use crate::sources::voss::config::VossTarget;
 use crate::sources::{help, lenient, parse_timestamp, Collect, CollectError, Collected, Objects};
@@ -31,41 +31,62 @@ use crate::upstream::{display_url, sanitize, Client, Request, RequestCtx, Upstre
 
 const LIST_PATH: &str = "api/relation/SparkCustomer/";
 
-static FAMILIES: [Family; 5] = [
-    Family {
+static FAMILIES: [FamilyOf<SparkCustomerSet>; 5] = [
+    FamilyOf {
         name: "voss_spark_customer_info",
         help: help!(
             "VOSS Automate",
             "A SparkCustomer (Webex customer connection) with its identifiers, value 1."
         ),
+        encode: |s, target, enc| {
+            for c in &s.customers {
+                let labels = [
+                    ("target", target),
+                    ("hierarchy", &*c.hierarchy),
+                    ("customer_name", &c.name),
+                    ("pkid", &c.pkid),
+                    ("account_number", &c.account_number),
+                ];
+                gauge(enc, &labels, 1.0)?;
+            }
+            Ok(())
+        },
     },
-    Family {
+    FamilyOf {
         name: "voss_spark_customers",
         help: help!(
             "VOSS Automate",
             "SparkCustomers at and below the configured hierarchy."
         ),
+        encode: |s, target, enc| gauge(enc, &[("target", target)], s.customers.len() as f64),
     },
-    Family {
+    FamilyOf {
         name: "voss_spark_customer_access_token_expiry_timestamp_seconds",
         help: help!(
             "VOSS Automate",
             "Unix time the customer's Webex access token expires."
         ),
+        encode: |s, target, enc| s.each(target, enc, |c| c.access_token_expiry),
     },
-    Family {
+    FamilyOf {
         name: "voss_spark_customer_refresh_token_expiry_timestamp_seconds",
         help: help!(
             "VOSS Automate",
             "Unix time the customer's Webex refresh token expires."
         ),
+        encode: |s, target, enc| s.each(target, enc, |c| c.refresh_token_expiry),
     },
-    Family {
+    FamilyOf {
         name: "voss_spark_customer_dirsync_enabled",
         help: help!(
             "VOSS Automate",
             "Whether directory synchronization is enabled for the customer (1) or not (0)."
         ),
+        encode: |s, target, enc| {
+            s.each(target, enc, |c| {
+                c.dirsync_enabled.map(|b| if b { 1.0 } else { 0.0 })
+            })
+        },
     },
 ];
 
@@ -354,53 +375,30 @@ impl SparkCustomerSet {
     }
 }
 
-impl SampleSet for SparkCustomerSet {
-    fn families(&self) -> &'static [Family] {
-        &FAMILIES
-    }
+impl Samples for SparkCustomerSet {
+    const FAMILIES: &'static [FamilyOf<Self>] = &FAMILIES;
 
-    fn objects(&self) -> usize {
+    fn count(&self) -> usize {
         self.customers.len()
     }
+}
 
-    fn encode(&self, family: usize, target: &str, enc: &mut MetricEncoder<'_>) -> fmt::Result {
-        if family == 1 {
-            return gauge(enc, &[("target", target)], self.customers.len() as f64);
-        }
+impl SparkCustomerSet {
+    /// One gauge per customer with a value.
+    fn each(
+        &self,
+        target: &str,
+        enc: &mut MetricEncoder<'_>,
+        value: fn(&Customer) -> Option<f64>,
+    ) -> fmt::Result {
         for c in &self.customers {
-            let key = [
-                ("target", target),
-                ("hierarchy", &c.hierarchy),
-                ("customer_name", &c.name),
-            ];
-            match family {
-                0 => gauge(
-                    enc,
-                    &[
-                        ("target", target),
-                        ("hierarchy", &c.hierarchy),
-                        ("customer_name", &c.name),
-                        ("pkid", &c.pkid),
-                        ("account_number", &c.account_number),
-                    ],
-                    1.0,
-                )?,
-                2 => {
-                    if let Some(t) = c.access_token_expiry {
-                        gauge(enc, &key, t)?
-                    }
-                }
-                3 => {
-                    if let Some(t) = c.refresh_token_expiry {
-                        gauge(enc, &key, t)?
-                    }
-                }
-                4 => {
-                    if let Some(b) = c.dirsync_enabled {
-                        gauge(enc, &key, if b { 1.0 } else { 0.0 })?
-                    }
-                }
-                _ => {}
+            if let Some(v) = value(c) {
+                let key = [
+                    ("target", target),
+                    ("hierarchy", &*c.hierarchy),
+                    ("customer_name", &c.name),
+                ];
+                gauge(enc, &key, v)?;
             }
         }
         Ok(())

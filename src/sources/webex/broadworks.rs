@@ -2,6 +2,7 @@
 //!
 //! `GET {base}/broadworks/enterprises?max=N[&startsWith=..]`, following `Link: rel="next"`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use serde_json::value::RawValue;
 use url::Url;
 
 use super::WebexAuth;
-use crate::snapshot::{counter, gauge, Family, SampleSet};
+use crate::snapshot::{counter, gauge, FamilyOf, Samples};
 use crate::sources::webex::config::BroadworksConfig;
 use crate::sources::{help, lenient, parse_timestamp, Collect, CollectError, Collected, Objects};
 use crate::upstream::{display_url, Client, RequestCtx};
@@ -37,133 +38,198 @@ const CHANGE_KINDS: [(&str, &str); 12] = [
     ("org_contact", "deleted"),
 ];
 
-/// The families, in exposition order. The default ones keep an enterprise whose last sync
-/// had no error at 11 series; the per-enterprise detail families are opt-in.
-pub(crate) static FAMILIES: [Family; 16] = [
-    Family {
+/// The families, in exposition order, each with the encoder of its samples. The default
+/// ones keep an enterprise whose last sync had no error at 11 series; the per-enterprise
+/// detail families are opt-in.
+pub(crate) static FAMILIES: [FamilyOf<Enterprises>; 16] = [
+    FamilyOf {
         name: "webex_broadworks_enterprise_info",
         help: help!("Webex", "BroadWorks enterprise identifiers, value 1."),
+        encode: |s, target, enc| {
+            for e in &s.items {
+                let labels = [
+                    ("target", target),
+                    ("sp_enterprise_id", &*e.sp_enterprise_id),
+                    ("enterprise_id", &e.id),
+                    ("org_id", &e.org_id),
+                    ("provisioning_id", &e.provisioning_id),
+                ];
+                gauge(enc, &labels, 1.0)?;
+            }
+            Ok(())
+        },
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_enterprises",
         help: help!(
             "Webex",
             "BroadWorks enterprises provisioned for this target."
         ),
+        encode: |s, target, enc| gauge(enc, &[("target", target)], s.items.len() as f64),
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_directory_sync_enabled",
         help: help!(
             "Webex",
             "Whether directory sync is enabled for the enterprise (1) or not (0)."
         ),
+        encode: |s, target, enc| {
+            s.each(target, enc, |e| e.sync_enabled.map(|v| if v { 1.0 } else { 0.0 }))
+        },
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_directory_sync_status",
         help: help!(
             "Webex",
             "Directory sync status: 1 for the current status, 0 for the other known ones."
         ),
+        encode: Enterprises::encode_status,
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_directory_sync_last_start_timestamp_seconds",
         help: help!("Webex", "Unix time the last directory sync started."),
+        encode: |s, target, enc| s.each(target, enc, Enterprise::last_start),
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_directory_sync_last_end_timestamp_seconds",
         help: help!("Webex", "Unix time the last directory sync ended."),
+        encode: |s, target, enc| s.each(target, enc, Enterprise::last_end),
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_directory_sync_last_success_timestamp_seconds",
         help: help!(
             "Webex",
             "Unix time of the last successful directory sync: lastSuccessfulSyncTime, or the end time of a last sync that is COMPLETE without errors when Webex leaves lastSuccessfulSyncTime out."
         ),
+        encode: |s, target, enc| s.each(target, enc, Enterprise::last_success),
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_directory_sync_error_info",
         help: help!(
             "Webex",
             "Errors of the last directory sync, one per error code, with the first description (at most 200 characters) and the sync's lastSyncTrackingId; value 1."
         ),
+        encode: Enterprises::encode_error_info,
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_directory_syncs_total",
         help: help!(
             "Webex",
             "Finished directory syncs seen by this exporter, counted once per lastSyncTrackingId; failed when the sync reported errors, is FAILED, or ended after the last success. The sync already finished when an enterprise is first seen is not counted."
         ),
+        encode: |s, target, enc| {
+            for e in &s.items {
+                for (result, v) in [("success", e.syncs[0]), ("failed", e.syncs[1])] {
+                    let l = [
+                        ("target", target),
+                        ("sp_enterprise_id", &*e.sp_enterprise_id),
+                        ("result", result),
+                    ];
+                    counter(enc, &l, v)?;
+                }
+            }
+            Ok(())
+        },
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_directory_sync_changes_total",
         help: help!(
             "Webex",
             "Objects changed by the directory syncs counted in webex_broadworks_directory_syncs_total, summed over the target's enterprises."
         ),
+        encode: |s, target, enc| {
+            for ((object, action), v) in CHANGE_KINDS.iter().zip(s.changes_total) {
+                let l = [("target", target), ("object", object), ("action", action)];
+                counter(enc, &l, v)?;
+            }
+            Ok(())
+        },
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_target_external_identities",
         help: help!(
             "Webex",
             "External users and machines in Webex Common Identity, summed over the target's enterprises."
         ),
+        encode: |s, target, enc| {
+            s.target_sums(
+                target,
+                enc,
+                [
+                    ("user", |e| e.count(count::EXTERNAL_USERS)),
+                    ("machine", |e| e.count(count::EXTERNAL_MACHINES)),
+                ],
+            )
+        },
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_target_contacts",
         help: help!(
             "Webex",
             "User and org contacts in the Webex contact service, summed over the target's enterprises."
         ),
+        encode: |s, target, enc| {
+            s.target_sums(
+                target,
+                enc,
+                [
+                    ("user", |e| e.count(count::USER_CONTACTS)),
+                    ("org", |e| e.count(count::ORG_CONTACTS)),
+                ],
+            )
+        },
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_directory_sync_errors",
         help: help!(
             "Webex",
             "Errors reported for the last directory sync attempt; absent when Webex sends no errors field."
         ),
+        encode: |s, target, enc| {
+            s.each(target, enc, |e| {
+                e.errors.as_ref().map(|_| f64::from(e.error_count))
+            })
+        },
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_directory_sync_last_changes",
         help: help!(
             "Webex",
             "Objects changed by the last directory sync, by object and action."
         ),
+        encode: Enterprises::encode_last_changes,
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_external_identities",
         help: help!(
             "Webex",
             "External users and machines in Webex Common Identity across all syncs."
         ),
+        encode: |s, target, enc| {
+            s.each_object(target, enc, |e| {
+                [
+                    ("user", e.count(count::EXTERNAL_USERS)),
+                    ("machine", e.count(count::EXTERNAL_MACHINES)),
+                ]
+            })
+        },
     },
-    Family {
+    FamilyOf {
         name: "webex_broadworks_contacts",
         help: help!(
             "Webex",
             "User and org contacts in the Webex contact service."
         ),
+        encode: |s, target, enc| {
+            s.each_object(target, enc, |e| {
+                [
+                    ("user", e.count(count::USER_CONTACTS)),
+                    ("org", e.count(count::ORG_CONTACTS)),
+                ]
+            })
+        },
     },
 ];
-
-/// Indexes into `FAMILIES`.
-mod fam {
-    pub const INFO: usize = 0;
-    pub const ENTERPRISES: usize = 1;
-    pub const SYNC_ENABLED: usize = 2;
-    pub const STATUS: usize = 3;
-    pub const LAST_START: usize = 4;
-    pub const LAST_END: usize = 5;
-    pub const LAST_SUCCESS: usize = 6;
-    pub const ERROR_INFO: usize = 7;
-    pub const SYNCS: usize = 8;
-    pub const CHANGES: usize = 9;
-    pub const TARGET_IDENTITIES: usize = 10;
-    pub const TARGET_CONTACTS: usize = 11;
-    pub const ERRORS: usize = 12;
-    pub const LAST_CHANGES: usize = 13;
-    pub const IDENTITIES: usize = 14;
-    pub const CONTACTS: usize = 15;
-}
 
 /// Families left out unless the config enables them: per-enterprise detail that the
 /// dashboards only sum per target (see the `target_*` and `_changes_total` families).
@@ -177,32 +243,103 @@ pub const OPT_IN: [&str; 4] = [
 /// The longest error description exposed, in characters.
 const DESCRIPTION_MAX: usize = 200;
 
-/// One enterprise, reduced to what the metrics need.
+/// One enterprise, reduced to what the metrics need. About 100,000 of them can be held
+/// per target, so the layout is compact: times are `f64` with NaN for "absent", and the 16
+/// counts whole numbers in 4 bytes each (see [`Counts`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Enterprise {
-    pub sp_enterprise_id: Box<str>,
+    /// Shared with the collector's `SyncTracker`, which keys its counts by it.
+    pub sp_enterprise_id: Arc<str>,
     pub id: Box<str>,
     pub org_id: Box<str>,
     pub provisioning_id: Box<str>,
-    pub sync_enabled: Option<bool>,
-    pub status: Option<Box<str>>,
-    pub last_start: Option<f64>,
-    pub last_end: Option<f64>,
-    pub last_success: Option<f64>,
-    pub tracking_id: Option<Box<str>>,
-    /// In the order of `CHANGE_KINDS`.
-    pub changes: [Option<f64>; 12],
+    /// A known status borrows its static spelling, so it costs no allocation.
+    pub status: Option<Cow<'static, str>>,
+    /// Shared with the collector's `SyncTracker`, which remembers the last sync by it.
+    pub tracking_id: Option<Arc<str>>,
     /// Distinct error codes of the last attempt with their first description; `None` when
     /// Webex sent no `errors` field.
-    pub errors: Option<Vec<SyncError>>,
-    /// Errors of the last attempt, duplicates included.
-    pub error_count: usize,
-    pub external_users: Option<f64>,
-    pub external_machines: Option<f64>,
-    pub user_contacts: Option<f64>,
-    pub org_contacts: Option<f64>,
+    pub errors: Option<Box<[SyncError]>>,
+    /// Last sync start, end and success.
+    times: Times,
+    counts: Counts,
     /// Counted syncs: successful, failed. Set by the collector's `SyncTracker`.
     pub syncs: [u64; 2],
+    /// Errors of the last attempt, duplicates included.
+    pub error_count: u32,
+    pub sync_enabled: Option<bool>,
+}
+
+/// Indexes of an enterprise's counts ([`Enterprise::count`]): the changes of the last sync
+/// in the order of `CHANGE_KINDS` (0 to 11), then the totals.
+pub mod count {
+    pub const EXTERNAL_USERS: usize = 12;
+    pub const EXTERNAL_MACHINES: usize = 13;
+    pub const USER_CONTACTS: usize = 14;
+    pub const ORG_CONTACTS: usize = 15;
+}
+
+/// Sixteen optional counts in 4 bytes each. The API's counts are whole numbers; a value
+/// that is not one, or does not fit, is kept exactly in a side table instead, so no exposed
+/// value changes.
+#[derive(Debug, Clone, PartialEq)]
+struct Counts {
+    small: [u32; 16],
+    exact: Option<Box<[Option<f64>; 16]>>,
+}
+
+const ABSENT: u32 = u32::MAX;
+const IN_EXACT: u32 = u32::MAX - 1;
+
+impl Default for Counts {
+    fn default() -> Self {
+        Counts {
+            small: [ABSENT; 16],
+            exact: None,
+        }
+    }
+}
+
+impl Counts {
+    fn get(&self, k: usize) -> Option<f64> {
+        match *self.small.get(k)? {
+            ABSENT => None,
+            IN_EXACT => self.exact.as_ref()?[k],
+            n => Some(f64::from(n)),
+        }
+    }
+
+    fn set(&mut self, k: usize, v: Option<f64>) {
+        let Some(slot) = self.small.get_mut(k) else {
+            return;
+        };
+        *slot = match v {
+            None => ABSENT,
+            // Exact round trip, sign included: -0.0 is not stored as 0.
+            Some(v) if v < f64::from(IN_EXACT) && f64::from(v as u32).to_bits() == v.to_bits() => {
+                v as u32
+            }
+            Some(v) => {
+                self.exact.get_or_insert_with(|| Box::new([None; 16]))[k] = Some(v);
+                IN_EXACT
+            }
+        };
+    }
+}
+
+/// Unix seconds, NaN when absent; equal when their bits are, so two enterprises without a
+/// time compare equal.
+#[derive(Debug, Clone, Copy)]
+struct Times([f64; 3]);
+
+impl PartialEq for Times {
+    fn eq(&self, other: &Times) -> bool {
+        self.0.map(f64::to_bits) == other.0.map(f64::to_bits)
+    }
+}
+
+fn present(t: f64) -> Option<f64> {
+    (!t.is_nan()).then_some(t)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -212,17 +349,72 @@ pub struct SyncError {
 }
 
 impl Enterprise {
+    /// An enterprise with its identifiers and nothing else known.
+    pub fn new(
+        sp_enterprise_id: Arc<str>,
+        id: Box<str>,
+        org_id: Box<str>,
+        provisioning_id: Box<str>,
+    ) -> Enterprise {
+        Enterprise {
+            sp_enterprise_id,
+            id,
+            org_id,
+            provisioning_id,
+            status: None,
+            tracking_id: None,
+            errors: None,
+            times: Times([f64::NAN; 3]),
+            counts: Counts::default(),
+            syncs: [0; 2],
+            error_count: 0,
+            sync_enabled: None,
+        }
+    }
+
+    pub fn last_start(&self) -> Option<f64> {
+        present(self.times.0[0])
+    }
+
+    pub fn last_end(&self) -> Option<f64> {
+        present(self.times.0[1])
+    }
+
+    pub fn last_success(&self) -> Option<f64> {
+        present(self.times.0[2])
+    }
+
+    /// Sets the last sync's start, end and success times.
+    pub fn set_times(&mut self, start: Option<f64>, end: Option<f64>, success: Option<f64>) {
+        self.times = Times([start, end, success].map(|t| t.unwrap_or(f64::NAN)));
+    }
+
+    /// Count `k`: a change of the last sync (`0..12`, in the order of `CHANGE_KINDS`) or a
+    /// total ([`count`]).
+    pub fn count(&self, k: usize) -> Option<f64> {
+        self.counts.get(k)
+    }
+
+    pub fn set_count(&mut self, k: usize, v: Option<f64>) {
+        self.counts.set(k, v);
+    }
+
+    /// The changes of the last sync, in the order of `CHANGE_KINDS`.
+    pub fn changes(&self) -> [Option<f64>; 12] {
+        std::array::from_fn(|k| self.count(k))
+    }
+
     /// A finished sync that did not succeed: it reported errors, is FAILED, or ended after
     /// the last success.
     fn last_sync_failed(&self) -> bool {
         self.errors.as_ref().is_some_and(|e| !e.is_empty())
             || self.status.as_deref() == Some("FAILED")
-            || matches!((self.last_end, self.last_success), (Some(end), Some(ok)) if end > ok)
+            || matches!((self.last_end(), self.last_success()), (Some(end), Some(ok)) if end > ok)
     }
 
     /// What identifies the last sync: its tracking id, else its end time.
     fn sync_key(&self) -> Option<SyncKey> {
-        match (&self.tracking_id, self.last_end) {
+        match (&self.tracking_id, self.last_end()) {
             (Some(id), _) => Some(SyncKey::Tracking(id.clone())),
             (None, Some(end)) => Some(SyncKey::End(end.to_bits())),
             (None, None) => None,
@@ -232,7 +424,7 @@ impl Enterprise {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum SyncKey {
-    Tracking(Box<str>),
+    Tracking(Arc<str>),
     End(u64),
 }
 
@@ -383,8 +575,16 @@ pub fn parse_page(
     Ok(())
 }
 
+/// A status, borrowing the static spelling of a known one.
+fn status_name(s: String) -> Cow<'static, str> {
+    match KNOWN_STATUSES.iter().find(|k| **k == s) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(s),
+    }
+}
+
 fn convert(raw: RawEnterprise, skipped: &mut Skips) -> Option<Enterprise> {
-    let sp_enterprise_id: Box<str> = raw.sp_enterprise_id.filter(|s| !s.is_empty())?.into();
+    let sp_enterprise_id: Arc<str> = raw.sp_enterprise_id.filter(|s| !s.is_empty())?.into();
     let sync = raw.broadworks_directory_sync;
     let sync_enabled = sync.as_ref().and_then(|s| s.enable_dir_sync);
     let status = sync.and_then(|s| s.directory_sync_status);
@@ -410,35 +610,23 @@ fn convert(raw: RawEnterprise, skipped: &mut Skips) -> Option<Enterprise> {
         ),
         None => (None, None, None),
     };
-    let mut e = Enterprise {
+    let mut e = Enterprise::new(
         sp_enterprise_id,
-        id: raw.id.unwrap_or_default().into(),
-        org_id: raw.org_id.unwrap_or_default().into(),
-        provisioning_id: raw.provisioning_id.unwrap_or_default().into(),
-        sync_enabled,
-        status: None,
-        last_start,
-        last_end,
-        last_success,
-        tracking_id: None,
-        changes: [None; 12],
-        errors: None,
-        error_count: 0,
-        external_users: None,
-        external_machines: None,
-        user_contacts: None,
-        org_contacts: None,
-        syncs: [0; 2],
-    };
+        raw.id.unwrap_or_default().into(),
+        raw.org_id.unwrap_or_default().into(),
+        raw.provisioning_id.unwrap_or_default().into(),
+    );
+    e.sync_enabled = sync_enabled;
+    let mut last_success = last_success;
     if let Some(s) = status {
-        e.status = s.sync_status.filter(|v| !v.is_empty()).map(Into::into);
+        e.status = s.sync_status.filter(|v| !v.is_empty()).map(status_name);
         let who = format!("enterprise {:?}", e.sp_enterprise_id);
         let mut count = |c: Count, field: &str| c.take(skipped, &who, field);
         e.tracking_id = s
             .last_sync_tracking_id
             .filter(|v| !v.is_empty())
             .map(Into::into);
-        e.changes = [
+        let counts = [
             count(s.users_added, "usersAdded"),
             count(s.users_updated, "usersUpdated"),
             count(s.users_deleted, "usersDeleted"),
@@ -451,9 +639,22 @@ fn convert(raw: RawEnterprise, skipped: &mut Skips) -> Option<Enterprise> {
             count(s.org_contacts_added, "orgContactsAdded"),
             count(s.org_contacts_updated, "orgContactsUpdated"),
             count(s.org_contacts_deleted, "orgContactsDeleted"),
+            count(s.total_external_users, "totalExternalUsersInCI"),
+            count(s.total_external_machines, "totalExternalMachinesInCI"),
+            count(
+                s.total_user_contacts_in_contact_service,
+                "totalUserContactsInContactService",
+            ),
+            count(
+                s.total_org_contacts_in_contact_service,
+                "totalOrgContactsInContactService",
+            ),
         ];
+        for (k, v) in counts.into_iter().enumerate() {
+            e.set_count(k, v);
+        }
         e.errors = s.errors.map(|raw| {
-            e.error_count = raw.len();
+            e.error_count = u32::try_from(raw.len()).unwrap_or(u32::MAX);
             let mut errors: Vec<SyncError> = Vec::new();
             for err in raw {
                 let code: Box<str> = match err.error_code {
@@ -473,27 +674,18 @@ fn convert(raw: RawEnterprise, skipped: &mut Skips) -> Option<Enterprise> {
                 errors.push(SyncError { code, description });
             }
             errors.sort_by(|a, b| a.code.cmp(&b.code));
-            errors
+            errors.into_boxed_slice()
         });
-        e.external_users = count(s.total_external_users, "totalExternalUsersInCI");
-        e.external_machines = count(s.total_external_machines, "totalExternalMachinesInCI");
-        e.user_contacts = count(
-            s.total_user_contacts_in_contact_service,
-            "totalUserContactsInContactService",
-        );
-        e.org_contacts = count(
-            s.total_org_contacts_in_contact_service,
-            "totalOrgContactsInContactService",
-        );
         // Webex's own example of a good sync has no lastSuccessfulSyncTime: a sync that
         // completed without errors is the last success.
-        if e.last_success.is_none()
+        if last_success.is_none()
             && e.status.as_deref() == Some("COMPLETE")
             && e.errors.as_ref().is_none_or(|v| v.is_empty())
         {
-            e.last_success = e.last_end;
+            last_success = last_end;
         }
     }
+    e.set_times(last_start, last_end, last_success);
     Some(e)
 }
 
@@ -519,7 +711,7 @@ impl Enterprises {
 /// has been counted so far.
 #[derive(Debug, Default)]
 pub struct SyncTracker {
-    enterprises: std::collections::HashMap<Box<str>, Tracked>,
+    enterprises: std::collections::HashMap<Arc<str>, Tracked>,
     changes: [u64; 12],
 }
 
@@ -547,7 +739,7 @@ impl SyncTracker {
                     let finished = e.status.as_deref() != Some("IN_PROGRESS");
                     if finished && key.is_some() && key != t.last {
                         t.syncs[usize::from(e.last_sync_failed())] += 1;
-                        for (total, v) in self.changes.iter_mut().zip(e.changes) {
+                        for (total, v) in self.changes.iter_mut().zip(e.changes()) {
                             // Counts of objects; anything else (negative, fractional,
                             // not a number) adds nothing.
                             if let Some(v) = v.filter(|v| v.is_finite() && *v >= 0.0) {
@@ -567,160 +759,134 @@ impl SyncTracker {
     }
 }
 
-impl SampleSet for Enterprises {
-    fn families(&self) -> &'static [Family] {
-        &FAMILIES
-    }
+impl Samples for Enterprises {
+    const FAMILIES: &'static [FamilyOf<Self>] = &FAMILIES;
 
-    fn objects(&self) -> usize {
+    fn count(&self) -> usize {
         self.items.len()
     }
 
     /// The defaults; the config's selection wraps the set (`sources::families`).
-    fn enabled(&self, family: usize) -> bool {
-        FAMILIES
-            .get(family)
-            .is_some_and(|f| !OPT_IN.contains(&f.name))
+    fn on_by_default(name: &str) -> bool {
+        !OPT_IN.contains(&name)
+    }
+}
+
+/// A value read from an enterprise.
+type Value = fn(&Enterprise) -> Option<f64>;
+
+/// What the encoders of `FAMILIES` share.
+impl Enterprises {
+    /// One gauge per enterprise with a value.
+    fn each(
+        &self,
+        target: &str,
+        enc: &mut MetricEncoder<'_>,
+        value: impl Fn(&Enterprise) -> Option<f64>,
+    ) -> fmt::Result {
+        for e in &self.items {
+            if let Some(v) = value(e) {
+                let l = [
+                    ("target", target),
+                    ("sp_enterprise_id", &*e.sp_enterprise_id),
+                ];
+                gauge(enc, &l, v)?;
+            }
+        }
+        Ok(())
     }
 
-    fn encode(&self, family: usize, target: &str, enc: &mut MetricEncoder<'_>) -> fmt::Result {
-        // Folded from +0.0: an empty f64 `sum()` is -0.0.
-        let sum = |f: fn(&Enterprise) -> Option<f64>| {
-            self.items.iter().filter_map(f).fold(0.0, |a, b| a + b)
-        };
-        match family {
-            fam::ENTERPRISES => return gauge(enc, &[("target", target)], self.items.len() as f64),
-            fam::CHANGES => {
-                for ((object, action), v) in CHANGE_KINDS.iter().zip(self.changes_total) {
-                    let l = [("target", target), ("object", object), ("action", action)];
-                    counter(enc, &l, v)?;
+    /// Per enterprise, one gauge per object with a value.
+    fn each_object(
+        &self,
+        target: &str,
+        enc: &mut MetricEncoder<'_>,
+        values: impl Fn(&Enterprise) -> [(&'static str, Option<f64>); 2],
+    ) -> fmt::Result {
+        for e in &self.items {
+            for (object, v) in values(e) {
+                if let Some(v) = v {
+                    let l = [
+                        ("target", target),
+                        ("sp_enterprise_id", &*e.sp_enterprise_id),
+                        ("object", object),
+                    ];
+                    gauge(enc, &l, v)?;
                 }
-                return Ok(());
             }
-            fam::TARGET_IDENTITIES => {
-                for (object, v) in [
-                    ("user", sum(|e| e.external_users)),
-                    ("machine", sum(|e| e.external_machines)),
-                ] {
-                    gauge(enc, &[("target", target), ("object", object)], v)?;
-                }
-                return Ok(());
-            }
-            fam::TARGET_CONTACTS => {
-                for (object, v) in [
-                    ("user", sum(|e| e.user_contacts)),
-                    ("org", sum(|e| e.org_contacts)),
-                ] {
-                    gauge(enc, &[("target", target), ("object", object)], v)?;
-                }
-                return Ok(());
-            }
-            _ => {}
         }
+        Ok(())
+    }
+
+    /// One gauge per object: its values summed over the enterprises that have one.
+    fn target_sums(
+        &self,
+        target: &str,
+        enc: &mut MetricEncoder<'_>,
+        objects: [(&str, Value); 2],
+    ) -> fmt::Result {
+        for (object, value) in objects {
+            // Folded from +0.0: an empty f64 `sum()` is -0.0.
+            let sum = self.items.iter().filter_map(value).fold(0.0, |a, b| a + b);
+            gauge(enc, &[("target", target), ("object", object)], sum)?;
+        }
+        Ok(())
+    }
+
+    fn encode_status(&self, target: &str, enc: &mut MetricEncoder<'_>) -> fmt::Result {
         for e in &self.items {
             let id = &*e.sp_enterprise_id;
-            let base = [("target", target), ("sp_enterprise_id", id)];
-            match family {
-                fam::INFO => gauge(
+            let current = e.status.as_deref();
+            for s in KNOWN_STATUSES {
+                let v = if current == Some(s) { 1.0 } else { 0.0 };
+                gauge(
+                    enc,
+                    &[("target", target), ("sp_enterprise_id", id), ("status", s)],
+                    v,
+                )?;
+            }
+            if let Some(s) = current.filter(|s| !KNOWN_STATUSES.contains(s)) {
+                gauge(
+                    enc,
+                    &[("target", target), ("sp_enterprise_id", id), ("status", s)],
+                    1.0,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn encode_error_info(&self, target: &str, enc: &mut MetricEncoder<'_>) -> fmt::Result {
+        for e in &self.items {
+            for err in e.errors.iter().flatten() {
+                gauge(
                     enc,
                     &[
                         ("target", target),
-                        ("sp_enterprise_id", id),
-                        ("enterprise_id", &e.id),
-                        ("org_id", &e.org_id),
-                        ("provisioning_id", &e.provisioning_id),
+                        ("sp_enterprise_id", &e.sp_enterprise_id),
+                        ("error_code", &err.code),
+                        ("description", &err.description),
+                        ("tracking_id", e.tracking_id.as_deref().unwrap_or("")),
                     ],
                     1.0,
-                )?,
-                fam::SYNC_ENABLED => {
-                    if let Some(v) = e.sync_enabled {
-                        gauge(enc, &base, if v { 1.0 } else { 0.0 })?
-                    }
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn encode_last_changes(&self, target: &str, enc: &mut MetricEncoder<'_>) -> fmt::Result {
+        for e in &self.items {
+            for ((object, action), v) in CHANGE_KINDS.iter().zip(e.changes()) {
+                if let Some(v) = v {
+                    let l = [
+                        ("target", target),
+                        ("sp_enterprise_id", &*e.sp_enterprise_id),
+                        ("object", object),
+                        ("action", action),
+                    ];
+                    gauge(enc, &l, v)?;
                 }
-                fam::STATUS => {
-                    let current = e.status.as_deref();
-                    for s in KNOWN_STATUSES {
-                        let v = if current == Some(s) { 1.0 } else { 0.0 };
-                        gauge(
-                            enc,
-                            &[("target", target), ("sp_enterprise_id", id), ("status", s)],
-                            v,
-                        )?;
-                    }
-                    if let Some(s) = current.filter(|s| !KNOWN_STATUSES.contains(s)) {
-                        gauge(
-                            enc,
-                            &[("target", target), ("sp_enterprise_id", id), ("status", s)],
-                            1.0,
-                        )?;
-                    }
-                }
-                fam::LAST_START | fam::LAST_END | fam::LAST_SUCCESS => {
-                    let v = [e.last_start, e.last_end, e.last_success][family - fam::LAST_START];
-                    if let Some(v) = v {
-                        gauge(enc, &base, v)?
-                    }
-                }
-                fam::ERROR_INFO => {
-                    for err in e.errors.iter().flatten() {
-                        gauge(
-                            enc,
-                            &[
-                                ("target", target),
-                                ("sp_enterprise_id", id),
-                                ("error_code", &err.code),
-                                ("description", &err.description),
-                                ("tracking_id", e.tracking_id.as_deref().unwrap_or("")),
-                            ],
-                            1.0,
-                        )?;
-                    }
-                }
-                fam::SYNCS => {
-                    for (result, v) in [("success", e.syncs[0]), ("failed", e.syncs[1])] {
-                        let l = [
-                            ("target", target),
-                            ("sp_enterprise_id", id),
-                            ("result", result),
-                        ];
-                        counter(enc, &l, v)?;
-                    }
-                }
-                fam::ERRORS if e.errors.is_some() => gauge(enc, &base, e.error_count as f64)?,
-                fam::LAST_CHANGES => {
-                    for ((object, action), v) in CHANGE_KINDS.iter().zip(e.changes) {
-                        if let Some(v) = v {
-                            let l = [
-                                ("target", target),
-                                ("sp_enterprise_id", id),
-                                ("object", object),
-                                ("action", action),
-                            ];
-                            gauge(enc, &l, v)?;
-                        }
-                    }
-                }
-                fam::IDENTITIES | fam::CONTACTS => {
-                    let values = if family == fam::IDENTITIES {
-                        [("user", e.external_users), ("machine", e.external_machines)]
-                    } else {
-                        [("user", e.user_contacts), ("org", e.org_contacts)]
-                    };
-                    for (object, v) in values {
-                        if let Some(v) = v {
-                            gauge(
-                                enc,
-                                &[
-                                    ("target", target),
-                                    ("sp_enterprise_id", id),
-                                    ("object", object),
-                                ],
-                                v,
-                            )?;
-                        }
-                    }
-                }
-                _ => {}
             }
         }
         Ok(())

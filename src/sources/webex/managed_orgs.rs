@@ -14,7 +14,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::WebexAuth;
-use crate::snapshot::{gauge, Family, SampleSet};
+use crate::snapshot::{gauge, FamilyOf, Samples};
 use crate::sources::webex::config::Admin;
 use crate::sources::{help, Collect, CollectError, Collected};
 use crate::upstream::{display_url, sanitize, Client, RequestCtx, UpstreamError};
@@ -22,24 +22,40 @@ use crate::upstream::{display_url, sanitize, Client, RequestCtx, UpstreamError};
 pub const COLLECTOR: &str = "webex_managed_orgs";
 const MAX_PAGES: usize = 1000;
 
-static FAMILIES: [Family; 3] = [
-    Family {
+static FAMILIES: [FamilyOf<ManagedOrgSet>; 3] = [
+    FamilyOf {
         name: "webex_partner_managed_orgs",
         help: help!("Webex", "Customer orgs managed by this partner admin."),
+        encode: |s, target, enc| s.per_admin(target, enc, |a| a.orgs.len() as f64),
     },
-    Family {
+    FamilyOf {
         name: "webex_partner_managed_org_info",
         help: help!(
             "Webex",
             "A customer org managed by this partner admin, with the admin's role id, value 1."
         ),
+        encode: |s, target, enc| {
+            for a in &s.admins {
+                for o in &a.orgs {
+                    let labels = [
+                        ("target", target),
+                        ("admin", &*a.admin),
+                        ("org_id", &o.org_id),
+                        ("role", &o.role),
+                    ];
+                    gauge(enc, &labels, 1.0)?;
+                }
+            }
+            Ok(())
+        },
     },
-    Family {
+    FamilyOf {
         name: "webex_partner_admin_last_success_timestamp_seconds",
         help: help!(
             "Webex",
             "Unix time this admin's managed-org list was last read successfully."
         ),
+        encode: |s, target, enc| s.per_admin(target, enc, |a| a.read_at),
     },
 ];
 
@@ -64,41 +80,24 @@ pub struct ManagedOrgSet {
     pub admins: Vec<AdminOrgs>,
 }
 
-impl SampleSet for ManagedOrgSet {
-    fn families(&self) -> &'static [Family] {
-        &FAMILIES
-    }
+impl Samples for ManagedOrgSet {
+    const FAMILIES: &'static [FamilyOf<Self>] = &FAMILIES;
 
-    fn objects(&self) -> usize {
+    fn count(&self) -> usize {
         self.admins.iter().map(|a| a.orgs.len()).sum()
     }
+}
 
-    fn encode(&self, family: usize, target: &str, enc: &mut MetricEncoder<'_>) -> fmt::Result {
-        for AdminOrgs {
-            admin,
-            orgs,
-            read_at,
-        } in &self.admins
-        {
-            match family {
-                0 => gauge(
-                    enc,
-                    &[("target", target), ("admin", admin)],
-                    orgs.len() as f64,
-                )?,
-                2 => gauge(enc, &[("target", target), ("admin", admin)], *read_at)?,
-                _ => {
-                    for o in orgs {
-                        let labels = [
-                            ("target", target),
-                            ("admin", admin),
-                            ("org_id", &o.org_id),
-                            ("role", &o.role),
-                        ];
-                        gauge(enc, &labels, 1.0)?;
-                    }
-                }
-            }
+impl ManagedOrgSet {
+    /// One gauge per admin.
+    fn per_admin(
+        &self,
+        target: &str,
+        enc: &mut MetricEncoder<'_>,
+        value: fn(&AdminOrgs) -> f64,
+    ) -> fmt::Result {
+        for a in &self.admins {
+            gauge(enc, &[("target", target), ("admin", &a.admin)], value(a))?;
         }
         Ok(())
     }
@@ -352,16 +351,47 @@ mod tests {
             ],
         };
         let text = exposition_of(COLLECTOR, "partner-eu", Arc::new(set));
-        assert_eq!(
-            samples(&text),
-            [
-                r#"webex_partner_managed_orgs{target="partner-eu",admin="alice"} 1.0"#,
-                r#"webex_partner_managed_orgs{target="partner-eu",admin="bob"} 0.0"#,
-                r#"webex_partner_managed_org_info{target="partner-eu",admin="alice",org_id="Y2LZY29ZCGFYAZOVL3VZL1BFT1BMRS9MNWIZNJE4NY1JOGRKLTQ3MJCTOGIYZI1MOWM0NDDMMJKWNDY",role="YXRSYXMTCG9YDGFSLNBHCNRUZXIUC2FSZXNMDWXSYWRTAW4="} 1.0"#,
-                r#"webex_partner_admin_last_success_timestamp_seconds{target="partner-eu",admin="alice"} 1700000000.0"#,
-                r#"webex_partner_admin_last_success_timestamp_seconds{target="partner-eu",admin="bob"} 1700000060.0"#,
-            ]
-        );
+        insta::assert_snapshot!(text, @r#"
+        # HELP webex_partner_managed_orgs Customer orgs managed by this partner admin. Cached from the Webex API; refreshed every collection interval.
+        # TYPE webex_partner_managed_orgs gauge
+        webex_partner_managed_orgs{target="partner-eu",admin="alice"} 1.0
+        webex_partner_managed_orgs{target="partner-eu",admin="bob"} 0.0
+        # HELP webex_partner_managed_org_info A customer org managed by this partner admin, with the admin's role id, value 1. Cached from the Webex API; refreshed every collection interval.
+        # TYPE webex_partner_managed_org_info gauge
+        webex_partner_managed_org_info{target="partner-eu",admin="alice",org_id="Y2LZY29ZCGFYAZOVL3VZL1BFT1BMRS9MNWIZNJE4NY1JOGRKLTQ3MJCTOGIYZI1MOWM0NDDMMJKWNDY",role="YXRSYXMTCG9YDGFSLNBHCNRUZXIUC2FSZXNMDWXSYWRTAW4="} 1.0
+        # HELP webex_partner_admin_last_success_timestamp_seconds Unix time this admin's managed-org list was last read successfully. Cached from the Webex API; refreshed every collection interval.
+        # TYPE webex_partner_admin_last_success_timestamp_seconds gauge
+        webex_partner_admin_last_success_timestamp_seconds{target="partner-eu",admin="alice"} 1700000000.0
+        webex_partner_admin_last_success_timestamp_seconds{target="partner-eu",admin="bob"} 1700000060.0
+        "#);
+    }
+
+    /// Several admins with and without orgs, exactly as encoded before the families became
+    /// typed (length and CRC-32 of both formats).
+    #[test]
+    fn varied_admins_give_the_same_bytes_as_before() {
+        let admins = (0..20u64)
+            .map(|a| AdminOrgs {
+                admin: format!("admin \"{a}\"").into(),
+                orgs: (0..a * 3)
+                    .map(|o| Org {
+                        org_id: format!("Y2lz{a}-{o}").into(),
+                        role: if o % 4 == 0 {
+                            "".into()
+                        } else {
+                            format!("role{o}").into()
+                        },
+                    })
+                    .collect(),
+                read_at: 1_700_000_000.5 + a as f64,
+            })
+            .collect();
+        let got = crate::snapshot::fingerprint(vec![crate::snapshot::TargetSamples {
+            collector: COLLECTOR,
+            target: "partner-eu".into(),
+            samples: Arc::new(ManagedOrgSet { admins }),
+        }]);
+        assert_eq!(got, [(65_468, 2_295_173_766); 2]);
     }
 
     #[test]

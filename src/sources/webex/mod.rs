@@ -8,7 +8,7 @@ use url::Url;
 
 use crate::config::{Global, Secret};
 use crate::metrics::SelfMetrics;
-use crate::snapshot::{Family, SampleSet as _};
+use crate::snapshot::{SampleSet as _, Table};
 use crate::sources::families::select;
 use crate::sources::{endpoint, CollectError, Job};
 use crate::upstream::{
@@ -31,7 +31,7 @@ use oauth::OAuth;
 pub(crate) const CREDENTIALS: &[&str] = &["access_token", "refresh_token"];
 
 /// This source's metric families, by collector.
-pub(crate) fn families() -> [(&'static str, &'static [Family]); 2] {
+pub(crate) fn families() -> [(&'static str, Table); 2] {
     [
         (
             broadworks::COLLECTOR,
