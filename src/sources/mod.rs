@@ -109,6 +109,29 @@ pub(crate) fn jobs(target: &Target, global: &Global, metrics: &Arc<SelfMetrics>)
     }
 }
 
+/// Why a page or an answer from upstream could not be used.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    /// The collection received more objects than `limits.max_objects` allows.
+    #[error("more than {0} objects in one collection (limits.max_objects)")]
+    TooManyObjects(usize),
+    /// The body is not what the API documents; the text says what and where.
+    #[error("{0}")]
+    Unreadable(String),
+}
+
+impl From<String> for PayloadError {
+    fn from(what: String) -> Self {
+        PayloadError::Unreadable(what)
+    }
+}
+
+impl From<&str> for PayloadError {
+    fn from(what: &str) -> Self {
+        PayloadError::Unreadable(what.to_string())
+    }
+}
+
 /// Counts the objects (items, readable or not) one collection has received against
 /// `limits.max_objects`, so an upstream that never stops sending cannot grow memory without
 /// bound.
@@ -124,13 +147,10 @@ impl Objects {
     }
 
     /// Counts one more object; an error naming the limit once it is passed.
-    pub(crate) fn take(&mut self) -> Result<(), String> {
+    pub(crate) fn take(&mut self) -> Result<(), PayloadError> {
         self.seen += 1;
         if self.seen > self.max {
-            Err(format!(
-                "more than {} objects in one collection (limits.max_objects)",
-                self.max
-            ))
+            Err(PayloadError::TooManyObjects(self.max))
         } else {
             Ok(())
         }

@@ -23,7 +23,9 @@ use super::auth::Session;
 use super::StatusFields;
 use crate::snapshot::{gauge, FamilyOf, Samples};
 use crate::sources::lenient::{Count, First, Skips};
-use crate::sources::{endpoint, help, lenient, Collect, CollectError, Collected, Objects};
+use crate::sources::{
+    endpoint, help, lenient, Collect, CollectError, Collected, Objects, PayloadError,
+};
 use crate::upstream::{display_url, sanitize, Client, RequestCtx};
 
 /// Failed organizations named one by one in a collection's problems; the rest are counted.
@@ -226,7 +228,7 @@ struct RawShortName {
 
 /// Parses `GET /Organization`. Items without a usable `shortName.id` are skipped and
 /// counted; repeated ids are kept once.
-pub fn parse_list(body: &[u8]) -> Result<(Vec<Listed>, Skips), String> {
+pub fn parse_list(body: &[u8]) -> Result<(Vec<Listed>, Skips), PayloadError> {
     parse_list_limited(body, &mut Objects::new(usize::MAX))
 }
 
@@ -235,10 +237,10 @@ pub fn parse_list(body: &[u8]) -> Result<(Vec<Listed>, Skips), String> {
 pub fn parse_list_limited(
     body: &[u8],
     objects: &mut Objects,
-) -> Result<(Vec<Listed>, Skips), String> {
+) -> Result<(Vec<Listed>, Skips), PayloadError> {
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-            Err(e) => Err(format!("invalid JSON: {e}")),
+            Err(e) => Err(PayloadError::Unreadable(format!("invalid JSON: {e}"))),
             Ok(_) => Err("the answer is not a JSON object".into()),
         };
     }
@@ -288,27 +290,27 @@ pub fn parse_list_limited(
         return Err(e);
     }
     if let Some(e) = status.api_error() {
-        return Err(e);
+        return Err(e.into());
     }
     let visited = visited.map_err(|e| match e.classify() {
         serde_json::error::Category::Data => "providers is not a list".to_string(),
         _ => format!("invalid JSON: {e}"),
     })?;
     if !visited.present && !other_keys.is_empty() {
-        return Err(format!(
+        return Err(PayloadError::Unreadable(format!(
             "the answer has no providers list (keys: {}); the account may lack the permission to view organizations",
             sanitize(&other_keys.join(", "), 120)
-        ));
+        )));
     }
     if visited.items > 0 && out.is_empty() {
-        return Err(format!(
+        return Err(PayloadError::Unreadable(format!(
             "none of the {} providers in the list could be read{}",
             visited.items,
             skipped
                 .first()
                 .map(|s| format!(" (first: {})", s.what))
                 .unwrap_or_default()
-        ));
+        )));
     }
     out.shrink_to_fit();
     Ok((out, skipped))
@@ -405,7 +407,7 @@ struct RawProperties {
 }
 
 /// Parses `GET /Organization/{id}`. Missing values stay absent rather than becoming zeros.
-pub fn parse_organization(id: u64, body: &[u8]) -> Result<Organization, String> {
+pub fn parse_organization(id: u64, body: &[u8]) -> Result<Organization, PayloadError> {
     parse_organization_with(id, body, &mut Skips::default())
 }
 
@@ -414,7 +416,7 @@ pub fn parse_organization_with(
     id: u64,
     body: &[u8],
     skipped: &mut Skips,
-) -> Result<Organization, String> {
+) -> Result<Organization, PayloadError> {
     let raw: RawDetails = serde_json::from_slice(body).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => format!("unexpected answer: {e}"),
         _ => format!("invalid JSON: {e}"),
@@ -427,7 +429,7 @@ pub fn parse_organization_with(
         response: raw.response,
     };
     if let Some(e) = status.api_error() {
-        return Err(e);
+        return Err(e.into());
     }
     let info = raw
         .organization_info
@@ -599,7 +601,7 @@ impl Organizations {
             .map_err(|e| {
                 CollectError::Payload(format!(
                     "{shown}: invalid organization list: {}",
-                    self.session.scrub(&e)
+                    self.session.scrub(&e.to_string())
                 ))
             })?;
         skipped.warn(ctx, "unreadable organizations in the list");
@@ -622,7 +624,9 @@ impl Organizations {
                 parse_organization_with(id, &resp.body, &mut skipped).map(|o| (o, skipped))
             })
             .await?
-            .map_err(|e| CollectError::Payload(format!("{shown}: {}", self.session.scrub(&e))))?;
+            .map_err(|e| {
+                CollectError::Payload(format!("{shown}: {}", self.session.scrub(&e.to_string())))
+            })?;
         skipped.warn(ctx, "unusable values in an organization's details");
         if o.name.is_empty() {
             if let Some(name) = &listed.name {

@@ -26,7 +26,9 @@ use crate::config::Secret;
 use crate::snapshot::{gauge, FamilyOf, Samples};
 pub use crate::sources::lenient::{Skipped, Skips};
 use crate::sources::voss::config::VossTarget;
-use crate::sources::{help, lenient, parse_timestamp, Collect, CollectError, Collected, Objects};
+use crate::sources::{
+    help, lenient, parse_timestamp, Collect, CollectError, Collected, Objects, PayloadError,
+};
 use crate::upstream::{display_url, sanitize, Client, Request, RequestCtx, UpstreamError};
 
 const LIST_PATH: &str = "api/relation/SparkCustomer/";
@@ -163,7 +165,7 @@ pub fn parse_page(
     out: &mut Vec<Customer>,
     skipped: &mut Skips,
     objects: &mut Objects,
-) -> Result<PageInfo, String> {
+) -> Result<PageInfo, PayloadError> {
     let before = out.len();
     let mut pagination: Option<&RawValue> = None;
     let mut stop = None;
@@ -196,7 +198,7 @@ pub fn parse_page(
     }
     let seen = seen.map_err(|e| describe(&e))?;
     if !seen.present {
-        return Err(describe_missing());
+        return Err(describe_missing().into());
     }
     let (total, limit) = match pagination.map(|p| p.get().trim()) {
         None | Some("null") => (None, None),
@@ -206,14 +208,14 @@ pub fn parse_page(
         },
     };
     if seen.items > 0 && out.len() == before {
-        return Err(format!(
+        return Err(PayloadError::Unreadable(format!(
             "none of the {} resources on the page could be read{}",
             seen.items,
             skipped
                 .first()
                 .map(|s| format!(" (first: {})", s.what))
                 .unwrap_or_default()
-        ));
+        )));
     }
     Ok(PageInfo {
         received: seen.items,
@@ -408,13 +410,13 @@ impl SparkCustomerSet {
 /// Where the page after the one read at `skip` starts, or `None` when that was the last:
 /// paging goes on until `pagination.total` resources have been received. Without a total,
 /// a short page is the last one.
-pub fn next_skip(skip: u64, page: PageInfo, page_size: u32) -> Result<Option<u64>, String> {
+pub fn next_skip(skip: u64, page: PageInfo, page_size: u32) -> Result<Option<u64>, PayloadError> {
     let next = skip + page.received as u64;
     match page.total {
         Some(total) if next >= total => Ok(None),
-        Some(total) if page.received == 0 => Err(format!(
+        Some(total) if page.received == 0 => Err(PayloadError::Unreadable(format!(
             "the page at skip {skip} is empty although pagination.total is {total}"
-        )),
+        ))),
         Some(_) => Ok(Some(next)),
         None => {
             let limit = page.limit.unwrap_or(u64::from(page_size));

@@ -15,7 +15,9 @@ use url::Url;
 use super::WebexAuth;
 use crate::snapshot::{counter, gauge, FamilyOf, Samples};
 use crate::sources::webex::config::BroadworksConfig;
-use crate::sources::{help, lenient, parse_timestamp, Collect, CollectError, Collected, Objects};
+use crate::sources::{
+    help, lenient, parse_timestamp, Collect, CollectError, Collected, Objects, PayloadError,
+};
 use crate::upstream::{display_url, Client, RequestCtx};
 
 pub const COLLECTOR: &str = "webex_broadworks";
@@ -533,7 +535,7 @@ pub fn parse_page(
     out: &mut Vec<Enterprise>,
     skipped: &mut Skips,
     objects: &mut Objects,
-) -> Result<(), String> {
+) -> Result<(), PayloadError> {
     let before = out.len();
     let mut stop = None;
     let seen = lenient::visit_list(
@@ -563,14 +565,14 @@ pub fn parse_page(
         return Err("no items list".into());
     }
     if seen.items > 0 && out.len() == before {
-        return Err(format!(
+        return Err(PayloadError::Unreadable(format!(
             "none of the {} items on the page could be read{}",
             seen.items,
             skipped
                 .first()
                 .map(|s| format!(" (first: {})", s.what))
                 .unwrap_or_default()
-        ));
+        )));
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ use url::Url;
 use super::WebexAuth;
 use crate::snapshot::{gauge, FamilyOf, Samples};
 use crate::sources::webex::config::Admin;
-use crate::sources::{help, Collect, CollectError, Collected};
+use crate::sources::{help, Collect, CollectError, Collected, PayloadError};
 use crate::upstream::{display_url, sanitize, Client, RequestCtx, UpstreamError};
 
 pub const COLLECTOR: &str = "webex_managed_orgs";
@@ -121,7 +121,7 @@ pub fn parse_page(
     body: &[u8],
     out: &mut Vec<Org>,
     seen: &mut HashSet<Box<str>>,
-) -> Result<usize, String> {
+) -> Result<usize, PayloadError> {
     let page: Page = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let n = page.items.len();
     for item in page.items {
@@ -206,7 +206,7 @@ impl ManagedOrgs {
                         CollectError::Payload(format!(
                             "{}: invalid organization list: {}",
                             display_url(&resp.url),
-                            resp.scrub(&e)
+                            resp.scrub(&e.to_string())
                         ))
                     })?;
                     let max_objects = client.policy().max_objects;

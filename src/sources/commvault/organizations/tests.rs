@@ -108,7 +108,7 @@ fn list_without_organizations_and_broken_lists() {
     assert_eq!(parse_list(br#"{"providers": null}"#).unwrap().0, []);
     // Anything else without a list is not "no organizations".
     assert_eq!(
-        parse_list(br#"{"items": "<html>502 Bad Gateway</html>"}"#).unwrap_err(),
+        parse_list(br#"{"items": "<html>502 Bad Gateway</html>"}"#).unwrap_err().to_string(),
         "the answer has no providers list (keys: items); the account may lack the permission to view organizations"
     );
     // cvpysdk strips this key before reading; alone it means no organizations.
@@ -119,18 +119,23 @@ fn list_without_organizations_and_broken_lists() {
         []
     );
     assert_eq!(
-        parse_list(br#"{"providers": {"id": 1}}"#).unwrap_err(),
+        parse_list(br#"{"providers": {"id": 1}}"#)
+            .unwrap_err()
+            .to_string(),
         "providers is not a list"
     );
     assert_eq!(
-        parse_list(br#"{"errorCode": 5, "errorMessage": "Access denied"}"#).unwrap_err(),
+        parse_list(br#"{"errorCode": 5, "errorMessage": "Access denied"}"#)
+            .unwrap_err()
+            .to_string(),
         "errorCode 5: Access denied"
     );
     assert!(parse_list(br#"{"providers": [{"shortName""#)
         .unwrap_err()
+        .to_string()
         .starts_with("invalid JSON"));
     assert_eq!(
-        parse_list(b"[]").unwrap_err(),
+        parse_list(b"[]").unwrap_err().to_string(),
         "the answer is not a JSON object"
     );
 }
@@ -200,19 +205,23 @@ fn company_name_and_deactivation() {
 #[test]
 fn error_bodies_and_other_answers_are_errors() {
     assert_eq!(
-        parse_organization(5, br#"{"errorCode": 5, "errorMessage": "Access denied"}"#).unwrap_err(),
+        parse_organization(5, br#"{"errorCode": 5, "errorMessage": "Access denied"}"#)
+            .unwrap_err()
+            .to_string(),
         "errorCode 5: Access denied"
     );
     assert_eq!(
-        parse_organization(5, b"{}").unwrap_err(),
+        parse_organization(5, b"{}").unwrap_err().to_string(),
         "the answer has no organizationInfo"
     );
     assert!(parse_organization(5, b"{\"organizationInfo\": {")
         .unwrap_err()
+        .to_string()
         .starts_with("invalid JSON"));
     for body in [&br#"{"organizationInfo": "x"}"#[..], b"[]"] {
         assert!(parse_organization(5, body)
             .unwrap_err()
+            .to_string()
             .starts_with("unexpected answer"));
     }
 }
@@ -245,9 +254,13 @@ fn huge_lists_are_counted_not_kept() {
     assert_eq!(listed.len(), 1);
     assert_eq!(skipped.len(), 100_000);
     assert!(skipped.iter().count() < 10);
-    let e = parse_list_limited(&body, &mut Objects::new(1000)).unwrap_err();
+    let e = parse_list_limited(&body, &mut Objects::new(1000))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("limits.max_objects"), "{e}");
-    let e = parse_list(b"{\"providers\": [0, 0]}").unwrap_err();
+    let e = parse_list(b"{\"providers\": [0, 0]}")
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("none of the 2 providers"), "{e}");
 }
 

@@ -453,7 +453,8 @@ fn a_page_of_only_unreadable_items_is_an_error() {
         &mut skipped,
         &mut Objects::new(usize::MAX),
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(
         e.starts_with("none of the 3 items on the page could be read"),
         "{e}"
@@ -474,7 +475,9 @@ fn a_page_past_the_object_limit_is_an_error() {
     let mut objects = Objects::new(3);
     let page = br#"{"items":[{"spEnterpriseId":"a"},{"spEnterpriseId":"b"}]}"#;
     parse_page(page, &mut items, &mut Skips::default(), &mut objects).unwrap();
-    let e = parse_page(page, &mut items, &mut Skips::default(), &mut objects).unwrap_err();
+    let e = parse_page(page, &mut items, &mut Skips::default(), &mut objects)
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         e,
         "more than 3 objects in one collection (limits.max_objects)"
