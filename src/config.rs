@@ -145,7 +145,7 @@ impl Default for Global {
 
 /// How to trust an upstream's TLS certificate.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct TlsConfig {
+pub(crate) struct TlsConfig {
     /// PEM bundle of extra trusted CAs, for self-signed appliances.
     pub(crate) ca_file: Option<PathBuf>,
     pub(crate) insecure_skip_verify: bool,

@@ -21,14 +21,14 @@ pub mod store;
 pub mod upstream;
 pub mod web;
 
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-pub const REVISION: &str = env!("TENANT_EXPORTER_REVISION");
+pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(crate) const REVISION: &str = env!("TENANT_EXPORTER_REVISION");
 /// Whether this build has `--demo` and the simulator (the default-on cargo feature `demo`).
-pub const DEMO_BUILT_IN: bool = cfg!(feature = "demo");
+pub(crate) const DEMO_BUILT_IN: bool = cfg!(feature = "demo");
 
 /// Locks `m`, recovering from poisoning. Every lock in the exporter guards data that stays
 /// usable after a panic elsewhere (a map, a counter, a cache), and losing all of it would
 /// hurt more than a half-made update.
-pub fn lock<T: ?Sized>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T: ?Sized>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

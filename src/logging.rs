@@ -59,7 +59,7 @@ pub fn init(level: LogLevel, format: LogFormat) {
 }
 
 /// `ts=... level=info msg="..." key=value ...`
-pub struct Logfmt;
+pub(crate) struct Logfmt;
 
 impl<S, N> FormatEvent<S, N> for Logfmt
 where

@@ -34,18 +34,18 @@ use prometheus_client::registry::Registry;
 /// text format (`# TYPE x_total counter`). Every other family is a gauge; `_info` gauges
 /// have the value 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Family {
-    pub name: &'static str,
-    pub help: &'static str,
+pub(crate) struct Family {
+    pub(crate) name: &'static str,
+    pub(crate) help: &'static str,
 }
 
 impl Family {
-    pub fn is_counter(&self) -> bool {
+    pub(crate) fn is_counter(&self) -> bool {
         self.name.ends_with("_total")
     }
 
     /// The name in OpenMetrics descriptors: without a counter's `_total`.
-    pub fn metric_name(&self) -> &'static str {
+    pub(crate) fn metric_name(&self) -> &'static str {
         if self.is_counter() {
             &self.name[..self.name.len() - "_total".len()]
         } else {
@@ -56,19 +56,19 @@ impl Family {
 
 /// Writes the samples of one family of a set for a target, with `enc.encode_family` (see
 /// [`gauge`] and [`counter`]).
-pub type Encode<S> = fn(&S, &str, &mut MetricEncoder<'_>) -> fmt::Result;
+pub(crate) type Encode<S> = fn(&S, &str, &mut MetricEncoder<'_>) -> fmt::Result;
 
 /// One entry of a source's family table: the family's name, its help and the encoder of its
 /// samples, side by side, so no index ties a name to its values. Written with non-capturing
 /// closures, the tables stay `static`.
-pub struct FamilyOf<S> {
-    pub name: &'static str,
-    pub help: &'static str,
-    pub encode: Encode<S>,
+pub(crate) struct FamilyOf<S> {
+    pub(crate) name: &'static str,
+    pub(crate) help: &'static str,
+    pub(crate) encode: Encode<S>,
 }
 
 impl<S> FamilyOf<S> {
-    pub const fn family(&self) -> Family {
+    pub(crate) const fn family(&self) -> Family {
         Family {
             name: self.name,
             help: self.help,
@@ -84,7 +84,7 @@ impl<S> fmt::Debug for FamilyOf<S> {
 
 /// A source's result type: the table of its families, in exposition order. Every `Samples`
 /// is a [`SampleSet`], the object-safe view the snapshot encodes.
-pub trait Samples: Send + Sync + fmt::Debug + Sized + 'static {
+pub(crate) trait Samples: Send + Sync + fmt::Debug + Sized + 'static {
     const FAMILIES: &'static [FamilyOf<Self>];
     /// The number of upstream objects (enterprises, customers, ...) in the set.
     fn count(&self) -> usize;
@@ -95,7 +95,7 @@ pub trait Samples: Send + Sync + fmt::Debug + Sized + 'static {
 }
 
 /// The immutable result of one successful collection of one target, as the snapshot sees
-/// it. Sources implement [`Samples`]; wrappers (the config's family selection) implement
+/// it. Sources implement `Samples`; wrappers (the config's family selection) implement
 /// this.
 pub trait SampleSet: Send + Sync + fmt::Debug + 'static {
     /// The families this set's source exposes, the same table for every set of that source.
@@ -147,33 +147,34 @@ fn family_of<S: Samples>(i: usize) -> Option<Family> {
 
 impl Table {
     /// The table of `S`.
-    pub fn of<S: Samples>() -> Table {
+    pub(crate) fn of<S: Samples>() -> Table {
         Table {
             len: S::FAMILIES.len(),
             get: family_of::<S>,
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
-    pub fn get(&self, i: usize) -> Option<Family> {
+    pub(crate) fn get(&self, i: usize) -> Option<Family> {
         (self.get)(i)
     }
 
     /// The families in exposition order.
-    pub fn iter(&self) -> impl Iterator<Item = Family> + 'static {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Family> + 'static {
         let t = *self;
         (0..t.len).filter_map(move |i| t.get(i))
     }
 
     /// The index of the family `name`.
-    pub fn position(&self, name: &str) -> Option<usize> {
+    pub(crate) fn position(&self, name: &str) -> Option<usize> {
         self.iter().position(|f| f.name == name)
     }
 }
@@ -187,11 +188,15 @@ impl fmt::Debug for Table {
 /// Writes one gauge sample of the family `enc` describes.
 /// Label values longer than this are cut (at a character boundary) and end in `…`: an
 /// upstream cannot make one series arbitrarily large.
-pub const MAX_LABEL_VALUE_BYTES: usize = 512;
+pub(crate) const MAX_LABEL_VALUE_BYTES: usize = 512;
 
 /// Writes one gauge sample of the family `enc` describes, with label values capped at
 /// [`MAX_LABEL_VALUE_BYTES`].
-pub fn gauge(enc: &mut MetricEncoder<'_>, labels: &[(&str, &str)], value: f64) -> fmt::Result {
+pub(crate) fn gauge(
+    enc: &mut MetricEncoder<'_>,
+    labels: &[(&str, &str)],
+    value: f64,
+) -> fmt::Result {
     if labels.iter().all(|(_, v)| v.len() <= MAX_LABEL_VALUE_BYTES) {
         return enc.encode_family(&labels)?.encode_gauge(&value);
     }
@@ -203,7 +208,7 @@ pub fn gauge(enc: &mut MetricEncoder<'_>, labels: &[(&str, &str)], value: f64) -
 }
 
 /// `v`, or its first [`MAX_LABEL_VALUE_BYTES`] bytes' worth of whole characters and `…`.
-pub fn cap_label_value(v: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn cap_label_value(v: &str) -> std::borrow::Cow<'_, str> {
     if v.len() <= MAX_LABEL_VALUE_BYTES {
         return v.into();
     }
@@ -215,7 +220,7 @@ pub fn cap_label_value(v: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// Writes one counter sample (named with `_total`) of the counter family `enc` describes.
-pub fn counter(
+pub(crate) fn counter(
     enc: &mut MetricEncoder<'_>,
     labels: &impl prometheus_client::encoding::EncodeLabelSet,
     value: u64,
@@ -409,7 +414,7 @@ impl Snapshot {
     }
 
     /// The uncompressed size of the cached part in `format`.
-    pub fn text_len_of(&self, format: Exposition) -> u64 {
+    pub(crate) fn text_len_of(&self, format: Exposition) -> u64 {
         self.body(format).len
     }
 
@@ -429,7 +434,7 @@ impl Snapshot {
 
     /// A complete gzip body in `format`: the cached part followed by `tail`, which must be
     /// in the same format.
-    pub fn gzip_of(&self, format: Exposition, tail: &str) -> Vec<Bytes> {
+    pub(crate) fn gzip_of(&self, format: Exposition, tail: &str) -> Vec<Bytes> {
         let body = self.body(format);
         let mut enc = DeflateEncoder::new(Vec::with_capacity(tail.len() / 4 + 64), TAIL_LEVEL);
         // Writing into a Vec cannot fail.
@@ -454,7 +459,8 @@ impl Snapshot {
     }
 
     /// The cached part as OpenMetrics text, decompressed in chunks of about `chunk` bytes.
-    pub fn text_chunks(
+    #[cfg(test)]
+    pub(crate) fn text_chunks(
         &self,
         chunk: usize,
     ) -> impl Iterator<Item = std::io::Result<Bytes>> + Send + 'static {
@@ -462,7 +468,7 @@ impl Snapshot {
     }
 
     /// The cached part as text in `format`, decompressed in chunks of about `chunk` bytes.
-    pub fn text_chunks_of(
+    pub(crate) fn text_chunks_of(
         &self,
         format: Exposition,
         chunk: usize,

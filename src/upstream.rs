@@ -159,7 +159,7 @@ pub(crate) fn decide(
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
+pub(crate) enum UpstreamError {
     #[error("{method} {url}: HTTP {status}{}{}", fmt_message(.message), fmt_tracking(.tracking_id))]
     Status {
         method: Method,
@@ -188,7 +188,7 @@ pub enum UpstreamError {
 
 /// What went wrong below HTTP, decided where the reqwest error is described.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransportKind {
+pub(crate) enum TransportKind {
     Timeout,
     Connect,
     /// Reading or decoding the response body.
@@ -416,7 +416,7 @@ pub(crate) struct SendOptions<'a> {
 
 /// Who a request is for: labels its self-metrics and bounds its retries.
 #[derive(Debug, Clone)]
-pub struct RequestCtx {
+pub(crate) struct RequestCtx {
     pub(crate) collector: &'static str,
     pub(crate) target: String,
     /// No retry is started that would end after this instant.

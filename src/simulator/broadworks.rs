@@ -16,7 +16,7 @@ fn mix(a: u64, b: u64) -> u64 {
 
 /// The enterprise's identifier. Index 0 carries the characters that need escaping in the
 /// exposition, as real customer names do.
-pub fn sp_enterprise_id(i: usize) -> String {
+pub(crate) fn sp_enterprise_id(i: usize) -> String {
     if i == 0 {
         "Reseller1+\"Zürich\" Ost\\Süd".to_string()
     } else {
@@ -49,7 +49,7 @@ fn ts(t: SystemTime) -> String {
 }
 
 /// The enterprise as the Webex API shows it at `now`.
-pub fn enterprise_json(state: &SimState, i: usize, now: SystemTime) -> String {
+pub(crate) fn enterprise_json(state: &SimState, i: usize, now: SystemTime) -> String {
     let h = mix(i as u64, 1);
     let id = format!("Y2lzY29zcGFyazovL3VzL0VOVEVSUFJJU0Uv{:016x}", h);
     let org_id = format!(

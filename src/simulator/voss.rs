@@ -25,7 +25,7 @@ use super::{apply_fault, garble, RequestKind, SimState, Simulator};
 /// `demo-voss-secret`), so tests can look for leaks of any of them.
 pub const SECRET_MARKER: &str = "ZGVtby12b3NzLXNlY3JldA";
 /// `limit` when a request has none (unconfirmed for the real API).
-pub const DEFAULT_LIMIT: usize = 50;
+pub(crate) const DEFAULT_LIMIT: usize = 50;
 
 #[derive(Debug, Clone)]
 pub struct VossOptions {

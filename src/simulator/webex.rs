@@ -18,7 +18,7 @@ use super::{
 };
 
 /// Person ids starting with this answer like a Partner Full Admin.
-pub const FULL_ADMIN_PREFIX: &str = "FULL-ADMIN";
+pub(crate) const FULL_ADMIN_PREFIX: &str = "FULL-ADMIN";
 
 pub(crate) struct WebexState {
     tokens: Mutex<Tokens>,

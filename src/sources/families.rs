@@ -14,7 +14,7 @@ use crate::sources::{commvault, voss, webex, Collect, CollectError, Collected};
 use crate::upstream::{Client, RequestCtx};
 
 /// Every source's families, by collector: the names a `metrics:` list may use.
-pub fn tables() -> Vec<(&'static str, Table)> {
+pub(crate) fn tables() -> Vec<(&'static str, Table)> {
     [
         &webex::families()[..],
         &voss::families()[..],
@@ -24,7 +24,7 @@ pub fn tables() -> Vec<(&'static str, Table)> {
 }
 
 /// The collector exposing the family `name`, if any.
-pub fn collector_of(name: &str) -> Option<&'static str> {
+pub(crate) fn collector_of(name: &str) -> Option<&'static str> {
     tables()
         .into_iter()
         .find(|(_, families)| families.iter().any(|f| f.name == name))
@@ -32,7 +32,7 @@ pub fn collector_of(name: &str) -> Option<&'static str> {
 }
 
 /// Whether a family is exposed when the config says nothing about it.
-pub fn enabled_by_default(name: &str) -> bool {
+pub(crate) fn enabled_by_default(name: &str) -> bool {
     !broadworks::OPT_IN.contains(&name)
 }
 
@@ -49,7 +49,7 @@ impl FamilySelection {
         FamilySelection { overrides }
     }
 
-    pub fn selects(&self, name: &str) -> bool {
+    pub(crate) fn selects(&self, name: &str) -> bool {
         self.overrides
             .iter()
             .rev()
@@ -127,7 +127,7 @@ impl Collect for SelectFamilies {
 }
 
 /// `inner`, exposing the families `selection` selects.
-pub fn select(inner: Arc<dyn Collect>, selection: &FamilySelection) -> Arc<dyn Collect> {
+pub(crate) fn select(inner: Arc<dyn Collect>, selection: &FamilySelection) -> Arc<dyn Collect> {
     Arc::new(SelectFamilies {
         inner,
         selection: selection.clone(),

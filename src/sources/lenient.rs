@@ -75,7 +75,12 @@ pub(crate) enum Count {
 
 impl Count {
     /// The value, noting an unusable one in `skips` under `field`.
-    pub fn take(self, skips: &mut Skips, who: &dyn fmt::Display, field: &str) -> Option<f64> {
+    pub(crate) fn take(
+        self,
+        skips: &mut Skips,
+        who: &dyn fmt::Display,
+        field: &str,
+    ) -> Option<f64> {
         match self {
             Count::Absent => None,
             Count::Valid(v) => Some(v),
@@ -113,7 +118,7 @@ impl Skips {
         }
     }
 
-    pub fn push(&mut self, s: Skipped) {
+    pub(crate) fn push(&mut self, s: Skipped) {
         self.note(|| s.what);
     }
 
@@ -127,11 +132,12 @@ impl Skips {
     }
 
     /// The described examples, at most a few.
-    pub fn iter(&self) -> std::slice::Iter<'_, Skipped> {
+    #[cfg(test)]
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, Skipped> {
         self.examples.iter()
     }
 
-    pub fn first(&self) -> Option<&Skipped> {
+    pub(crate) fn first(&self) -> Option<&Skipped> {
         self.examples.first()
     }
 
@@ -259,7 +265,7 @@ impl<'de, Stop: fmt::Display> Visitor<'de> for ItemsSeed<'_, 'de, Stop> {
 
 /// The first element of a list, the rest skipped without being kept.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct First<T>(pub Option<T>);
+pub(crate) struct First<T>(pub(crate) Option<T>);
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for First<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -283,7 +289,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for First<T> {
 }
 
 /// `deserialize_with` adapters for optional fields (use with `#[serde(default)]`).
-pub mod de {
+pub(crate) mod de {
     use super::*;
 
     /// A nested object or list read on its own: when it cannot be read as `T` it is absent,

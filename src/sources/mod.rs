@@ -14,12 +14,12 @@ use crate::upstream::{Client, RequestCtx, UpstreamError};
 pub mod commvault;
 pub mod families;
 pub mod lenient;
-pub mod token_file;
+pub(crate) mod token_file;
 pub mod voss;
 pub mod webex;
 
 #[derive(Debug, thiserror::Error)]
-pub enum CollectError {
+pub(crate) enum CollectError {
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error("{0}")]
@@ -44,7 +44,7 @@ macro_rules! help {
 pub(crate) use help;
 
 /// The result of a collection that produced samples.
-pub struct Collected {
+pub(crate) struct Collected {
     pub(crate) samples: Arc<dyn SampleSet>,
     /// Parts that failed while the rest succeeded (one admin, one organization). When not
     /// empty, the samples are published but the collection counts as failed.
@@ -61,7 +61,7 @@ impl Collected {
 }
 
 /// One collector polling one target.
-pub trait Collect: Send + Sync + 'static {
+pub(crate) trait Collect: Send + Sync + 'static {
     fn collect<'a>(
         &'a self,
         client: &'a Client,

@@ -10,14 +10,14 @@ use crate::config::Secret;
 
 /// Why a token file gives no token.
 #[derive(Debug, thiserror::Error)]
-pub enum TokenFileError {
+pub(crate) enum TokenFileError {
     #[error("refresh token file {} is empty", .0.display())]
     Empty(PathBuf),
     #[error("cannot read refresh token file {}: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },
 }
 
-pub fn read_token_file(path: &Path) -> Result<Secret, TokenFileError> {
+pub(crate) fn read_token_file(path: &Path) -> Result<Secret, TokenFileError> {
     match std::fs::read_to_string(path) {
         Ok(s) if !s.trim().is_empty() => Ok(Secret::new(s.trim())),
         Ok(_) => Err(TokenFileError::Empty(path.to_path_buf())),
@@ -30,7 +30,7 @@ pub fn read_token_file(path: &Path) -> Result<Secret, TokenFileError> {
 
 /// The steps of `write_token_file`, for tests that stop it part-way, as a crash would.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     TempCreated,
     TempWritten,
     TempSynced,
@@ -41,7 +41,7 @@ pub enum Step {
 /// (mode 0600), fsync it, rename it over `path`, fsync the directory. At every point the file
 /// holds either the old token or the new one, whole. `after` runs after each step; an error
 /// from it stops the write there.
-pub fn write_token_file(
+pub(crate) fn write_token_file(
     path: &Path,
     token: &str,
     after: &mut dyn FnMut(Step) -> io::Result<()>,

@@ -61,7 +61,7 @@ const SCRUB_MEMORY: usize = 16;
 
 const AUTHTOKEN: HeaderName = HeaderName::from_static("authtoken");
 
-pub struct Session {
+pub(crate) struct Session {
     inner: Arc<Inner>,
     state: Arc<tokio::sync::Mutex<State>>,
 }

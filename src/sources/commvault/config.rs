@@ -15,28 +15,28 @@ use crate::sources::families::FamilySelection;
 const DEFAULT_COMMVAULT_CONCURRENCY: usize = 4;
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct CommvaultTarget {
-    pub name: String,
-    pub base_url: Url,
-    pub credentials: CommvaultCredentials,
+pub(crate) struct CommvaultTarget {
+    pub(crate) name: String,
+    pub(crate) base_url: Url,
+    pub(crate) credentials: CommvaultCredentials,
     /// Sent at `Login` and `RenewLoginToken`: the CommServe renews a session only for the
     /// device that opened it.
-    pub device_id: String,
+    pub(crate) device_id: String,
     /// `None` means every organization the account sees.
-    pub organizations: Option<Vec<u64>>,
-    pub interval: Duration,
+    pub(crate) organizations: Option<Vec<u64>>,
+    pub(crate) interval: Duration,
     /// Organization detail requests in flight at once.
-    pub concurrency: usize,
-    pub tls: TlsConfig,
+    pub(crate) concurrency: usize,
+    pub(crate) tls: TlsConfig,
     /// An organization whose details keep failing is dropped after this long (global).
-    pub stale_after: Duration,
+    pub(crate) stale_after: Duration,
     /// The metric families this target exposes (`metrics:`).
-    pub metrics: FamilySelection,
+    pub(crate) metrics: FamilySelection,
 }
 
 /// How the exporter gets a Commvault session.
 #[derive(Debug, Clone, PartialEq)]
-pub enum CommvaultCredentials {
+pub(crate) enum CommvaultCredentials {
     /// `POST /Login` with the user's password.
     Password { username: String, password: Secret },
     /// An API access token (Commvault Cloud, SSO- or MFA-only accounts), sent in `Authtoken`.

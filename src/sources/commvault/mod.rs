@@ -16,7 +16,7 @@ use crate::sources::{lenient, Collect, Job};
 use crate::upstream::sanitize;
 
 pub mod auth;
-pub mod config;
+pub(crate) mod config;
 pub mod organizations;
 
 use config::CommvaultTarget;

@@ -134,41 +134,41 @@ static FAMILIES: [FamilyOf<OrganizationSet>; 13] = [
 /// One organization, reduced to what the metrics need.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Organization {
-    pub id: u64,
+    pub(crate) id: u64,
     /// `shortName.domainName`.
-    pub name: Box<str>,
-    pub description: Box<str>,
+    pub(crate) name: Box<str>,
+    pub(crate) description: Box<str>,
     /// `connectName`, the company name a NOC searches by.
-    pub company: Box<str>,
+    pub(crate) company: Box<str>,
     /// False when the organization is disabled or deactivated (backup, restore or login
     /// disabled).
-    pub enabled: Option<bool>,
+    pub(crate) enabled: Option<bool>,
     /// users, devices, physical devices, servers, VMs, hypervisors, machines, misc machines.
-    pub counts: [Option<f64>; 8],
-    pub created: Option<f64>,
+    pub(crate) counts: [Option<f64>; 8],
+    pub(crate) created: Option<f64>,
     /// Unix time the details were read.
-    pub read_at: f64,
+    pub(crate) read_at: f64,
 }
 
 /// An organization as the list (or the config) names it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listed {
-    pub id: u64,
-    pub name: Option<Box<str>>,
-    pub company: Option<Box<str>>,
-    pub enabled: Option<bool>,
+    pub(crate) id: u64,
+    pub(crate) name: Option<Box<str>>,
+    pub(crate) company: Option<Box<str>>,
+    pub(crate) enabled: Option<bool>,
 }
 
 /// One collection's organizations, by id.
 #[derive(Debug, Default)]
-pub struct OrganizationSet {
+pub(crate) struct OrganizationSet {
     /// Organizations listed upstream (or configured), whether or not their details were read.
-    pub listed: usize,
-    pub items: Vec<Arc<Organization>>,
+    pub(crate) listed: usize,
+    pub(crate) items: Vec<Arc<Organization>>,
 }
 
 impl OrganizationSet {
-    pub fn new(listed: usize, mut items: Vec<Arc<Organization>>) -> Self {
+    pub(crate) fn new(listed: usize, mut items: Vec<Arc<Organization>>) -> Self {
         items.sort_by_key(|o| o.id);
         items.dedup_by_key(|o| o.id);
         OrganizationSet { listed, items }
@@ -234,7 +234,7 @@ pub fn parse_list(body: &[u8]) -> Result<(Vec<Listed>, Skips), PayloadError> {
 
 /// [`parse_list`] counting the providers against the collection's object limit. The list is
 /// read element by element, so its memory is the body plus the organizations kept.
-pub fn parse_list_limited(
+pub(crate) fn parse_list_limited(
     body: &[u8],
     objects: &mut Objects,
 ) -> Result<(Vec<Listed>, Skips), PayloadError> {
@@ -412,7 +412,7 @@ pub fn parse_organization(id: u64, body: &[u8]) -> Result<Organization, PayloadE
 }
 
 /// [`parse_organization`], counting unusable values (a negative count) in `skipped`.
-pub fn parse_organization_with(
+pub(crate) fn parse_organization_with(
     id: u64,
     body: &[u8],
     skipped: &mut Skips,
@@ -560,7 +560,7 @@ fn summarize(failures: &[String]) -> Vec<String> {
 }
 
 /// Polls one Commvault target's organizations.
-pub struct Organizations {
+pub(crate) struct Organizations {
     base_url: Url,
     /// Configured ids; `None` lists every organization.
     ids: Option<Vec<u64>>,
@@ -571,7 +571,7 @@ pub struct Organizations {
 }
 
 impl Organizations {
-    pub fn new(
+    pub(crate) fn new(
         base_url: Url,
         ids: Option<Vec<u64>>,
         concurrency: usize,

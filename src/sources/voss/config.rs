@@ -15,18 +15,18 @@ const DEFAULT_VOSS_PAGE_SIZE: u32 = 500;
 const MAX_VOSS_PAGE_SIZE: u32 = 2000;
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct VossTarget {
-    pub name: String,
-    pub base_url: Url,
-    pub username: String,
-    pub password: Secret,
+pub(crate) struct VossTarget {
+    pub(crate) name: String,
+    pub(crate) base_url: Url,
+    pub(crate) username: String,
+    pub(crate) password: Secret,
     /// Dotted hierarchy path or pkid.
-    pub hierarchy: String,
-    pub page_size: u32,
-    pub interval: Duration,
-    pub tls: TlsConfig,
+    pub(crate) hierarchy: String,
+    pub(crate) page_size: u32,
+    pub(crate) interval: Duration,
+    pub(crate) tls: TlsConfig,
     /// The metric families this target exposes (`metrics:`).
-    pub metrics: FamilySelection,
+    pub(crate) metrics: FamilySelection,
 }
 
 #[derive(Deserialize)]

@@ -6,7 +6,7 @@ use crate::snapshot::{SampleSet as _, Table};
 use crate::sources::families::select;
 use crate::sources::{Collect, Job};
 
-pub mod config;
+pub(crate) mod config;
 pub mod spark_customers;
 
 use config::VossTarget;

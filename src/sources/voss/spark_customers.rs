@@ -24,7 +24,7 @@ use url::Url;
 use super::COLLECTOR;
 use crate::config::Secret;
 use crate::snapshot::{gauge, FamilyOf, Samples};
-pub use crate::sources::lenient::{Skipped, Skips};
+pub(crate) use crate::sources::lenient::{Skipped, Skips};
 use crate::sources::voss::config::VossTarget;
 use crate::sources::{
     help, lenient, parse_timestamp, Collect, CollectError, Collected, Objects, PayloadError,
@@ -96,26 +96,26 @@ static FAMILIES: [FamilyOf<SparkCustomerSet>; 5] = [
 #[derive(Debug, Clone, PartialEq)]
 pub struct Customer {
     /// `resources[].pkid`.
-    pub pkid: Box<str>,
+    pub(crate) pkid: Box<str>,
     /// `data.hierarchy_path`, dotted.
-    pub hierarchy: Box<str>,
+    pub(crate) hierarchy: Box<str>,
     /// `data.name`.
-    pub name: Box<str>,
-    pub account_number: Box<str>,
-    pub access_token_expiry: Option<f64>,
-    pub refresh_token_expiry: Option<f64>,
-    pub dirsync_enabled: Option<bool>,
+    pub(crate) name: Box<str>,
+    pub(crate) account_number: Box<str>,
+    pub(crate) access_token_expiry: Option<f64>,
+    pub(crate) refresh_token_expiry: Option<f64>,
+    pub(crate) dirsync_enabled: Option<bool>,
 }
 
 /// What one page said about paging.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageInfo {
     /// Resources on the page, readable or not: what `skip` advances by.
-    pub received: usize,
+    pub(crate) received: usize,
     /// `pagination.total`.
-    pub total: Option<u64>,
+    pub(crate) total: Option<u64>,
     /// `pagination.limit`, the page size the server applied.
-    pub limit: Option<u64>,
+    pub(crate) limit: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -341,9 +341,9 @@ fn is_blank(v: &Value) -> bool {
 
 /// The customers of one collection, ready to encode.
 #[derive(Debug, Default)]
-pub struct SparkCustomerSet {
+pub(crate) struct SparkCustomerSet {
     /// Sorted by hierarchy, name; at most one per (hierarchy, name).
-    pub customers: Vec<Customer>,
+    pub(crate) customers: Vec<Customer>,
 }
 
 impl SparkCustomerSet {
@@ -351,7 +351,7 @@ impl SparkCustomerSet {
     /// list changes) is kept once. Two customers with the same hierarchy and name would give
     /// the same series: the one with the lowest pkid is kept, whatever the upstream order,
     /// and the other is reported.
-    pub fn new(mut items: Vec<Customer>, skipped: &mut Skips) -> SparkCustomerSet {
+    pub(crate) fn new(mut items: Vec<Customer>, skipped: &mut Skips) -> SparkCustomerSet {
         let mut seen: HashSet<Box<str>> = HashSet::with_capacity(items.len());
         items.retain(|c| seen.insert(c.pkid.clone()));
         items.sort_by(|a, b| {
@@ -410,7 +410,11 @@ impl SparkCustomerSet {
 /// Where the page after the one read at `skip` starts, or `None` when that was the last:
 /// paging goes on until `pagination.total` resources have been received. Without a total,
 /// a short page is the last one.
-pub fn next_skip(skip: u64, page: PageInfo, page_size: u32) -> Result<Option<u64>, PayloadError> {
+pub(crate) fn next_skip(
+    skip: u64,
+    page: PageInfo,
+    page_size: u32,
+) -> Result<Option<u64>, PayloadError> {
     let next = skip + page.received as u64;
     match page.total {
         Some(total) if next >= total => Ok(None),
@@ -430,7 +434,7 @@ pub fn next_skip(skip: u64, page: PageInfo, page_size: u32) -> Result<Option<u64
 }
 
 /// Polls one VOSS target's SparkCustomers.
-pub struct SparkCustomers {
+pub(crate) struct SparkCustomers {
     target: String,
     list_url: Url,
     username: String,
@@ -454,7 +458,7 @@ impl fmt::Debug for SparkCustomers {
 
 /// The `Authorization` value for HTTP Basic auth (RFC 7617, UTF-8), marked sensitive so
 /// it is left out of `Debug` output and HPACK tables.
-pub fn basic_authorization(username: &str, password: &Secret) -> HeaderValue {
+pub(crate) fn basic_authorization(username: &str, password: &Secret) -> HeaderValue {
     let encoded = base64::engine::general_purpose::STANDARD
         .encode(format!("{username}:{}", password.expose()));
     let mut v = HeaderValue::from_str(&format!("Basic {encoded}"))
@@ -464,7 +468,7 @@ pub fn basic_authorization(username: &str, password: &Secret) -> HeaderValue {
 }
 
 impl SparkCustomers {
-    pub fn new(t: &VossTarget) -> Self {
+    pub(crate) fn new(t: &VossTarget) -> Self {
         let mut list_url = t.base_url.clone();
         let path = format!("{}/{LIST_PATH}", t.base_url.path().trim_end_matches('/'));
         list_url.set_path(&path);
@@ -480,7 +484,7 @@ impl SparkCustomers {
         }
     }
 
-    pub fn page_url(&self, skip: u64) -> Url {
+    pub(crate) fn page_url(&self, skip: u64) -> Url {
         let mut url = self.list_url.clone();
         url.query_pairs_mut()
             .append_pair("hierarchy", &self.hierarchy)
@@ -504,7 +508,7 @@ impl SparkCustomers {
     }
 
     /// Says plainly what a 401 or 403 means; other errors pass through.
-    pub fn upstream_error(&self, e: UpstreamError) -> CollectError {
+    pub(crate) fn upstream_error(&self, e: UpstreamError) -> CollectError {
         let UpstreamError::Status {
             status: status @ (401 | 403),
             url,

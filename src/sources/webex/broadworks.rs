@@ -20,10 +20,10 @@ use crate::sources::{
 };
 use crate::upstream::{display_url, Client, RequestCtx};
 
-pub const COLLECTOR: &str = "webex_broadworks";
+pub(crate) const COLLECTOR: &str = "webex_broadworks";
 
 /// Statuses always exposed (0 unless current); any other upstream value is passed through.
-pub const KNOWN_STATUSES: [&str; 4] = ["COMPLETE", "IN_PROGRESS", "NOT_SYNCED", "FAILED"];
+pub(crate) const KNOWN_STATUSES: [&str; 4] = ["COMPLETE", "IN_PROGRESS", "NOT_SYNCED", "FAILED"];
 
 const CHANGE_KINDS: [(&str, &str); 12] = [
     ("user", "added"),
@@ -247,7 +247,7 @@ const DESCRIPTION_MAX: usize = 200;
 
 /// One enterprise, reduced to what the metrics need. About 100,000 of them can be held
 /// per target, so the layout is compact: times are `f64` with NaN for "absent", and the 16
-/// counts whole numbers in 4 bytes each (see [`Counts`]).
+/// counts whole numbers in 4 bytes each (see `Counts`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Enterprise {
     /// Shared with the collector's `SyncTracker`, which keys its counts by it.
@@ -266,7 +266,7 @@ pub struct Enterprise {
     times: Times,
     counts: Counts,
     /// Counted syncs: successful, failed. Set by the collector's `SyncTracker`.
-    pub syncs: [u64; 2],
+    pub(crate) syncs: [u64; 2],
     /// Errors of the last attempt, duplicates included.
     pub error_count: u32,
     pub sync_enabled: Option<bool>,
@@ -434,7 +434,7 @@ enum SyncKey {
 pub struct Enterprises {
     pub items: Vec<Enterprise>,
     /// Changes of the counted syncs per `CHANGE_KINDS`, summed over enterprises.
-    pub changes_total: [u64; 12],
+    pub(crate) changes_total: [u64; 12],
 }
 
 use crate::sources::lenient::Count;
@@ -712,7 +712,7 @@ impl Enterprises {
 /// Counts directory syncs across collections: the last sync seen per enterprise, and what
 /// has been counted so far.
 #[derive(Debug, Default)]
-pub struct SyncTracker {
+pub(crate) struct SyncTracker {
     enterprises: std::collections::HashMap<Arc<str>, Tracked>,
     changes: [u64; 12],
 }
@@ -728,7 +728,7 @@ impl SyncTracker {
     /// `set`. An enterprise seen for the first time starts at 0 with its current sync taken
     /// as already seen, so a restart never invents syncs; an IN_PROGRESS sync is counted
     /// once it has finished. Enterprises that left the list are forgotten.
-    pub fn observe(&mut self, set: &mut Enterprises) {
+    pub(crate) fn observe(&mut self, set: &mut Enterprises) {
         let mut next = std::collections::HashMap::with_capacity(set.items.len());
         for e in &mut set.items {
             let key = e.sync_key();
@@ -896,15 +896,15 @@ impl Enterprises {
 }
 
 /// Polls one Webex target's BroadWorks enterprises.
-pub struct Broadworks {
-    pub base_url: Url,
-    pub auth: Arc<WebexAuth>,
-    pub config: BroadworksConfig,
+pub(crate) struct Broadworks {
+    pub(crate) base_url: Url,
+    pub(crate) auth: Arc<WebexAuth>,
+    pub(crate) config: BroadworksConfig,
     syncs: std::sync::Mutex<SyncTracker>,
 }
 
 impl Broadworks {
-    pub fn new(base_url: Url, auth: Arc<WebexAuth>, config: BroadworksConfig) -> Broadworks {
+    pub(crate) fn new(base_url: Url, auth: Arc<WebexAuth>, config: BroadworksConfig) -> Broadworks {
         Broadworks {
             base_url,
             auth,

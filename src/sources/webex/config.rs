@@ -11,25 +11,25 @@ use crate::config::check::{dir_accepts_new_files, Checker, Context};
 use crate::config::{RawMetrics, Secret, TlsConfig};
 use crate::sources::families::FamilySelection;
 
-pub const DEFAULT_WEBEX_BASE_URL: &str = "https://webexapis.com/v1";
+pub(crate) const DEFAULT_WEBEX_BASE_URL: &str = "https://webexapis.com/v1";
 /// The Webex API returns at most 1000 enterprises a page.
 const MAX_BROADWORKS_PAGE_SIZE: u32 = 1000;
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct WebexTarget {
-    pub name: String,
-    pub base_url: Url,
+pub(crate) struct WebexTarget {
+    pub(crate) name: String,
+    pub(crate) base_url: Url,
     /// Extra trusted CAs (a TLS-inspecting proxy) and the proxy to go through.
-    pub tls: TlsConfig,
-    pub credentials: WebexCredentials,
-    pub broadworks: Option<BroadworksConfig>,
-    pub managed_orgs: Option<ManagedOrgsConfig>,
+    pub(crate) tls: TlsConfig,
+    pub(crate) credentials: WebexCredentials,
+    pub(crate) broadworks: Option<BroadworksConfig>,
+    pub(crate) managed_orgs: Option<ManagedOrgsConfig>,
     /// The metric families this target exposes (`metrics:`).
-    pub metrics: FamilySelection,
+    pub(crate) metrics: FamilySelection,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum WebexCredentials {
+pub(crate) enum WebexCredentials {
     /// A personal or bot access token, used as it is.
     AccessToken(Secret),
     /// An integration's refresh token, rotated and persisted by the exporter.
@@ -37,31 +37,31 @@ pub enum WebexCredentials {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct OAuthConfig {
-    pub client_id: String,
-    pub client_secret: Secret,
+pub(crate) struct OAuthConfig {
+    pub(crate) client_id: String,
+    pub(crate) client_secret: Secret,
     /// Holds the current refresh token; rewritten atomically when Webex rotates it.
-    pub refresh_token_file: PathBuf,
+    pub(crate) refresh_token_file: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct BroadworksConfig {
-    pub starts_with: Option<String>,
-    pub interval: Duration,
-    pub page_size: u32,
+pub(crate) struct BroadworksConfig {
+    pub(crate) starts_with: Option<String>,
+    pub(crate) interval: Duration,
+    pub(crate) page_size: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct ManagedOrgsConfig {
-    pub admins: Vec<Admin>,
-    pub interval: Duration,
+pub(crate) struct ManagedOrgsConfig {
+    pub(crate) admins: Vec<Admin>,
+    pub(crate) interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Admin {
+pub(crate) struct Admin {
     /// The `admin` label.
-    pub name: String,
-    pub person_id: String,
+    pub(crate) name: String,
+    pub(crate) person_id: String,
 }
 
 #[derive(Deserialize)]

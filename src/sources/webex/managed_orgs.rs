@@ -19,7 +19,7 @@ use crate::sources::webex::config::Admin;
 use crate::sources::{help, Collect, CollectError, Collected, PayloadError};
 use crate::upstream::{display_url, sanitize, Client, RequestCtx, UpstreamError};
 
-pub const COLLECTOR: &str = "webex_managed_orgs";
+pub(crate) const COLLECTOR: &str = "webex_managed_orgs";
 const MAX_PAGES: usize = 1000;
 
 static FAMILIES: [FamilyOf<ManagedOrgSet>; 3] = [
@@ -61,23 +61,23 @@ static FAMILIES: [FamilyOf<ManagedOrgSet>; 3] = [
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Org {
-    pub org_id: Box<str>,
-    pub role: Box<str>,
+    pub(crate) org_id: Box<str>,
+    pub(crate) role: Box<str>,
 }
 
 /// One admin's orgs as last read.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AdminOrgs {
-    pub admin: Box<str>,
-    pub orgs: Vec<Org>,
+pub(crate) struct AdminOrgs {
+    pub(crate) admin: Box<str>,
+    pub(crate) orgs: Vec<Org>,
     /// Unix time of the read.
-    pub read_at: f64,
+    pub(crate) read_at: f64,
 }
 
 /// Orgs per admin, in config order.
 #[derive(Debug, Default)]
-pub struct ManagedOrgSet {
-    pub admins: Vec<AdminOrgs>,
+pub(crate) struct ManagedOrgSet {
+    pub(crate) admins: Vec<AdminOrgs>,
 }
 
 impl Samples for ManagedOrgSet {
@@ -145,10 +145,10 @@ fn is_full_admin_error(e: &CollectError) -> bool {
         if m.to_ascii_lowercase().contains("access to all customers"))
 }
 
-pub struct ManagedOrgs {
-    pub base_url: Url,
-    pub auth: Arc<WebexAuth>,
-    pub admins: Vec<Admin>,
+pub(crate) struct ManagedOrgs {
+    pub(crate) base_url: Url,
+    pub(crate) auth: Arc<WebexAuth>,
+    pub(crate) admins: Vec<Admin>,
     /// How long an admin's last good orgs are served while its requests fail.
     stale_after: Duration,
     /// The last good orgs of each admin, and when they were read.
@@ -156,7 +156,7 @@ pub struct ManagedOrgs {
 }
 
 impl ManagedOrgs {
-    pub fn new(base_url: Url, auth: Arc<WebexAuth>, admins: Vec<Admin>) -> Self {
+    pub(crate) fn new(base_url: Url, auth: Arc<WebexAuth>, admins: Vec<Admin>) -> Self {
         ManagedOrgs {
             base_url,
             auth,
@@ -167,7 +167,7 @@ impl ManagedOrgs {
     }
 
     /// Serves an admin's last good orgs for at most `stale_after` while its requests fail.
-    pub fn with_stale_after(mut self, stale_after: Duration) -> Self {
+    pub(crate) fn with_stale_after(mut self, stale_after: Duration) -> Self {
         self.stale_after = stale_after;
         self
     }

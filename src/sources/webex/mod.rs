@@ -16,9 +16,9 @@ use crate::upstream::{
 };
 
 pub mod broadworks;
-pub mod config;
+pub(crate) mod config;
 pub mod managed_orgs;
-pub mod oauth;
+pub(crate) mod oauth;
 
 use config::{WebexCredentials, WebexTarget};
 
@@ -92,7 +92,7 @@ pub(crate) fn jobs(w: &WebexTarget, global: &Global, metrics: &Arc<SelfMetrics>)
 
 /// How requests to one Webex target authenticate: a static bearer token, or an OAuth
 /// integration whose tokens the exporter refreshes. One per target, shared by its collectors.
-pub struct WebexAuth {
+pub(crate) struct WebexAuth {
     kind: AuthKind,
 }
 

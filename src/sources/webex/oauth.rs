@@ -15,7 +15,7 @@ use url::Url;
 
 use crate::config::Secret;
 use crate::metrics::{credential_labels, SelfMetrics};
-pub use crate::sources::token_file::{read_token_file, write_token_file, Step};
+pub(crate) use crate::sources::token_file::{read_token_file, write_token_file};
 use crate::sources::webex::config::OAuthConfig;
 use crate::sources::CollectError;
 use crate::upstream::{Client, Request, RequestCtx};
