@@ -3,6 +3,7 @@
 //! tests of the parsers, and the README's examples checked against the code.
 //!
 //! Run a part with a module path: `cargo test --locked --test it voss::`.
+#![cfg(feature = "demo")] // they run the binary against the simulator
 
 mod common;
 
